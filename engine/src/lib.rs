@@ -1,1 +1,261 @@
-//! engine
+//! # pcap-analyzer engine
+//!
+//! One pass over a capture, streaming, in bounded memory:
+//!
+//! ```text
+//! impl Read ─> capture::CaptureReader ─> decode::decode ─> tcp::TcpTracker ─┬─> analyzers (registry)
+//!   (pcap / pcapng / gzip)   (frames)      (Packet)         (stream, flags)  └─> Report (JSON/HTML/CSV)
+//! ```
+//!
+//! The reader yields frames from any [`std::io::Read`] (a file, an S3 body, a gzip stream);
+//! decoding never fails (what cannot be decoded is counted); the TCP tracker assigns
+//! Wireshark-compatible stream numbers and `tcp.analysis` flags; each analysis in
+//! [`analyzers::registry`] sees every packet once and fills its typed section of [`Report`].
+//!
+//! ```
+//! let capture = engine::sample::sample_capture();
+//! let report = engine::analyze(&capture[..], &engine::Config::default(), &engine::Options::default())
+//!     .expect("a valid capture");
+//! assert_eq!(report.metadata.total_packets, capture_packets());
+//! # fn capture_packets() -> u64 { engine::sample::SAMPLE_PACKETS }
+//! ```
+#![deny(unsafe_code)]
+
+pub mod analyzers;
+pub mod capture;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod report;
+pub mod sample;
+pub mod stats;
+pub mod tcp;
+pub mod time;
+
+use std::io::Read;
+
+use analyzers::{Finish, Layer4, PacketMeta};
+pub use config::Config;
+use decode::{Network, Transport};
+pub use error::Error;
+use flow::{FastMap, FlowKey};
+pub use report::Report;
+
+/// Version of the JSON report layout; bumped when a field changes meaning or is removed.
+pub const SCHEMA_VERSION: &str = "1.0";
+
+/// How an analysis is run (the CLI flags that are not thresholds).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `-l/--latency`: gap threshold in seconds; when set, replaces the per-protocol defaults.
+    pub latency: Option<f64>,
+    /// Security detectors also look at 127.0.0.0/8 and ::1.
+    pub include_localhost: bool,
+    /// Name shown in the report (`metadata.pcap_file`).
+    pub file_name: String,
+    /// Size of the input in bytes, when known (for progress).
+    pub file_size: Option<u64>,
+}
+
+/// Analyzes a whole capture.
+pub fn analyze<R: Read + Send>(
+    input: R,
+    config: &Config,
+    options: &Options,
+) -> Result<Report, Error> {
+    analyze_with_progress(input, config, options, |_| {})
+}
+
+/// Analyzes a whole capture, calling `progress` with the number of bytes read so far (at most
+/// every 64 frames).
+pub fn analyze_with_progress<R: Read + Send>(
+    input: R,
+    config: &Config,
+    options: &Options,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, Error> {
+    let started = std::time::Instant::now();
+    let reader = capture::CaptureReader::new(input)?;
+    let mut core = Core::new(config, options);
+    let read = reader.for_each_frame(|frame, pos| {
+        core.frame(frame);
+        if frame.number % 64 == 0 {
+            progress(pos);
+        }
+    })?;
+    progress(read.bytes_read);
+    Ok(core.finish(read, started.elapsed()))
+}
+
+/// The per-packet pipeline shared by every analysis.
+struct Core<'a> {
+    config: &'a Config,
+    options: &'a Options,
+    analyzers: Vec<Box<dyn analyzers::Analyzer>>,
+    tcp: tcp::TcpTracker,
+    fragments: Fragments,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+    undecoded: u64,
+    link_types: Vec<u32>,
+}
+
+impl<'a> Core<'a> {
+    fn new(config: &'a Config, options: &'a Options) -> Self {
+        Core {
+            config,
+            options,
+            analyzers: analyzers::registry(config, options),
+            tcp: tcp::TcpTracker::default(),
+            fragments: Fragments::default(),
+            first_ts: None,
+            last_ts: None,
+            undecoded: 0,
+            link_types: Vec::new(),
+        }
+    }
+
+    fn frame(&mut self, frame: &capture::Frame<'_>) {
+        if !self.link_types.contains(&frame.linktype) && self.link_types.len() < 16 {
+            self.link_types.push(frame.linktype);
+        }
+        let pkt = decode::decode(frame);
+        if self.first_ts.is_none() {
+            self.first_ts = Some(pkt.ts_ns);
+        }
+        self.last_ts = Some(pkt.ts_ns);
+        let mut meta = PacketMeta::default();
+        if pkt.network == Network::None {
+            self.undecoded += 1;
+        }
+        if let Some(ip) = pkt.ip() {
+            meta.flow = FlowKey::of_packet(&pkt);
+            meta.layer4 = match ip.fragment {
+                Some(frag) => self
+                    .fragments
+                    .add(ip, frag, pkt.ts_ns)
+                    .then(|| layer4_of_proto(ip.proto)),
+                None => Some(match pkt.transport {
+                    Transport::Tcp(_) => Layer4::Tcp,
+                    Transport::Udp(_) => Layer4::Udp,
+                    Transport::Icmp(_) => Layer4::Icmp,
+                    Transport::Other | Transport::None => layer4_of_proto(ip.proto),
+                }),
+            };
+            if let (Some((key, dir)), Some(_)) = (meta.flow, pkt.tcp()) {
+                meta.tcp = self.tcp.analyze(&pkt, key, dir);
+            }
+        }
+        for a in &mut self.analyzers {
+            a.on_packet(&pkt, &meta);
+        }
+    }
+
+    fn finish(self, read: capture::ReadSummary, elapsed: std::time::Duration) -> Report {
+        let mut report = Report::new(&self.options.file_name);
+        let end = Finish {
+            read: &read,
+            first_ts_ns: self.first_ts,
+            last_ts_ns: self.last_ts,
+            tcp_streams: self.tcp.streams(),
+            config: self.config,
+            options: self.options,
+        };
+        for a in self.analyzers {
+            a.finish(&end, &mut report);
+        }
+        let m = &mut report.metadata;
+        m.total_packets = read.frames;
+        m.capture_duration = stats::round6(end.duration_s());
+        m.first_timestamp = self.first_ts.map(time::iso_utc);
+        m.last_timestamp = self.last_ts.map(time::iso_utc);
+        m.format = read.format.to_string();
+        m.bytes_read = read.bytes_read;
+        m.link_types = self.link_types.iter().map(|&l| linktype_name(l)).collect();
+        m.undecoded_packets = self.undecoded;
+        m.flows_evicted = self.tcp.evicted;
+        m.warnings = read.warnings.clone();
+        if self.tcp.evicted > 0 {
+            m.warnings.push(format!(
+                "{} idle TCP streams were evicted to bound memory; a stream that resumed after that counts twice",
+                self.tcp.evicted
+            ));
+        }
+        m.analysis_seconds = stats::round3(elapsed.as_secs_f64());
+        report
+    }
+}
+
+fn layer4_of_proto(proto: u8) -> Layer4 {
+    match proto {
+        6 => Layer4::Tcp,
+        17 => Layer4::Udp,
+        1 | 58 => Layer4::Icmp,
+        _ => Layer4::Other,
+    }
+}
+
+fn linktype_name(l: u32) -> String {
+    use decode::linktype::*;
+    match l {
+        NULL => "NULL".into(),
+        ETHERNET => "ETHERNET".into(),
+        RAW | RAW_OPENBSD | RAW_BSDOS => "RAW".into(),
+        LOOP => "LOOP".into(),
+        LINUX_SLL => "LINUX_SLL".into(),
+        LINUX_SLL2 => "LINUX_SLL2".into(),
+        IPV4 => "IPV4".into(),
+        IPV6 => "IPV6".into(),
+        105 => "IEEE802_11".into(),
+        127 => "IEEE802_11_RADIOTAP".into(),
+        other => format!("LINKTYPE_{other}"),
+    }
+}
+
+/// Tracks IP fragments until their datagram is complete, so the datagram's transport protocol
+/// counts once (on the completing frame), as with tshark's default reassembly.
+#[derive(Default)]
+struct Fragments {
+    pending: FastMap<(std::net::IpAddr, std::net::IpAddr, u32, u8), PendingDatagram>,
+}
+
+#[derive(Default)]
+struct PendingDatagram {
+    received_bytes: u32,
+    total_bytes: Option<u32>,
+    first_ts: i64,
+}
+
+/// Fragments of one datagram are expected within this time (Linux `ipfrag_time` is 30 s).
+const FRAGMENT_TIMEOUT_NS: i64 = 30 * 1_000_000_000;
+/// Datagrams being reassembled at once; beyond this, the oldest are dropped (a fragment flood
+/// must not grow memory without bound).
+const MAX_PENDING_DATAGRAMS: usize = 16_384;
+
+impl Fragments {
+    /// Adds a fragment; true when it completes its datagram.
+    fn add(&mut self, ip: &decode::IpInfo, frag: decode::Fragment, ts: i64) -> bool {
+        if self.pending.len() >= MAX_PENDING_DATAGRAMS {
+            self.pending
+                .retain(|_, d| ts - d.first_ts < FRAGMENT_TIMEOUT_NS);
+            if self.pending.len() >= MAX_PENDING_DATAGRAMS {
+                self.pending.clear();
+            }
+        }
+        let key = (ip.src, ip.dst, frag.id, ip.proto);
+        let d = self.pending.entry(key).or_insert_with(|| PendingDatagram {
+            first_ts: ts,
+            ..Default::default()
+        });
+        d.received_bytes = d.received_bytes.saturating_add(ip.payload_wire_len);
+        if !frag.more {
+            d.total_bytes = Some(frag.offset.saturating_add(ip.payload_wire_len));
+        }
+        if d.total_bytes.is_some_and(|t| d.received_bytes >= t) {
+            self.pending.remove(&key);
+            return true;
+        }
+        false
+    }
+}

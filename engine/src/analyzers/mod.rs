@@ -1,0 +1,76 @@
+//! The analyses. Each one lives in its own file, implements [`Analyzer`], and is listed once in
+//! [`registry`]; it fills its own typed section of the [`Report`](crate::report::Report).
+
+use crate::capture::ReadSummary;
+use crate::config::Config;
+use crate::decode::Packet;
+use crate::flow::{Direction, FlowKey};
+use crate::report::Report;
+use crate::tcp::TcpAnalysis;
+use crate::Options;
+
+pub mod conversations;
+pub mod dns;
+pub mod protocol_distribution;
+pub mod retransmission;
+pub mod tcp_handshake;
+pub mod timestamps;
+pub mod top_talkers;
+
+/// The protocol a frame counts for at layer 4. Fragmented datagrams count once, on the frame
+/// that completes them, as tshark's reassembly does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer4 {
+    Tcp,
+    Udp,
+    Icmp,
+    Other,
+}
+
+/// What the engine worked out about a packet before the analyses see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PacketMeta {
+    /// Symmetric 5-tuple and direction, for IP packets.
+    pub flow: Option<(FlowKey, Direction)>,
+    /// TCP stream and sequence-analysis flags (default for non-TCP packets).
+    pub tcp: TcpAnalysis,
+    pub layer4: Option<Layer4>,
+}
+
+/// What the analyses get at the end.
+pub struct Finish<'a> {
+    pub read: &'a ReadSummary,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub tcp_streams: u64,
+    pub config: &'a Config,
+    pub options: &'a Options,
+}
+
+impl Finish<'_> {
+    pub fn duration_s(&self) -> f64 {
+        match (self.first_ts_ns, self.last_ts_ns) {
+            (Some(a), Some(b)) => (b - a).max(0) as f64 / 1e9,
+            _ => 0.0,
+        }
+    }
+}
+
+/// One analysis: sees every packet once, in order, then writes its section.
+pub trait Analyzer {
+    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta);
+    fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
+}
+
+/// Every analysis, in report order.
+pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
+    vec![
+        Box::new(timestamps::Timestamps::new(config, options)),
+        Box::new(tcp_handshake::TcpHandshake::new(config, options)),
+        Box::new(retransmission::Retransmission::new(config, options)),
+        Box::new(top_talkers::TopTalkers::new(options)),
+        Box::new(dns::Dns::new(config, options)),
+        Box::new(protocol_distribution::ProtocolDistribution::default()),
+        Box::new(conversations::Conversations::new(options)),
+    ]
+}

@@ -1,0 +1,349 @@
+//! `retransmission`: Wireshark's `tcp.analysis` verdicts (see [`crate::tcp`]) counted and
+//! explained: every retransmission with its kind (fast, spurious, RTO by delay, SYN), the
+//! anomalies (duplicate ACK, out-of-order, lost segment, zero window) and per-stream statistics
+//! with v5's severity thresholds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analyzer, Finish, PacketMeta};
+use crate::config::{Config, Thresholds};
+use crate::decode::{Packet, TCP_SYN};
+use crate::flow::{endpoint, fast_map, FastMap, FlowKey};
+use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
+use crate::stats::round3;
+use crate::tcp::flags;
+use crate::Options;
+
+/// Streams with statistics kept; past this, streams without any issue are dropped first.
+const MAX_STREAMS: usize = 400_000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetransmissionEvent {
+    pub packet_num: u64,
+    pub timestamp: String,
+    pub stream: u64,
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dst_ip: String,
+    pub dst_port: u16,
+    pub seq_num: u32,
+    pub segment_length: u32,
+    /// "fast_retransmission", "spurious_retransmission", "syn_retransmission", "rto" (delay ≥
+    /// `rto_threshold_ms`) or "retransmission".
+    pub retrans_type: String,
+    /// Time since the segment that last advanced the sequence (Wireshark's `tcp.analysis.rto`).
+    pub delay_ms: f64,
+    /// That segment's frame (Wireshark's `tcp.analysis.rto_frame`).
+    pub original_packet_num: u64,
+    pub is_syn_retrans: bool,
+    pub display_filter: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FlowRetransmissions {
+    pub stream: u64,
+    pub src: String,
+    pub dst: String,
+    pub packets: u64,
+    pub retransmissions: u64,
+    pub retransmission_rate_pct: f64,
+    pub fast_retransmissions: u64,
+    pub spurious_retransmissions: u64,
+    pub dup_acks: u64,
+    pub out_of_order: u64,
+    pub lost_segments: u64,
+    pub zero_windows: u64,
+    pub severity: String,
+    pub display_filter: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetransmissionReport {
+    pub total_flows: u64,
+    pub flows_with_issues: u64,
+    /// All retransmissions, fast, spurious and SYN included (tshark `tcp.analysis.retransmission`).
+    pub total_retransmissions: u64,
+    pub fast_retrans_count: u64,
+    pub spurious_count: u64,
+    /// Retransmissions (not fast, not spurious, not SYN) after at least `rto_threshold_ms`.
+    pub rto_count: u64,
+    pub syn_retrans_count: u64,
+    pub other_retrans_count: u64,
+    pub retransmission_rate_pct: f64,
+    pub total_tcp_packets: u64,
+    pub total_anomalies: u64,
+    /// dup_ack, out_of_order, lost_segment (previous segment not captured), zero_window,
+    /// keep_alive, window_update, ack_lost_segment.
+    pub anomaly_types: BTreeMap<String, u64>,
+    pub severity_distribution: BTreeMap<String, u64>,
+    pub thresholds: RetransThresholds,
+    /// The first retransmissions in file order.
+    pub retransmissions: Vec<RetransmissionEvent>,
+    /// Streams with the most retransmissions.
+    pub flow_statistics: Vec<FlowRetransmissions>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RetransThresholds {
+    pub retransmission_low: u64,
+    pub retransmission_medium: u64,
+    pub retransmission_critical: u64,
+    pub retransmission_rate_low: f64,
+    pub retransmission_rate_medium: f64,
+    pub retransmission_rate_critical: f64,
+    pub rto_threshold_ms: f64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct StreamStats {
+    key: Option<FlowKey>,
+    packets: u64,
+    retrans: u64,
+    fast: u64,
+    spurious: u64,
+    dup_acks: u64,
+    ooo: u64,
+    lost: u64,
+    zero_window: u64,
+}
+
+impl StreamStats {
+    fn issues(&self) -> u64 {
+        self.retrans + self.dup_acks + self.ooo + self.lost + self.zero_window
+    }
+}
+
+pub struct Retransmission {
+    t: Thresholds,
+    streams: FastMap<u64, StreamStats>,
+    dropped_streams: u64,
+    tcp_packets: u64,
+    total: u64,
+    fast: u64,
+    spurious: u64,
+    rto: u64,
+    syn: u64,
+    anomalies: [u64; 7],
+    events: Vec<RetransmissionEvent>,
+}
+
+const ANOMALY_NAMES: [&str; 7] = [
+    "dup_ack",
+    "out_of_order",
+    "lost_segment",
+    "zero_window",
+    "keep_alive",
+    "window_update",
+    "ack_lost_segment",
+];
+const ANOMALY_FLAGS: [u32; 7] = [
+    flags::DUP_ACK,
+    flags::OUT_OF_ORDER,
+    flags::LOST_SEGMENT,
+    flags::ZERO_WINDOW,
+    flags::KEEP_ALIVE,
+    flags::WINDOW_UPDATE,
+    flags::ACK_LOST_SEGMENT,
+];
+
+impl Retransmission {
+    pub fn new(config: &Config, _options: &Options) -> Self {
+        Retransmission {
+            t: config.thresholds.clone(),
+            streams: fast_map(),
+            dropped_streams: 0,
+            tcp_packets: 0,
+            total: 0,
+            fast: 0,
+            spurious: 0,
+            rto: 0,
+            syn: 0,
+            anomalies: [0; 7],
+            events: Vec::new(),
+        }
+    }
+
+    /// v5's per-flow severity: needs at least `retransmission_low` retransmissions, then the rate
+    /// decides (critical ≥ 5 %, medium ≥ 3 %, low ≥ 1 %); many retransmissions at a low rate are "low".
+    fn severity(&self, s: &StreamStats) -> &'static str {
+        if s.retrans < self.t.retransmission_low || s.packets == 0 {
+            return "none";
+        }
+        let rate = s.retrans as f64 * 100.0 / s.packets as f64;
+        if rate >= self.t.retransmission_rate_critical {
+            "critical"
+        } else if rate >= self.t.retransmission_rate_medium {
+            "medium"
+        } else if rate >= self.t.retransmission_rate_low
+            || s.retrans >= self.t.retransmission_critical
+        {
+            "low"
+        } else {
+            "none"
+        }
+    }
+}
+
+impl Analyzer for Retransmission {
+    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
+        let Some(tcp) = pkt.tcp() else { return };
+        self.tcp_packets += 1;
+        let ta = &meta.tcp;
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&ta.stream) {
+            let before = self.streams.len();
+            self.streams.retain(|_, s| s.issues() > 0);
+            self.dropped_streams += (before - self.streams.len()) as u64;
+        }
+        let s = self.streams.entry(ta.stream).or_default();
+        if s.key.is_none() {
+            s.key = meta.flow.map(|(k, _)| k);
+        }
+        s.packets += 1;
+        for (i, f) in ANOMALY_FLAGS.iter().enumerate() {
+            if ta.has(*f) {
+                self.anomalies[i] += 1;
+            }
+        }
+        if ta.has(flags::DUP_ACK) {
+            s.dup_acks += 1;
+        }
+        if ta.has(flags::OUT_OF_ORDER) {
+            s.ooo += 1;
+        }
+        if ta.has(flags::LOST_SEGMENT) {
+            s.lost += 1;
+        }
+        if ta.has(flags::ZERO_WINDOW) {
+            s.zero_window += 1;
+        }
+        if !ta.is_retransmission() {
+            return;
+        }
+        s.retrans += 1;
+        self.total += 1;
+        let is_syn = tcp.has(TCP_SYN);
+        let delay_ms = ta.rto_ns as f64 / 1e6;
+        let kind = if ta.has(flags::FAST_RETRANSMISSION) {
+            s.fast += 1;
+            self.fast += 1;
+            "fast_retransmission"
+        } else if ta.has(flags::SPURIOUS_RETRANSMISSION) {
+            s.spurious += 1;
+            self.spurious += 1;
+            "spurious_retransmission"
+        } else if is_syn {
+            self.syn += 1;
+            "syn_retransmission"
+        } else if delay_ms >= self.t.rto_threshold_ms {
+            self.rto += 1;
+            "rto"
+        } else {
+            "retransmission"
+        };
+        if self.events.len() < MAX_FINDINGS {
+            let ip = pkt.ip().copied();
+            self.events.push(RetransmissionEvent {
+                packet_num: pkt.number,
+                timestamp: crate::time::iso_utc(pkt.ts_ns),
+                stream: ta.stream,
+                src_ip: ip.map(|i| i.src.to_string()).unwrap_or_default(),
+                src_port: tcp.src_port,
+                dst_ip: ip.map(|i| i.dst.to_string()).unwrap_or_default(),
+                dst_port: tcp.dst_port,
+                seq_num: tcp.seq,
+                segment_length: tcp.seg_len,
+                retrans_type: kind.to_string(),
+                delay_ms: round3(delay_ms),
+                original_packet_num: ta.rto_frame,
+                is_syn_retrans: is_syn,
+                display_filter: format!(
+                    "tcp.stream == {} && tcp.analysis.retransmission",
+                    ta.stream
+                ),
+            });
+        }
+    }
+
+    fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
+        let mut severity_distribution = BTreeMap::new();
+        let mut flows_with_issues = 0;
+        let mut ranked: Vec<(u64, StreamStats)> = Vec::new();
+        for (&stream, s) in &self.streams {
+            if s.issues() > 0 {
+                flows_with_issues += 1;
+            }
+            *severity_distribution
+                .entry(self.severity(s).to_string())
+                .or_insert(0u64) += 1;
+            if s.retrans > 0 {
+                ranked.push((stream, *s));
+            }
+        }
+        ranked.sort_by(|a, b| b.1.retrans.cmp(&a.1.retrans).then(a.0.cmp(&b.0)));
+        ranked.truncate(MAX_RANKED);
+        let flow_statistics = ranked
+            .into_iter()
+            .map(|(stream, s)| {
+                let (src, dst) = s
+                    .key
+                    .map(|k| (endpoint(k.a, k.a_port), endpoint(k.b, k.b_port)))
+                    .unwrap_or_default();
+                FlowRetransmissions {
+                    stream,
+                    src,
+                    dst,
+                    packets: s.packets,
+                    retransmissions: s.retrans,
+                    retransmission_rate_pct: round3(
+                        s.retrans as f64 * 100.0 / s.packets.max(1) as f64,
+                    ),
+                    fast_retransmissions: s.fast,
+                    spurious_retransmissions: s.spurious,
+                    dup_acks: s.dup_acks,
+                    out_of_order: s.ooo,
+                    lost_segments: s.lost,
+                    zero_windows: s.zero_window,
+                    severity: self.severity(&s).to_string(),
+                    display_filter: format!("tcp.stream == {stream}"),
+                }
+            })
+            .collect();
+        let anomaly_types: BTreeMap<String, u64> = ANOMALY_NAMES
+            .iter()
+            .zip(self.anomalies)
+            .map(|(n, c)| (n.to_string(), c))
+            .collect();
+        let total_anomalies = self.anomalies[..4].iter().sum();
+        let t = &self.t;
+        report.retransmission = Some(RetransmissionReport {
+            total_flows: self.streams.len() as u64 + self.dropped_streams,
+            flows_with_issues,
+            total_retransmissions: self.total,
+            fast_retrans_count: self.fast,
+            spurious_count: self.spurious,
+            rto_count: self.rto,
+            syn_retrans_count: self.syn,
+            other_retrans_count: self.total - self.fast - self.spurious - self.rto - self.syn,
+            retransmission_rate_pct: round3(
+                self.total as f64 * 100.0 / self.tcp_packets.max(1) as f64,
+            ),
+            total_tcp_packets: self.tcp_packets,
+            total_anomalies,
+            anomaly_types,
+            severity_distribution,
+            thresholds: RetransThresholds {
+                retransmission_low: t.retransmission_low,
+                retransmission_medium: t.retransmission_medium,
+                retransmission_critical: t.retransmission_critical,
+                retransmission_rate_low: t.retransmission_rate_low,
+                retransmission_rate_medium: t.retransmission_rate_medium,
+                retransmission_rate_critical: t.retransmission_rate_critical,
+                rto_threshold_ms: t.rto_threshold_ms,
+            },
+            retransmissions: self.events,
+            flow_statistics,
+        });
+    }
+}

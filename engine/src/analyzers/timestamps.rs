@@ -1,0 +1,201 @@
+//! `timestamps`: inter-packet gaps. Globally (the largest `frame.time_delta`, and interval
+//! statistics) and per flow, with v5's protocol-specific thresholds (interactive TCP on ports
+//! 22/23: 30 s, other TCP: 2.5 s, DNS: 5 s, ICMP: 2 s, anything else: 1 s), or `--latency` when
+//! given. Unlike v5, a gap names the previous frame *of the same flow*, not the previous frame
+//! of the file.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analyzer, Finish, PacketMeta};
+use crate::config::Config;
+use crate::decode::{Packet, Transport};
+use crate::flow::{evict_idle, fast_map, FastMap, FlowKey};
+use crate::report::{Report, MAX_FINDINGS};
+use crate::stats::{round6, Distribution, Summary};
+use crate::Options;
+
+const NS: f64 = 1e9;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Gap {
+    /// Previous frame of the same flow, and the frame after the gap (Wireshark numbers).
+    pub packet_num_before: u64,
+    pub packet_num_after: u64,
+    pub timestamp_before: String,
+    pub timestamp_after: String,
+    pub gap_duration: f64,
+    pub threshold_seconds: f64,
+    pub src_ip: String,
+    pub dst_ip: String,
+    pub protocol: String,
+    pub is_abnormal: bool,
+    pub display_filter: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TimestampsReport {
+    pub total_packets: u64,
+    pub capture_duration_seconds: f64,
+    pub first_timestamp: Option<String>,
+    pub last_timestamp: Option<String>,
+    /// `--latency` when given; otherwise per-protocol thresholds apply.
+    pub gap_threshold_seconds: Option<f64>,
+    /// Largest interval between two consecutive frames of the file (tshark `frame.time_delta`).
+    pub max_gap_seconds: f64,
+    pub max_gap_packet: u64,
+    pub gaps_detected: u64,
+    /// The longest gaps, longest first.
+    pub gaps: Vec<Gap>,
+    /// Inter-frame intervals in seconds.
+    pub interval_statistics: Summary,
+    pub packets_per_second: f64,
+    /// Gaps recur at a regular interval (at least 3 gaps, coefficient of variation < 10 %).
+    pub periodic_pattern_detected: bool,
+    pub non_periodic_gaps: u64,
+}
+
+pub struct Timestamps {
+    latency: Option<f64>,
+    last_frame: Option<(i64, u64)>,
+    max_gap_ns: i64,
+    max_gap_packet: u64,
+    intervals: Distribution,
+    flows: FastMap<FlowKey, (i64, u64)>,
+    gaps: Vec<Gap>,
+    gap_durations: Distribution,
+    gaps_detected: u64,
+    since_sweep: u32,
+}
+
+impl Timestamps {
+    pub fn new(_config: &Config, options: &Options) -> Self {
+        Timestamps {
+            latency: options.latency,
+            last_frame: None,
+            max_gap_ns: 0,
+            max_gap_packet: 0,
+            intervals: Distribution::default(),
+            flows: fast_map(),
+            gaps: Vec::new(),
+            gap_durations: Distribution::default(),
+            gaps_detected: 0,
+            since_sweep: 0,
+        }
+    }
+}
+
+/// v5's per-protocol gap threshold, in seconds, and the flow key it groups packets by.
+fn flow_and_threshold(pkt: &Packet<'_>, meta: &PacketMeta) -> Option<(FlowKey, f64, &'static str)> {
+    let ip = pkt.ip()?;
+    let (key, _) = meta.flow?;
+    let by_source = |proto| FlowKey {
+        a: ip.src,
+        a_port: 0,
+        b: ip.src,
+        b_port: 0,
+        proto,
+    };
+    Some(match pkt.transport {
+        Transport::Tcp(t) => {
+            let interactive = [t.src_port, t.dst_port]
+                .iter()
+                .any(|p| *p == 22 || *p == 23);
+            (key, if interactive { 30.0 } else { 2.5 }, "TCP")
+        }
+        Transport::Udp(u) if u.src_port == 53 || u.dst_port == 53 => (by_source(17), 5.0, "DNS"),
+        Transport::Udp(_) => (key, 1.0, "UDP"),
+        Transport::Icmp(_) => (by_source(ip.proto), 2.0, "ICMP"),
+        _ => (key, 1.0, "IP"),
+    })
+}
+
+impl Analyzer for Timestamps {
+    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
+        if let Some((prev_ts, _)) = self.last_frame {
+            let delta = pkt.ts_ns - prev_ts;
+            self.intervals.add(delta as f64 / NS);
+            if delta > self.max_gap_ns {
+                self.max_gap_ns = delta;
+                self.max_gap_packet = pkt.number;
+            }
+        }
+        self.last_frame = Some((pkt.ts_ns, pkt.number));
+        let Some((key, default_threshold, protocol)) = flow_and_threshold(pkt, meta) else {
+            return;
+        };
+        self.since_sweep += 1;
+        if self.since_sweep >= 65_536 {
+            self.since_sweep = 0;
+            evict_idle(&mut self.flows, pkt.ts_ns, |v| v.0);
+        }
+        let threshold = self.latency.unwrap_or(default_threshold);
+        if let Some((prev_ts, prev_frame)) = self.flows.insert(key, (pkt.ts_ns, pkt.number)) {
+            let gap = (pkt.ts_ns - prev_ts) as f64 / NS;
+            if gap > threshold {
+                self.gaps_detected += 1;
+                self.gap_durations.add(gap);
+                let keep = self.gaps.len() < MAX_FINDINGS
+                    || self.gaps.last().is_some_and(|g| g.gap_duration < gap);
+                if keep {
+                    let ip = pkt.ip().copied();
+                    self.gaps.push(Gap {
+                        packet_num_before: prev_frame,
+                        packet_num_after: pkt.number,
+                        timestamp_before: crate::time::iso_utc(prev_ts),
+                        timestamp_after: crate::time::iso_utc(pkt.ts_ns),
+                        gap_duration: round6(gap),
+                        threshold_seconds: threshold,
+                        src_ip: ip.map(|i| i.src.to_string()).unwrap_or_default(),
+                        dst_ip: ip.map(|i| i.dst.to_string()).unwrap_or_default(),
+                        protocol: protocol.to_string(),
+                        is_abnormal: true,
+                        display_filter: format!(
+                            "frame.number == {} || frame.number == {}",
+                            prev_frame, pkt.number
+                        ),
+                    });
+                    self.gaps
+                        .sort_by(|a, b| b.gap_duration.total_cmp(&a.gap_duration));
+                    self.gaps.truncate(MAX_FINDINGS);
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+        let duration = end.duration_s();
+        // v5: gaps are periodic when at least 3 have a coefficient of variation under 10 %;
+        // gaps within 20 % of the mean are then normal.
+        let mean = self.gap_durations.mean();
+        let periodic = self.gap_durations.count() >= 3
+            && mean > 0.0
+            && self.gap_durations.stdev() / mean < 0.1;
+        let mut gaps = self.gaps;
+        let mut non_periodic = self.gaps_detected;
+        if periodic {
+            for g in &mut gaps {
+                g.is_abnormal = (g.gap_duration - mean).abs() > 0.2 * mean;
+            }
+            non_periodic = gaps.iter().filter(|g| g.is_abnormal).count() as u64;
+        }
+        report.timestamps = Some(TimestampsReport {
+            total_packets: end.read.frames,
+            capture_duration_seconds: round6(duration),
+            first_timestamp: end.first_ts_ns.map(crate::time::iso_utc),
+            last_timestamp: end.last_ts_ns.map(crate::time::iso_utc),
+            gap_threshold_seconds: self.latency,
+            max_gap_seconds: round6(self.max_gap_ns as f64 / NS),
+            max_gap_packet: self.max_gap_packet,
+            gaps_detected: self.gaps_detected,
+            gaps,
+            interval_statistics: self.intervals.summary(),
+            packets_per_second: if duration > 0.0 {
+                (end.read.frames as f64 / duration * 100.0).round() / 100.0
+            } else {
+                0.0
+            },
+            periodic_pattern_detected: periodic,
+            non_periodic_gaps: non_periodic,
+        });
+    }
+}

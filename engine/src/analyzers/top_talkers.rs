@@ -1,0 +1,152 @@
+//! `top_talkers`: bytes and packets per IP address (outer-most IP header, frame length), per
+//! directed address pair, and per transport protocol.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Analyzer, Finish, Layer4, PacketMeta};
+use crate::decode::Packet;
+use crate::flow::{fast_map, FastMap};
+use crate::report::{Report, MAX_RANKED};
+use crate::Options;
+
+/// Addresses tracked; past this, addresses seen in only one small frame are dropped so a
+/// spoofed-source flood cannot grow memory without bound.
+const MAX_ADDRESSES: usize = 1_000_000;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Talker {
+    pub ip: String,
+    pub bytes: u64,
+    pub packets: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PairTalk {
+    pub src_ip: String,
+    pub dst_ip: String,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProtocolTotals {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TopTalkersReport {
+    pub total_ips: u64,
+    /// Ranked by bytes; ties go to the lower address in text order (as the oracle does).
+    pub top_ips: Vec<Talker>,
+    pub top_conversations: Vec<PairTalk>,
+    pub protocol_stats: BTreeMap<String, ProtocolTotals>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    bytes_sent: u64,
+    bytes_received: u64,
+    packets_sent: u64,
+    packets_received: u64,
+}
+
+pub struct TopTalkers {
+    ips: FastMap<IpAddr, Counters>,
+    pairs: FastMap<(IpAddr, IpAddr), (u64, u64)>,
+    protocols: [ProtocolTotals; 4],
+}
+
+impl TopTalkers {
+    pub fn new(_options: &Options) -> Self {
+        TopTalkers {
+            ips: fast_map(),
+            pairs: fast_map(),
+            protocols: Default::default(),
+        }
+    }
+}
+
+impl Analyzer for TopTalkers {
+    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
+        let Some(ip) = pkt.ip() else { return };
+        let len = u64::from(pkt.wire_len);
+        if self.ips.len() >= MAX_ADDRESSES {
+            self.ips
+                .retain(|_, c| c.packets_sent + c.packets_received > 1);
+        }
+        let s = self.ips.entry(ip.src).or_default();
+        s.bytes_sent += len;
+        s.packets_sent += 1;
+        let d = self.ips.entry(ip.dst).or_default();
+        d.bytes_received += len;
+        d.packets_received += 1;
+        if self.pairs.len() >= MAX_ADDRESSES {
+            self.pairs.retain(|_, c| c.1 > 1);
+        }
+        let p = self.pairs.entry((ip.src, ip.dst)).or_default();
+        p.0 += len;
+        p.1 += 1;
+        let i = match meta.layer4 {
+            Some(Layer4::Tcp) => 0,
+            Some(Layer4::Udp) => 1,
+            Some(Layer4::Icmp) => 2,
+            _ => 3,
+        };
+        self.protocols[i].packets += 1;
+        self.protocols[i].bytes += len;
+    }
+
+    fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
+        let total_ips = self.ips.len() as u64;
+        let mut ips: Vec<Talker> = self
+            .ips
+            .into_iter()
+            .map(|(ip, c)| Talker {
+                ip: ip.to_string(),
+                bytes: c.bytes_sent + c.bytes_received,
+                packets: c.packets_sent + c.packets_received,
+                bytes_sent: c.bytes_sent,
+                bytes_received: c.bytes_received,
+                packets_sent: c.packets_sent,
+                packets_received: c.packets_received,
+            })
+            .collect();
+        ips.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.ip.cmp(&b.ip)));
+        ips.truncate(MAX_RANKED);
+        let mut pairs: Vec<PairTalk> = self
+            .pairs
+            .into_iter()
+            .map(|((s, d), (bytes, packets))| PairTalk {
+                src_ip: s.to_string(),
+                dst_ip: d.to_string(),
+                bytes,
+                packets,
+            })
+            .collect();
+        pairs.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| (&a.src_ip, &a.dst_ip).cmp(&(&b.src_ip, &b.dst_ip)))
+        });
+        pairs.truncate(MAX_RANKED);
+        let names = ["TCP", "UDP", "ICMP", "Other"];
+        report.top_talkers = Some(TopTalkersReport {
+            total_ips,
+            top_ips: ips,
+            top_conversations: pairs,
+            protocol_stats: names
+                .iter()
+                .zip(self.protocols)
+                .map(|(n, p)| (n.to_string(), p))
+                .collect(),
+        });
+    }
+}

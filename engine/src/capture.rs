@@ -1,0 +1,338 @@
+//! Streaming capture reader: pcap (all six magics) and pcapng (several sections, interfaces with
+//! their own link type and timestamp resolution, simple and obsolete packet blocks), optionally
+//! gzip-compressed, from any [`Read`]. Memory is one block buffer, whatever the file size.
+
+use std::io::{BufRead, BufReader, Read};
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+use crate::error::Error;
+
+/// Initial block buffer. Grows on demand for larger blocks, up to [`MAX_BLOCK_BYTES`].
+const INITIAL_BUFFER_BYTES: usize = 1 << 20;
+/// Largest block we accept: a jumbo frame with pcapng options is far below this; anything larger
+/// is a corrupt length field, and growing further would let one bad file claim unbounded memory.
+const MAX_BLOCK_BYTES: usize = 64 << 20;
+/// pcapng block type of the obsolete Packet Block (pcapng draft, section 4.7 of the old spec).
+const OBSOLETE_PACKET_BLOCK: u32 = 0x0000_0002;
+
+/// One captured frame, borrowed from the reader's buffer for the time of a callback.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// 1-based frame number, as Wireshark shows it.
+    pub number: u64,
+    /// Timestamp in nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// LINKTYPE_* value of the interface the frame was captured on.
+    pub linktype: u32,
+    /// Captured bytes (may be shorter than `wire_len` when the snap length cut the frame).
+    pub data: &'a [u8],
+    /// Length of the frame on the wire.
+    pub wire_len: u32,
+}
+
+/// What the reader learnt about the file besides its frames.
+#[derive(Debug, Default, Clone)]
+pub struct ReadSummary {
+    pub format: &'static str,
+    pub frames: u64,
+    pub bytes_read: u64,
+    /// Human-readable problems that did not stop the analysis (truncated file, corrupt tail).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    linktype: u32,
+    /// Timestamp units per second.
+    resolution: u64,
+    offset_s: i64,
+    snaplen: u32,
+}
+
+/// Reads frames from a capture stream.
+pub struct CaptureReader<'r> {
+    inner: Box<dyn PcapReaderIterator + Send + 'r>,
+    interfaces: Vec<Interface>,
+    legacy: Option<Interface>,
+    summary: ReadSummary,
+}
+
+impl<'r> CaptureReader<'r> {
+    /// Opens a capture, transparently decompressing gzip input.
+    pub fn new<R: Read + Send + 'r>(input: R) -> Result<Self, Error> {
+        let mut buffered = BufReader::with_capacity(64 * 1024, input);
+        let head = buffered.fill_buf().map_err(Error::Io)?;
+        if head.is_empty() {
+            return Err(Error::NotACapture("the file is empty".into()));
+        }
+        let gz = head.starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read + Send + 'r> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        let inner = create_reader(INITIAL_BUFFER_BYTES, reader).map_err(|e| match e {
+            PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
+                Error::NotACapture("the file is too short to hold a capture header".into())
+            }
+            PcapError::ReadError => Error::NotACapture(if gz {
+                "the gzip stream could not be decompressed".into()
+            } else {
+                "the file could not be read".into()
+            }),
+            _ => {
+                Error::NotACapture("no pcap or pcapng magic number at the start of the file".into())
+            }
+        })?;
+        Ok(CaptureReader {
+            inner,
+            interfaces: Vec::new(),
+            legacy: None,
+            summary: ReadSummary::default(),
+        })
+    }
+
+    /// Bytes of the (decompressed) stream consumed so far.
+    pub fn position(&self) -> u64 {
+        self.inner.consumed() as u64
+    }
+
+    /// Calls `on_frame` for every frame, in file order, and returns what was learnt about the file.
+    pub fn for_each_frame(
+        mut self,
+        mut on_frame: impl FnMut(&Frame<'_>, u64),
+    ) -> Result<ReadSummary, Error> {
+        let mut capacity = INITIAL_BUFFER_BYTES;
+        loop {
+            let consumed_before = self.inner.consumed() as u64;
+            match self.inner.next() {
+                Ok((len, block)) => {
+                    let frame = match block {
+                        PcapBlockOwned::LegacyHeader(h) => {
+                            self.summary.format = if h.is_modified_format() {
+                                "pcap (modified)"
+                            } else if h.is_nanosecond_precision() {
+                                "pcap (nanosecond)"
+                            } else {
+                                "pcap"
+                            };
+                            self.legacy = Some(Interface {
+                                linktype: h.network.0 as u32,
+                                resolution: if h.is_nanosecond_precision() {
+                                    1_000_000_000
+                                } else {
+                                    1_000_000
+                                },
+                                offset_s: 0,
+                                snaplen: h.snaplen,
+                            });
+                            None
+                        }
+                        PcapBlockOwned::Legacy(b) => {
+                            let iface = self.legacy.unwrap_or(Interface {
+                                linktype: 1,
+                                resolution: 1_000_000,
+                                offset_s: 0,
+                                snaplen: 0,
+                            });
+                            let frac = u64::from(b.ts_usec);
+                            Some((
+                                iface.linktype,
+                                secs_frac_to_ns(i64::from(b.ts_sec), frac, iface.resolution),
+                                b.data,
+                                b.origlen,
+                            ))
+                        }
+                        PcapBlockOwned::NG(block) => ng_block(&mut self.interfaces, block),
+                    };
+                    if let Some((linktype, ts_ns, data, wire_len)) = frame {
+                        self.summary.frames += 1;
+                        let f = Frame {
+                            number: self.summary.frames,
+                            ts_ns,
+                            linktype,
+                            data,
+                            wire_len,
+                        };
+                        on_frame(&f, consumed_before + len as u64);
+                    }
+                    self.inner.consume(len);
+                }
+                Err(PcapError::Eof) => break,
+                Err(PcapError::Incomplete(_)) => {
+                    if self.inner.reader_exhausted() {
+                        if !self.inner.data().is_empty() {
+                            self.summary.warnings.push(format!(
+                                "the capture was cut short in the middle of a packet: the last {} bytes were ignored; the report covers the {} complete frames",
+                                self.inner.data().len(),
+                                self.summary.frames
+                            ));
+                        }
+                        break;
+                    }
+                    self.refill()?;
+                }
+                Err(PcapError::BufferTooSmall) => {
+                    if capacity >= MAX_BLOCK_BYTES {
+                        self.summary.warnings.push(format!(
+                            "a block larger than {} MiB after frame {}: reading stopped there",
+                            MAX_BLOCK_BYTES >> 20,
+                            self.summary.frames
+                        ));
+                        break;
+                    }
+                    capacity *= 2;
+                    if !self.inner.grow(capacity) {
+                        return Err(Error::Corrupt("could not grow the block buffer".into()));
+                    }
+                    self.refill()?;
+                }
+                Err(PcapError::UnexpectedEof) => {
+                    self.summary.warnings.push(format!(
+                        "the capture ended unexpectedly after frame {}",
+                        self.summary.frames
+                    ));
+                    break;
+                }
+                Err(PcapError::ReadError) => {
+                    return Err(Error::Corrupt(format!(
+                        "read error after frame {} (a compressed stream may be corrupt)",
+                        self.summary.frames
+                    )))
+                }
+                Err(e) => {
+                    let reason = format!("{e:?}");
+                    let reason: String = reason.chars().take(120).collect();
+                    self.summary.warnings.push(format!(
+                        "corrupt data after frame {} at byte {}: reading stopped there ({reason})",
+                        self.summary.frames, consumed_before
+                    ));
+                    break;
+                }
+            }
+        }
+        if self.summary.format.is_empty() {
+            self.summary.format = "pcapng";
+        }
+        self.summary.bytes_read = self.inner.consumed() as u64;
+        Ok(self.summary)
+    }
+
+    fn refill(&mut self) -> Result<(), Error> {
+        self.inner.refill().map_err(|e| {
+            Error::Corrupt(format!(
+                "could not read after frame {}: {e:?}",
+                self.summary.frames
+            ))
+        })
+    }
+}
+
+fn ng_block<'b>(
+    interfaces: &mut Vec<Interface>,
+    block: Block<'b>,
+) -> Option<(u32, i64, &'b [u8], u32)> {
+    match block {
+        Block::SectionHeader(_) => {
+            // Interface ids are scoped to their section (pcapng spec, section 4.1).
+            interfaces.clear();
+            None
+        }
+        Block::InterfaceDescription(idb) => {
+            interfaces.push(Interface {
+                linktype: idb.linktype.0 as u32,
+                resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                offset_s: idb.ts_offset(),
+                snaplen: idb.snaplen,
+            });
+            None
+        }
+        Block::EnhancedPacket(epb) => {
+            let iface = iface(interfaces, epb.if_id);
+            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+            Some((
+                iface.linktype,
+                units_to_ns(ts, iface.resolution, iface.offset_s),
+                &epb.data[..(epb.caplen as usize).min(epb.data.len())],
+                epb.origlen,
+            ))
+        }
+        Block::SimplePacket(spb) => {
+            // No timestamp in a simple packet block; the captured length is the smaller of
+            // the original length and the first interface's snap length.
+            let iface = iface(interfaces, 0);
+            let mut data = &spb.data[..(spb.origlen as usize).min(spb.data.len())];
+            if iface.snaplen > 0 && data.len() > iface.snaplen as usize {
+                data = &data[..iface.snaplen as usize];
+            }
+            Some((iface.linktype, 0, data, spb.origlen))
+        }
+        Block::Unknown(ub) if ub.block_type == OBSOLETE_PACKET_BLOCK => {
+            obsolete_packet_block(ub.data, ub.block_type != OBSOLETE_PACKET_BLOCK).map(
+                |(if_id, ts, caplen, origlen, data)| {
+                    let iface = iface(interfaces, u32::from(if_id));
+                    let data = &data[..(caplen as usize).min(data.len())];
+                    (
+                        iface.linktype,
+                        units_to_ns(ts, iface.resolution, iface.offset_s),
+                        data,
+                        origlen,
+                    )
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
+fn iface(interfaces: &[Interface], id: u32) -> Interface {
+    interfaces.get(id as usize).copied().unwrap_or(Interface {
+        linktype: 1,
+        resolution: 1_000_000,
+        offset_s: 0,
+        snaplen: 0,
+    })
+}
+
+/// Fields of an obsolete Packet Block body (little-endian sections only; the block type was read
+/// as little-endian to get here).
+fn obsolete_packet_block(body: &[u8], _be: bool) -> Option<(u16, u64, u32, u32, &[u8])> {
+    if body.len() < 20 {
+        return None;
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([body[o], body[o + 1], body[o + 2], body[o + 3]]);
+    let if_id = u16::from_le_bytes([body[0], body[1]]);
+    let ts = (u64::from(u32_at(4)) << 32) | u64::from(u32_at(8));
+    Some((if_id, ts, u32_at(12), u32_at(16), &body[20..]))
+}
+
+fn secs_frac_to_ns(secs: i64, frac: u64, resolution: u64) -> i64 {
+    let frac_ns = (u128::from(frac) * 1_000_000_000 / u128::from(resolution)) as i64;
+    secs.saturating_mul(1_000_000_000).saturating_add(frac_ns)
+}
+
+fn units_to_ns(units: u64, resolution: u64, offset_s: i64) -> i64 {
+    let secs = (units / resolution) as i64;
+    let frac = units % resolution;
+    secs_frac_to_ns(secs.saturating_add(offset_s), frac, resolution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nanosecond_fractions_scale_to_nanoseconds() {
+        assert_eq!(secs_frac_to_ns(1, 500_000, 1_000_000), 1_500_000_000);
+        assert_eq!(secs_frac_to_ns(1, 5, 1_000_000_000), 1_000_000_005);
+    }
+
+    #[test]
+    fn pcapng_units_honour_resolution_and_offset() {
+        assert_eq!(units_to_ns(1_500, 1_000, 10), 11_500_000_000);
+        assert_eq!(units_to_ns(3, 2, 0), 1_500_000_000);
+    }
+}

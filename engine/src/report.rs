@@ -1,0 +1,88 @@
+//! The report: v5's top-level keys (in v5's order) plus `schema_version` and `conversations`.
+//! Every list is capped (top N plus a total count), so a report stays small for any capture.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analyzers::{
+    conversations::ConversationsReport, dns::DnsReport,
+    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
+    tcp_handshake::HandshakeReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+};
+
+/// Longest list kept for findings (retransmissions, gaps, DNS errors...).
+pub const MAX_FINDINGS: usize = 100;
+/// Longest list kept for rankings (top talkers, worst flows...).
+pub const MAX_RANKED: usize = 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamps: Option<TimestampsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_handshake: Option<HandshakeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retransmission: Option<RetransmissionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_talkers: Option<TopTalkersReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_distribution: Option<ProtocolDistributionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<ConversationsReport>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Base name of the analysed file.
+    pub pcap_file: String,
+    /// Every frame in the file (Wireshark's frame count).
+    pub total_packets: u64,
+    /// Last timestamp minus first, in seconds.
+    pub capture_duration: f64,
+    pub first_timestamp: Option<String>,
+    pub last_timestamp: Option<String>,
+    /// "pcap", "pcap (nanosecond)", "pcap (modified)" or "pcapng".
+    pub format: String,
+    pub bytes_read: u64,
+    pub link_types: Vec<String>,
+    /// Frames whose link or network layer could not be decoded (other link types, cut headers).
+    pub undecoded_packets: u64,
+    pub flows_evicted: u64,
+    /// Problems that did not stop the analysis, e.g. a file cut in the middle of a packet.
+    pub warnings: Vec<String>,
+    pub analysis_seconds: f64,
+    pub engine_version: String,
+}
+
+impl Report {
+    pub fn new(file_name: &str) -> Self {
+        Report {
+            schema_version: crate::SCHEMA_VERSION.to_string(),
+            metadata: Metadata {
+                pcap_file: file_name.to_string(),
+                engine_version: env!("CARGO_PKG_VERSION").to_string(),
+                ..Metadata::default()
+            },
+            ..Report::default()
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Keeps the `n` largest items by `key` (ties keep the first-sorted by `tie`).
+pub fn top_n<T, K: PartialOrd>(mut items: Vec<T>, n: usize, key: impl Fn(&T) -> K) -> Vec<T> {
+    items.sort_by(|a, b| {
+        key(b)
+            .partial_cmp(&key(a))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    items.truncate(n);
+    items
+}

@@ -1,0 +1,195 @@
+//! Streaming statistics with bounded memory: mean and standard deviation (Welford), min/max, and
+//! quantiles from a log-scale histogram (about 2 % relative error), so per-packet samples never
+//! have to be stored.
+
+use serde::{Deserialize, Serialize};
+
+/// Buckets per power of two; 32 gives ~2.2 % bucket width.
+const BUCKETS_PER_OCTAVE: f64 = 32.0;
+/// Smallest value resolved (1 ns when values are in ms); smaller values share bucket 0.
+const MIN_RESOLVED: f64 = 1e-6;
+const BUCKETS: usize = 2048;
+
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    count: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+    buckets: Vec<u32>,
+}
+
+impl Default for Distribution {
+    fn default() -> Self {
+        Distribution {
+            count: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            buckets: Vec::new(),
+        }
+    }
+}
+
+/// Summary of a distribution as it appears in reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub median: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub stdev: f64,
+}
+
+impl Distribution {
+    pub fn add(&mut self, v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        self.count += 1;
+        let delta = v - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (v - self.mean);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS];
+        }
+        let b = bucket(v);
+        self.buckets[b] = self.buckets[b].saturating_add(1);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.mean
+        }
+    }
+    pub fn max(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.max
+        }
+    }
+    pub fn min(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            self.min
+        }
+    }
+    pub fn stdev(&self) -> f64 {
+        if self.count < 2 {
+            0.0
+        } else {
+            (self.m2 / (self.count - 1) as f64).sqrt()
+        }
+    }
+
+    /// Quantile `q` in [0, 1], clamped to the observed min and max.
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.count == 0 {
+            return 0.0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0u64;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank {
+                return bucket_value(i).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            count: self.count,
+            min: round3(self.min()),
+            max: round3(self.max()),
+            mean: round3(self.mean()),
+            median: round3(self.quantile(0.5)),
+            p95: round3(self.quantile(0.95)),
+            p99: round3(self.quantile(0.99)),
+            stdev: round3(self.stdev()),
+        }
+    }
+
+    /// Counts per bucket edge for a chart: (upper edge, count) of the non-empty buckets merged
+    /// into at most `bins` groups.
+    pub fn histogram(&self, bins: usize) -> Vec<(f64, u64)> {
+        let used: Vec<(usize, u32)> = self
+            .buckets
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let (Some(&first), Some(&last)) = (used.first(), used.last()) else {
+            return Vec::new();
+        };
+        let span = last.0 - first.0 + 1;
+        let per = span.div_ceil(bins.max(1));
+        let mut out: Vec<(f64, u64)> = Vec::new();
+        for (i, n) in used {
+            let group = (i - first.0) / per;
+            let edge = bucket_value(first.0 + (group + 1) * per - 1);
+            match out.last_mut() {
+                Some(last) if last.0 == edge => last.1 += u64::from(n),
+                _ => out.push((edge, u64::from(n))),
+            }
+        }
+        out
+    }
+}
+
+fn bucket(v: f64) -> usize {
+    if v <= MIN_RESOLVED {
+        return 0;
+    }
+    let b = ((v / MIN_RESOLVED).log2() * BUCKETS_PER_OCTAVE) as usize + 1;
+    b.min(BUCKETS - 1)
+}
+
+fn bucket_value(b: usize) -> f64 {
+    if b == 0 {
+        return 0.0;
+    }
+    // Middle of the bucket.
+    MIN_RESOLVED * ((b as f64 - 0.5) / BUCKETS_PER_OCTAVE).exp2()
+}
+
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+pub fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_stdev_and_median_of_a_small_set() {
+        let mut d = Distribution::default();
+        for v in [1.0, 2.0, 3.0, 4.0, 100.0] {
+            d.add(v);
+        }
+        assert_eq!(d.mean(), 22.0);
+        assert!((d.quantile(0.5) - 3.0).abs() < 0.1);
+        assert_eq!(d.max(), 100.0);
+        assert!((d.stdev() - 43.617).abs() < 0.01);
+    }
+}

@@ -1,0 +1,371 @@
+//! TCP stream tracking and sequence analysis, following Wireshark's rules
+//! (`epan/dissectors/packet-tcp.c`, `tcp_analyze_sequence_number`), so that every flag we raise
+//! can be found in Wireshark with `tcp.analysis.*` and counts agree with tshark:
+//!
+//! * a SYN with a sequence number other than the stream's first one, or after a FIN or RST, starts
+//!   a new stream (`tcp.stream`), as tshark does for reused ports;
+//! * *lost segment* ("previous segment not captured"): the segment starts beyond the highest
+//!   sequence number seen in its direction;
+//! * *duplicate ACK*: no data, same window, same seq and ack as the previous segment;
+//! * *fast retransmission*: does not advance the sequence, two or more duplicate ACKs came the
+//!   other way, the sequence equals their ACK, and it follows the last ACK within 20 ms;
+//! * *out-of-order*: does not advance the sequence and follows the highest segment within the
+//!   handshake RTT (3 ms when unknown);
+//! * *spurious retransmission*: data already acknowledged by the other side;
+//! * *retransmission*: any other segment that does not advance the sequence. Like tshark's
+//!   `tcp.analysis.retransmission`, fast and spurious retransmissions are retransmissions too.
+//!
+//! Sequence arithmetic is modulo 2^32 (RFC 793 section 3.3), written with wrapping operations.
+
+use crate::decode::{Packet, TcpInfo, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::flow::{evict_idle, fast_map, Direction, FastMap, FlowKey};
+
+/// `tcp.analysis.*` flags of one segment.
+pub mod flags {
+    pub const RETRANSMISSION: u32 = 1 << 0;
+    pub const FAST_RETRANSMISSION: u32 = 1 << 1;
+    pub const SPURIOUS_RETRANSMISSION: u32 = 1 << 2;
+    pub const OUT_OF_ORDER: u32 = 1 << 3;
+    pub const LOST_SEGMENT: u32 = 1 << 4;
+    pub const DUP_ACK: u32 = 1 << 5;
+    pub const ZERO_WINDOW: u32 = 1 << 6;
+    pub const ZERO_WINDOW_PROBE: u32 = 1 << 7;
+    pub const KEEP_ALIVE: u32 = 1 << 8;
+    pub const WINDOW_UPDATE: u32 = 1 << 9;
+    pub const ACK_LOST_SEGMENT: u32 = 1 << 10;
+    pub const ZERO_WINDOW_PROBE_ACK: u32 = 1 << 11;
+    pub const KEEP_ALIVE_ACK: u32 = 1 << 12;
+    pub const WINDOW_FULL: u32 = 1 << 13;
+    pub const PORTS_REUSED: u32 = 1 << 14;
+}
+
+/// Window under which two segments that do not advance the sequence are called out-of-order
+/// when the handshake RTT is unknown (Wireshark's default, 3 ms).
+const DEFAULT_OOO_THRESHOLD_NS: i64 = 3_000_000;
+/// A retransmission this soon after duplicate ACKs is a fast retransmission (Wireshark: 20 ms).
+const FAST_RETRANS_WINDOW_NS: i64 = 20_000_000;
+
+/// Result of the analysis of one TCP segment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpAnalysis {
+    /// `tcp.stream`: 0-based index of the stream in order of appearance.
+    pub stream: u64,
+    pub dir: Option<Direction>,
+    pub flags: u32,
+    /// For duplicate ACKs: their number in the run (1 for the first duplicate).
+    pub dup_ack_num: u32,
+    /// For retransmissions: time since the segment that last advanced the sequence, and its frame.
+    pub rto_ns: i64,
+    pub rto_frame: u64,
+    /// Handshake RTT (SYN to the ACK of the SYN/ACK) once known.
+    pub initial_rtt_ns: Option<i64>,
+    /// This segment completed the handshake (the first time `initial_rtt_ns` is known).
+    pub initial_rtt_now: bool,
+    /// For ACKs: RTT of the data segment this ACK covers, and that segment's frame.
+    pub ack_rtt: Option<(i64, u64)>,
+    /// Window in bytes with the window scale of this direction applied (RFC 7323 section 2.3).
+    pub window_bytes: u64,
+    /// First packet of a new stream.
+    pub new_stream: bool,
+}
+
+impl TcpAnalysis {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+    pub fn is_retransmission(&self) -> bool {
+        self.has(flags::RETRANSMISSION)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct DirState {
+    base_seq: Option<u32>,
+    /// Highest sequence number seen plus length (0 means unknown, as in Wireshark).
+    nextseq: u32,
+    nextseq_time: i64,
+    nextseq_frame: u64,
+    lastack: u32,
+    lastack_time: i64,
+    window: u16,
+    window_seen: bool,
+    dupacknum: u32,
+    last_flags: u32,
+    /// Window scale announced in this direction's SYN (None until seen).
+    wscale: Option<u8>,
+    saw_syn: bool,
+    /// Oldest data segment not yet acknowledged: (end seq, ts, frame), for ACK RTT.
+    unacked: [(u32, i64, u64); UNACKED_SLOTS],
+    unacked_len: u8,
+}
+
+/// Data segments remembered per direction for ACK RTT; a larger flight only loses RTT samples.
+const UNACKED_SLOTS: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+struct Conv {
+    stream: u64,
+    dirs: [DirState; 2],
+    saw_fin: bool,
+    saw_rst: bool,
+    mru_syn_ts: Option<i64>,
+    first_rtt_ns: Option<i64>,
+    last_seen: i64,
+}
+
+/// Tracks every TCP stream of a capture.
+pub struct TcpTracker {
+    convs: FastMap<FlowKey, Conv>,
+    next_stream: u64,
+    pub evicted: u64,
+    packets_since_sweep: u32,
+}
+
+impl Default for TcpTracker {
+    fn default() -> Self {
+        TcpTracker {
+            convs: fast_map(),
+            next_stream: 0,
+            evicted: 0,
+            packets_since_sweep: 0,
+        }
+    }
+}
+
+impl TcpTracker {
+    /// Number of streams seen (`tcp.stream` values).
+    pub fn streams(&self) -> u64 {
+        self.next_stream
+    }
+
+    pub fn analyze(&mut self, pkt: &Packet<'_>, key: FlowKey, dir: Direction) -> TcpAnalysis {
+        let Some(tcp) = pkt.tcp() else {
+            return TcpAnalysis::default();
+        };
+        self.packets_since_sweep += 1;
+        if self.packets_since_sweep >= 65_536 {
+            self.packets_since_sweep = 0;
+            self.evicted += evict_idle(&mut self.convs, pkt.ts_ns, |c| c.last_seen) as u64;
+        }
+        let mut result = TcpAnalysis {
+            dir: Some(dir),
+            ..TcpAnalysis::default()
+        };
+        let fwd = dir.index();
+        let is_pure_syn = tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+        let mut new_needed = false;
+        match self.convs.get(&key) {
+            None => new_needed = true,
+            Some(conv) => {
+                if is_pure_syn {
+                    if let Some(base) = conv.dirs[fwd].base_seq {
+                        if tcp.seq != base || conv.saw_fin || conv.saw_rst {
+                            new_needed = true;
+                            result.flags |= flags::PORTS_REUSED;
+                        }
+                    }
+                }
+            }
+        }
+        if new_needed {
+            let conv = Conv {
+                stream: self.next_stream,
+                ..Conv::default()
+            };
+            self.next_stream += 1;
+            self.convs.insert(key, conv);
+            result.new_stream = true;
+        }
+        let Some(conv) = self.convs.get_mut(&key) else {
+            return result;
+        };
+        conv.last_seen = pkt.ts_ns;
+        result.stream = conv.stream;
+        if tcp.header_incomplete {
+            return result;
+        }
+        analyze_sequence(conv, fwd, tcp, pkt, &mut result);
+        if tcp.flags & TCP_FIN != 0 {
+            conv.saw_fin = true;
+        }
+        if tcp.flags & TCP_RST != 0 {
+            conv.saw_rst = true;
+        }
+        result.initial_rtt_ns = conv.first_rtt_ns;
+        result
+    }
+}
+
+fn gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+fn lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+fn le(a: u32, b: u32) -> bool {
+    !gt(a, b)
+}
+
+fn analyze_sequence(
+    conv: &mut Conv,
+    fwd: usize,
+    tcp: &TcpInfo,
+    pkt: &Packet<'_>,
+    out: &mut TcpAnalysis,
+) {
+    let rev = 1 - fwd;
+    let (seq, ack, seglen, fl, window) = (tcp.seq, tcp.ack, tcp.seg_len, tcp.flags, tcp.window);
+    let now = pkt.ts_ns;
+    let syn = fl & TCP_SYN != 0;
+    let mut ta: u32 = 0;
+
+    if conv.dirs[fwd].base_seq.is_none() {
+        conv.dirs[fwd].base_seq = Some(if syn { seq } else { seq.wrapping_sub(1) });
+    }
+    if conv.dirs[rev].base_seq.is_none() && fl & TCP_ACK != 0 {
+        conv.dirs[rev].base_seq = Some(ack.wrapping_sub(1));
+    }
+    if syn {
+        conv.dirs[fwd].saw_syn = true;
+        conv.dirs[fwd].wscale = tcp.wscale;
+    }
+
+    // Handshake RTT: from the most recent SYN to the first ACK that is not a SYN/ACK.
+    if fl & (TCP_SYN | TCP_ACK) == TCP_SYN {
+        conv.mru_syn_ts = Some(now);
+    }
+    if fl & (TCP_SYN | TCP_ACK) == TCP_ACK && conv.first_rtt_ns.is_none() {
+        if let Some(syn_ts) = conv.mru_syn_ts {
+            conv.first_rtt_ns = Some(now - syn_ts);
+            out.initial_rtt_now = true;
+        }
+    }
+
+    let f = conv.dirs[fwd];
+    let r = conv.dirs[rev];
+    'fwd: {
+        // Zero window probe: one byte at the expected sequence while the peer's window is 0.
+        if seglen == 1 && seq == f.nextseq && r.window_seen && r.window == 0 {
+            ta |= flags::ZERO_WINDOW_PROBE;
+            break 'fwd;
+        }
+        if window == 0 && fl & (TCP_RST | TCP_FIN | TCP_SYN) == 0 {
+            ta |= flags::ZERO_WINDOW;
+        }
+        if f.nextseq != 0 && gt(seq, f.nextseq) && fl & TCP_RST == 0 {
+            ta |= flags::LOST_SEGMENT;
+        }
+        if seglen <= 1
+            && fl & (TCP_FIN | TCP_SYN | TCP_RST) == 0
+            && f.nextseq.wrapping_sub(1) == seq
+            && f.nextseq != 0
+        {
+            ta |= flags::KEEP_ALIVE;
+        }
+        let same_state = seglen == 0
+            && seq == f.nextseq
+            && ack == f.lastack
+            && fl & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+            && f.window_seen;
+        if same_state && window != 0 && window != f.window {
+            ta |= flags::WINDOW_UPDATE;
+        }
+        if same_state && window != 0 && window == f.window && r.last_flags & flags::KEEP_ALIVE != 0
+        {
+            ta |= flags::KEEP_ALIVE_ACK;
+            break 'fwd;
+        }
+        if same_state
+            && window == 0
+            && f.window == 0
+            && r.last_flags & flags::ZERO_WINDOW_PROBE != 0
+        {
+            ta |= flags::ZERO_WINDOW_PROBE_ACK;
+            break 'fwd;
+        }
+        if same_state && window != 0 && window == f.window {
+            conv.dirs[fwd].dupacknum += 1;
+            ta |= flags::DUP_ACK;
+            out.dup_ack_num = conv.dirs[fwd].dupacknum;
+        }
+    }
+    if ta & flags::DUP_ACK == 0 {
+        conv.dirs[fwd].dupacknum = 0;
+    }
+    if r.nextseq != 0 && fl & TCP_ACK != 0 && gt(ack, r.nextseq) {
+        ta |= flags::ACK_LOST_SEGMENT;
+    }
+
+    if (seglen > 0 || fl & (TCP_SYN | TCP_FIN) != 0) && ta & flags::KEEP_ALIVE == 0 {
+        let seq_not_advanced = f.nextseq != 0 && lt(seq, f.nextseq);
+        let since_ack = now - r.lastack_time;
+        let ooo_threshold = conv
+            .first_rtt_ns
+            .filter(|&v| v > 0)
+            .unwrap_or(DEFAULT_OOO_THRESHOLD_NS);
+        let since_next = now - f.nextseq_time;
+        if seq_not_advanced
+            && r.dupacknum >= 2
+            && r.lastack == seq
+            && since_ack < FAST_RETRANS_WINDOW_NS
+        {
+            ta |= flags::FAST_RETRANSMISSION | flags::RETRANSMISSION;
+        } else if seq_not_advanced
+            && since_next < ooo_threshold
+            && f.nextseq != seq.wrapping_add(seglen)
+        {
+            ta |= flags::OUT_OF_ORDER;
+        } else if seglen > 0 && r.lastack != 0 && le(seq.wrapping_add(seglen), r.lastack) {
+            ta |= flags::SPURIOUS_RETRANSMISSION | flags::RETRANSMISSION;
+        } else if seq_not_advanced {
+            ta |= flags::RETRANSMISSION;
+        }
+        if ta & flags::RETRANSMISSION != 0 {
+            out.rto_ns = now - f.nextseq_time;
+            out.rto_frame = f.nextseq_frame;
+        }
+    }
+
+    let mut nextseq = seq.wrapping_add(seglen);
+    if fl & (TCP_SYN | TCP_FIN) != 0 {
+        nextseq = nextseq.wrapping_add(1);
+    }
+    let d = &mut conv.dirs[fwd];
+    if (gt(nextseq, d.nextseq) || d.nextseq == 0) && ta & flags::ZERO_WINDOW_PROBE == 0 {
+        d.nextseq = nextseq;
+        d.nextseq_time = now;
+        d.nextseq_frame = pkt.number;
+    }
+    // Remember unacknowledged data for ACK RTT (Wireshark's tcp.analysis.ack_rtt).
+    if seglen > 0 && ta & flags::RETRANSMISSION == 0 && (d.unacked_len as usize) < UNACKED_SLOTS {
+        d.unacked[d.unacked_len as usize] = (seq.wrapping_add(seglen), now, pkt.number);
+        d.unacked_len += 1;
+    }
+    d.window = window;
+    d.window_seen = true;
+    d.lastack = ack;
+    d.lastack_time = now;
+    d.last_flags = ta;
+    let scale = match (d.wscale, conv.dirs[rev].wscale) {
+        (Some(s), Some(_)) if !syn => u32::from(s.min(14)),
+        _ => 0,
+    };
+    out.window_bytes = u64::from(window) << scale;
+
+    // ACK RTT: this ACK covers the oldest data segments of the other direction.
+    if fl & TCP_ACK != 0 {
+        let o = &mut conv.dirs[rev];
+        let n = o.unacked_len as usize;
+        let covered = o.unacked[..n]
+            .iter()
+            .take_while(|(end, _, _)| le(*end, ack))
+            .count();
+        if covered > 0 {
+            let (_, ts, frame) = o.unacked[covered - 1];
+            out.ack_rtt = Some((now - ts, frame));
+            o.unacked.copy_within(covered..n, 0);
+            o.unacked_len = (n - covered) as u8;
+        }
+    }
+    out.flags |= ta;
+}

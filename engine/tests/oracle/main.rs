@@ -1,0 +1,192 @@
+//! Holds the engine against tshark: every mapped field of `../shared/captures/ORACLE.tsv`, on every
+//! capture, must match exactly, except the documented differences in [`ALLOWED`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use engine::{analyze, Config, Options, Report};
+
+fn captures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures")
+}
+
+/// (file, field, our value, tshark's value, reason). Each is a deliberate difference.
+const ALLOWED: &[(&str, &str, &str, &str, &str)] = &[];
+
+/// Our value for an ORACLE column, as text comparable with tshark's.
+fn field(r: &Report, column: &str) -> Option<String> {
+    let pd = r.protocol_distribution.as_ref()?;
+    let l4 = |k: &str| {
+        pd.layer4_distribution
+            .get(k)
+            .copied()
+            .unwrap_or(0)
+            .to_string()
+    };
+    let l3 = |k: &str| {
+        pd.layer3_distribution
+            .get(k)
+            .copied()
+            .unwrap_or(0)
+            .to_string()
+    };
+    let conv = r.conversations.as_ref()?;
+    let hs = r.tcp_handshake.as_ref()?;
+    let rt = r.retransmission.as_ref()?;
+    let dns = r.dns.as_ref()?;
+    let anomaly = |k: &str| rt.anomaly_types.get(k).copied().unwrap_or(0).to_string();
+    Some(match column {
+        "packets" => r.metadata.total_packets.to_string(),
+        "tcp_pkts" => l4("TCP"),
+        "udp_pkts" => l4("UDP"),
+        "icmp_pkts" => l4("ICMP"),
+        "ipv4_pkts" => l3("IPv4"),
+        "ipv6_pkts" => l3("IPv6"),
+        "arp_pkts" => l3("ARP"),
+        "tcp_conv" => conv.tcp.to_string(),
+        "tcp_streams" => conv.tcp_streams.to_string(),
+        "udp_conv" => conv.udp.to_string(),
+        "ip_conv" => conv.ip.to_string(),
+        "syn" => hs.syn_packets.to_string(),
+        "synack" => hs.synack_packets.to_string(),
+        "hs_rtt_n" => hs.initial_rtt.count.to_string(),
+        "hs_rtt_mean_ms" => {
+            if hs.initial_rtt.count == 0 {
+                String::new()
+            } else {
+                format!("{:.3}", hs.initial_rtt.mean_ms)
+            }
+        }
+        "tcp_retrans" => rt.total_retransmissions.to_string(),
+        "fast_retrans" => rt.fast_retrans_count.to_string(),
+        "spurious_retrans" => rt.spurious_count.to_string(),
+        "dup_ack" => anomaly("dup_ack"),
+        "out_of_order" => anomaly("out_of_order"),
+        "lost_segment" => anomaly("lost_segment"),
+        "dns_q_port53" => dns.total_queries.to_string(),
+        "dns_r_port53" => dns.total_responses.to_string(),
+        "dns_time_mean_ms" => {
+            let s = &dns.response_time_statistics;
+            if s.count == 0 {
+                String::new()
+            } else {
+                format!("{:.3}", s.mean)
+            }
+        }
+        "max_gap_s" => format!("{:.6}", r.timestamps.as_ref()?.max_gap_seconds),
+        "top_talker" => r
+            .top_talkers
+            .as_ref()?
+            .top_ips
+            .first()
+            .map(|t| t.ip.clone())
+            .unwrap_or_default(),
+        _ => return None,
+    })
+}
+
+const COLUMNS: &[&str] = &[
+    "packets",
+    "tcp_pkts",
+    "udp_pkts",
+    "icmp_pkts",
+    "ipv4_pkts",
+    "ipv6_pkts",
+    "arp_pkts",
+    "tcp_conv",
+    "tcp_streams",
+    "udp_conv",
+    "ip_conv",
+    "syn",
+    "synack",
+    "hs_rtt_n",
+    "hs_rtt_mean_ms",
+    "tcp_retrans",
+    "fast_retrans",
+    "spurious_retrans",
+    "dup_ack",
+    "out_of_order",
+    "lost_segment",
+    "dns_q_port53",
+    "dns_r_port53",
+    "dns_time_mean_ms",
+    "max_gap_s",
+    "top_talker",
+];
+
+fn normalise(column: &str, tshark: &str) -> String {
+    match column {
+        "top_talker" => tshark.split('=').next().unwrap_or("").to_string(),
+        "max_gap_s" if !tshark.is_empty() => {
+            format!("{:.6}", tshark.parse::<f64>().unwrap_or(f64::NAN))
+        }
+        _ => tshark.to_string(),
+    }
+}
+
+#[test]
+fn every_mapped_field_agrees_with_tshark_on_every_capture() {
+    let oracle = std::fs::read_to_string(captures_dir().join("ORACLE.tsv"))
+        .expect("../shared/captures/ORACLE.tsv must exist next to the repository");
+    let mut lines = oracle.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let allowed: HashMap<(&str, &str), (&str, &str)> = ALLOWED
+        .iter()
+        .map(|(f, c, ours, theirs, _)| ((*f, *c), (*ours, *theirs)))
+        .collect();
+    let (mut compared, mut equal, mut mismatches, mut stale) = (0, 0, Vec::new(), Vec::new());
+    let mut used_allowances = 0;
+    for line in lines {
+        let row: HashMap<&str, &str> = header.iter().copied().zip(line.split('\t')).collect();
+        let file = row["file"];
+        let path = captures_dir().join(file);
+        let options = Options {
+            file_name: file.to_string(),
+            ..Options::default()
+        };
+        let input = std::fs::File::open(&path).expect("capture listed in ORACLE.tsv");
+        let report = match analyze(input, &Config::default(), &options) {
+            Ok(r) => r,
+            Err(e) => {
+                // tshark read nothing from these either; the oracle's counts are all zero.
+                assert_eq!(row["packets"], "0", "{file}: {e}");
+                assert!(
+                    !row["read_error"].is_empty() || row["packets"] == "0",
+                    "{file}: {e}"
+                );
+                continue;
+            }
+        };
+        for column in COLUMNS {
+            let theirs = normalise(column, row.get(column).copied().unwrap_or(""));
+            let ours = field(&report, column).expect("report has every section");
+            compared += 1;
+            if ours == theirs {
+                equal += 1;
+                if allowed.contains_key(&(file, *column)) {
+                    stale.push(format!(
+                        "{file} {column}: allowlisted but now equal ({ours})"
+                    ));
+                }
+            } else if allowed.get(&(file, *column)) == Some(&(ours.as_str(), theirs.as_str())) {
+                used_allowances += 1;
+            } else {
+                mismatches.push(format!("{file} {column}: ours {ours} tshark {theirs}"));
+            }
+        }
+    }
+    println!(
+        "oracle agreement: {equal} fields equal / {compared} fields compared ({used_allowances} allowlisted differences)"
+    );
+    assert!(
+        stale.is_empty(),
+        "allowlist entries no longer needed:\n{}",
+        stale.join("\n")
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
