@@ -23,8 +23,10 @@ const OBSOLETE_PACKET_BLOCK: u32 = 0x0000_0002;
 pub struct Frame<'a> {
     /// 1-based frame number, as Wireshark shows it.
     pub number: u64,
-    /// Timestamp in nanoseconds since the Unix epoch.
+    /// Timestamp in nanoseconds since the Unix epoch (0 when the block has none).
     pub ts_ns: i64,
+    /// False for pcapng simple packet blocks, which carry no timestamp.
+    pub ts_known: bool,
     /// LINKTYPE_* value of the interface the frame was captured on.
     pub linktype: u32,
     /// Captured bytes (may be shorter than `wire_len` when the snap length cut the frame).
@@ -141,18 +143,19 @@ impl<'r> CaptureReader<'r> {
                             let frac = u64::from(b.ts_usec);
                             Some((
                                 iface.linktype,
-                                secs_frac_to_ns(i64::from(b.ts_sec), frac, iface.resolution),
+                                Some(secs_frac_to_ns(i64::from(b.ts_sec), frac, iface.resolution)),
                                 b.data,
                                 b.origlen,
                             ))
                         }
                         PcapBlockOwned::NG(block) => ng_block(&mut self.interfaces, block),
                     };
-                    if let Some((linktype, ts_ns, data, wire_len)) = frame {
+                    if let Some((linktype, ts, data, wire_len)) = frame {
                         self.summary.frames += 1;
                         let f = Frame {
                             number: self.summary.frames,
-                            ts_ns,
+                            ts_ns: ts.unwrap_or(0),
+                            ts_known: ts.is_some(),
                             linktype,
                             data,
                             wire_len,
@@ -234,7 +237,7 @@ impl<'r> CaptureReader<'r> {
 fn ng_block<'b>(
     interfaces: &mut Vec<Interface>,
     block: Block<'b>,
-) -> Option<(u32, i64, &'b [u8], u32)> {
+) -> Option<(u32, Option<i64>, &'b [u8], u32)> {
     match block {
         Block::SectionHeader(_) => {
             // Interface ids are scoped to their section (pcapng spec, section 4.1).
@@ -255,7 +258,7 @@ fn ng_block<'b>(
             let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
             Some((
                 iface.linktype,
-                units_to_ns(ts, iface.resolution, iface.offset_s),
+                Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
                 &epb.data[..(epb.caplen as usize).min(epb.data.len())],
                 epb.origlen,
             ))
@@ -268,7 +271,7 @@ fn ng_block<'b>(
             if iface.snaplen > 0 && data.len() > iface.snaplen as usize {
                 data = &data[..iface.snaplen as usize];
             }
-            Some((iface.linktype, 0, data, spb.origlen))
+            Some((iface.linktype, None, data, spb.origlen))
         }
         Block::Unknown(ub) if ub.block_type == OBSOLETE_PACKET_BLOCK => {
             obsolete_packet_block(ub.data, ub.block_type != OBSOLETE_PACKET_BLOCK).map(
@@ -277,7 +280,7 @@ fn ng_block<'b>(
                     let data = &data[..(caplen as usize).min(data.len())];
                     (
                         iface.linktype,
-                        units_to_ns(ts, iface.resolution, iface.offset_s),
+                        Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
                         data,
                         origlen,
                     )

@@ -141,6 +141,8 @@ pub enum Transport<'a> {
 pub struct Packet<'a> {
     pub number: u64,
     pub ts_ns: i64,
+    /// False when the capture gave no timestamp (pcapng simple packet blocks).
+    pub ts_known: bool,
     pub wire_len: u32,
     pub cap_len: u32,
     pub vlan: bool,
@@ -186,6 +188,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
     let mut pkt = Packet {
         number: frame.number,
         ts_ns: frame.ts_ns,
+        ts_known: frame.ts_known,
         wire_len: frame.wire_len,
         cap_len: frame.data.len() as u32,
         vlan: false,

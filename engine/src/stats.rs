@@ -115,13 +115,13 @@ impl Distribution {
     pub fn summary(&self) -> Summary {
         Summary {
             count: self.count,
-            min: round3(self.min()),
-            max: round3(self.max()),
-            mean: round3(self.mean()),
-            median: round3(self.quantile(0.5)),
-            p95: round3(self.quantile(0.95)),
-            p99: round3(self.quantile(0.99)),
-            stdev: round3(self.stdev()),
+            min: round6(self.min()),
+            max: round6(self.max()),
+            mean: round6(self.mean()),
+            median: round6(self.quantile(0.5)),
+            p95: round6(self.quantile(0.95)),
+            p99: round6(self.quantile(0.99)),
+            stdev: round6(self.stdev()),
         }
     }
 

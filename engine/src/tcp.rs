@@ -2,8 +2,8 @@
 //! (`epan/dissectors/packet-tcp.c`, `tcp_analyze_sequence_number`), so that every flag we raise
 //! can be found in Wireshark with `tcp.analysis.*` and counts agree with tshark:
 //!
-//! * a SYN with a sequence number other than the stream's first one, or after a FIN or RST, starts
-//!   a new stream (`tcp.stream`), as tshark does for reused ports;
+//! * a SYN with a sequence number other than the stream's first one starts a new stream
+//!   (`tcp.stream`), as tshark 4.0 does for reused ports;
 //! * *lost segment* ("previous segment not captured"): the segment starts beyond the highest
 //!   sequence number seen in its direction;
 //! * *duplicate ACK*: no data, same window, same seq and ack as the previous segment;
@@ -110,6 +110,7 @@ struct Conv {
     saw_rst: bool,
     mru_syn_ts: Option<i64>,
     first_rtt_ns: Option<i64>,
+    first_rtt_reported: bool,
     last_seen: i64,
 }
 
@@ -159,7 +160,7 @@ impl TcpTracker {
             Some(conv) => {
                 if is_pure_syn {
                     if let Some(base) = conv.dirs[fwd].base_seq {
-                        if tcp.seq != base || conv.saw_fin || conv.saw_rst {
+                        if tcp.seq != base {
                             new_needed = true;
                             result.flags |= flags::PORTS_REUSED;
                         }
@@ -237,8 +238,13 @@ fn analyze_sequence(
     if fl & (TCP_SYN | TCP_ACK) == TCP_ACK && conv.first_rtt_ns.is_none() {
         if let Some(syn_ts) = conv.mru_syn_ts {
             conv.first_rtt_ns = Some(now - syn_ts);
-            out.initial_rtt_now = true;
         }
+    }
+    // tshark shows `tcp.analysis.initial_rtt` on segments without SYN or FIN; a stream counts as
+    // measured from the first such segment.
+    if conv.first_rtt_ns.is_some() && !conv.first_rtt_reported && fl & (TCP_SYN | TCP_FIN) == 0 {
+        conv.first_rtt_reported = true;
+        out.initial_rtt_now = true;
     }
 
     let f = conv.dirs[fwd];
@@ -298,21 +304,26 @@ fn analyze_sequence(
 
     if (seglen > 0 || fl & (TCP_SYN | TCP_FIN) != 0) && ta & flags::KEEP_ALIVE == 0 {
         let seq_not_advanced = f.nextseq != 0 && lt(seq, f.nextseq);
-        let since_ack = now - r.lastack_time;
+        // Wireshark keeps these deltas in unsigned 64-bit integers, so a segment timestamped
+        // before the reference (time going backwards in the file) is never "recent".
+        let since_ack = now.wrapping_sub(r.lastack_time) as u64;
         let ooo_threshold = conv
             .first_rtt_ns
             .filter(|&v| v > 0)
             .unwrap_or(DEFAULT_OOO_THRESHOLD_NS);
-        let since_next = now - f.nextseq_time;
+        let since_next = now.wrapping_sub(f.nextseq_time) as u64;
         if seq_not_advanced
             && r.dupacknum >= 2
             && r.lastack == seq
-            && since_ack < FAST_RETRANS_WINDOW_NS
+            && since_ack < FAST_RETRANS_WINDOW_NS as u64
         {
             ta |= flags::FAST_RETRANSMISSION | flags::RETRANSMISSION;
         } else if seq_not_advanced
-            && since_next < ooo_threshold
-            && f.nextseq != seq.wrapping_add(seglen)
+            && since_next < ooo_threshold as u64
+            && f.nextseq
+                != seq
+                    .wrapping_add(seglen)
+                    .wrapping_add(u32::from(fl & (TCP_SYN | TCP_FIN) != 0))
         {
             ta |= flags::OUT_OF_ORDER;
         } else if seglen > 0 && r.lastack != 0 && le(seq.wrapping_add(seglen), r.lastack) {

@@ -30,8 +30,11 @@ pub struct Conversation {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConversationsReport {
-    /// Distinct TCP address/port pairs (tshark `-z conv,tcp` rows).
+    /// TCP conversations: tshark 4.0's `-z conv,tcp` has a row per stream, so a reused port
+    /// pair after a new SYN is a second conversation.
     pub tcp: u64,
+    /// Distinct TCP address/port pairs.
+    pub tcp_address_pairs: u64,
     /// TCP streams: a 4-tuple reused after a new SYN is a new stream (tshark's `tcp.stream`).
     pub tcp_streams: u64,
     pub udp: u64,
@@ -153,7 +156,8 @@ impl Analyzer for Conversations {
             })
             .collect();
         report.conversations = Some(ConversationsReport {
-            tcp: self.tcp,
+            tcp: end.tcp_streams,
+            tcp_address_pairs: self.tcp,
             tcp_streams: end.tcp_streams,
             udp: self.udp,
             ip: self.ip,

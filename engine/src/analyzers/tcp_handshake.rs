@@ -265,7 +265,7 @@ impl Analyzer for TcpHandshake {
             slow_handshakes: self.slow,
             initial_rtt: InitialRtt {
                 count: self.rtt.count(),
-                mean_ms: round3(self.rtt.mean()),
+                mean_ms: crate::stats::round6(self.rtt.mean()),
                 min_ms: round3(self.rtt.min()),
                 median_ms: round3(self.rtt.quantile(0.5)),
                 max_ms: round3(self.rtt.max()),

@@ -40,8 +40,9 @@ pub struct TimestampsReport {
     pub last_timestamp: Option<String>,
     /// `--latency` when given; otherwise per-protocol thresholds apply.
     pub gap_threshold_seconds: Option<f64>,
-    /// Largest interval between two consecutive frames of the file (tshark `frame.time_delta`).
-    pub max_gap_seconds: f64,
+    /// Largest interval between two consecutive frames of the file (tshark `frame.time_delta`);
+    /// none with fewer than two timestamped frames.
+    pub max_gap_seconds: Option<f64>,
     pub max_gap_packet: u64,
     pub gaps_detected: u64,
     /// The longest gaps, longest first.
@@ -59,6 +60,7 @@ pub struct Timestamps {
     last_frame: Option<(i64, u64)>,
     max_gap_ns: i64,
     max_gap_packet: u64,
+    any_timestamp: bool,
     intervals: Distribution,
     flows: FastMap<FlowKey, (i64, u64)>,
     gaps: Vec<Gap>,
@@ -74,6 +76,7 @@ impl Timestamps {
             last_frame: None,
             max_gap_ns: 0,
             max_gap_packet: 0,
+            any_timestamp: false,
             intervals: Distribution::default(),
             flows: fast_map(),
             gaps: Vec::new(),
@@ -111,14 +114,23 @@ fn flow_and_threshold(pkt: &Packet<'_>, meta: &PacketMeta) -> Option<(FlowKey, f
 
 impl Analyzer for Timestamps {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
-        if let Some((prev_ts, _)) = self.last_frame {
-            let delta = pkt.ts_ns - prev_ts;
-            self.intervals.add(delta as f64 / NS);
-            if delta > self.max_gap_ns {
-                self.max_gap_ns = delta;
-                self.max_gap_packet = pkt.number;
-            }
+        if !pkt.ts_known {
+            // Like Wireshark, a frame without a timestamp has none of its own, but the next
+            // frame's delta is measured from time 0.
+            self.last_frame = Some((0, pkt.number));
+            return;
         }
+        let delta = self
+            .last_frame
+            .map_or(0, |(prev_ts, _)| pkt.ts_ns - prev_ts);
+        if self.last_frame.is_some() {
+            self.intervals.add(delta as f64 / NS);
+        }
+        if delta > self.max_gap_ns || !self.any_timestamp {
+            self.max_gap_ns = delta;
+            self.max_gap_packet = pkt.number;
+        }
+        self.any_timestamp = true;
         self.last_frame = Some((pkt.ts_ns, pkt.number));
         let Some((key, default_threshold, protocol)) = flow_and_threshold(pkt, meta) else {
             return;
@@ -184,7 +196,9 @@ impl Analyzer for Timestamps {
             first_timestamp: end.first_ts_ns.map(crate::time::iso_utc),
             last_timestamp: end.last_ts_ns.map(crate::time::iso_utc),
             gap_threshold_seconds: self.latency,
-            max_gap_seconds: round6(self.max_gap_ns as f64 / NS),
+            max_gap_seconds: self
+                .any_timestamp
+                .then(|| round6(self.max_gap_ns as f64 / NS)),
             max_gap_packet: self.max_gap_packet,
             gaps_detected: self.gaps_detected,
             gaps,

@@ -73,7 +73,12 @@ fn field(r: &Report, column: &str) -> Option<String> {
                 format!("{:.3}", s.mean)
             }
         }
-        "max_gap_s" => format!("{:.6}", r.timestamps.as_ref()?.max_gap_seconds),
+        "max_gap_s" => r
+            .timestamps
+            .as_ref()?
+            .max_gap_seconds
+            .map(|g| format!("{g:.6}"))
+            .unwrap_or_default(),
         "top_talker" => r
             .top_talkers
             .as_ref()?
