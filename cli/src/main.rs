@@ -1,1 +1,193 @@
-fn main() {}
+//! `pcap_analyzer`: the command line of pcap-analyzer (drop-in for v5's `pcap_analyzer analyze`).
+//! It only parses arguments, runs the engine and prints; everything else is in the `engine` crate.
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use engine::{Config, Options, Report};
+
+mod summary;
+
+const EXIT_HELP: &str = "\
+Exit codes:
+  0  analysis done (the report may carry warnings, e.g. a truncated capture)
+  1  the input is not a capture, or could not be read
+  2  bad command line
+  3  bad configuration file
+  4  a report could not be written";
+
+#[derive(Parser)]
+#[command(name = "pcap_analyzer", version, about = "Analyze network captures (pcap, pcapng, gzip) with tshark-grade accuracy", after_help = EXIT_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyze a capture and write its reports.
+    Analyze(AnalyzeArgs),
+    /// Print the thresholds in effect.
+    ShowConfig {
+        /// v5 config.yaml with a `thresholds:` section.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// Capture file (pcap or pcapng, optionally gzip-compressed).
+    file: PathBuf,
+    /// Gap threshold in seconds: report per-flow gaps longer than this (and only handshakes,
+    /// RTT samples and DNS answers at least this slow in the lists).
+    #[arg(short, long)]
+    latency: Option<f64>,
+    /// v5 config.yaml (thresholds and reports.output_dir).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Base name of the reports: <output_dir>/<NAME>.json (default pcap_analysis_<UTC timestamp>).
+    #[arg(short, long)]
+    output: Option<String>,
+    /// Do not write the reports in <output_dir>.
+    #[arg(long)]
+    no_report: bool,
+    /// Also write the JSON report to PATH; `-` writes it alone to stdout (the summary then goes to stderr).
+    #[arg(long, value_name = "PATH")]
+    json: Option<String>,
+    /// Security detectors also consider 127.0.0.0/8 and ::1.
+    #[arg(long)]
+    include_localhost: bool,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Analyze(args) => analyze(args),
+        Command::ShowConfig { config } => match load_config(config.as_deref()) {
+            Ok(c) => {
+                print!("{}", summary::config_table(&c));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(3, &e),
+        },
+    }
+}
+
+fn fail(code: u8, e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(code)
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        None => Ok(Config::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            Config::from_yaml(&text).with_context(|| format!("in {}", p.display()))
+        }
+    }
+}
+
+fn analyze(args: AnalyzeArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(3, &e),
+    };
+    let report = match run(&args, &config) {
+        Ok(r) => r,
+        Err(e) => return fail(1, &e),
+    };
+    let json_to_stdout = args.json.as_deref() == Some("-");
+    if let Err(e) = write_reports(&args, &config, &report) {
+        return fail(4, &e);
+    }
+    if !args.quiet {
+        let text = summary::console(&report);
+        if json_to_stdout {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Report> {
+    let path = &args.file;
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).ok();
+    let options = Options {
+        latency: args.latency,
+        include_localhost: args.include_localhost,
+        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_size: size,
+    };
+    // A progress bar only where a person watches: stderr is a terminal and the file is large
+    // enough to take more than a blink.
+    let bar = (std::io::stderr().is_terminal() && !args.quiet && size.unwrap_or(0) > 32 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let result = engine::analyze_with_progress(reader, config, &options, |pos| {
+        if let Some(b) = &bar {
+            b.set_position(pos);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result.with_context(|| format!("{}", path.display()))
+}
+
+fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow::Result<()> {
+    let json = report.to_json();
+    match args.json.as_deref() {
+        Some("-") => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        Some(path) => std::fs::write(path, &json).with_context(|| format!("cannot write {path}"))?,
+        None => {}
+    }
+    if args.no_report {
+        return Ok(());
+    }
+    let dir = Path::new(&config.reports.output_dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = args.output.clone().unwrap_or_else(default_name);
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
+    if !args.quiet && args.json.as_deref() != Some("-") {
+        println!("JSON report: {}", path.display());
+    } else if !args.quiet {
+        eprintln!("JSON report: {}", path.display());
+    }
+    Ok(())
+}
+
+/// v5's default base name, `pcap_analysis_<YYYYmmdd_HHMMSS>` (UTC here).
+fn default_name() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let digits: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!("pcap_analysis_{}_{}", &digits[..8.min(digits.len())], &digits[8.min(digits.len())..])
+}

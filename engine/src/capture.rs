@@ -195,7 +195,7 @@ impl<'r> CaptureReader<'r> {
                 }
                 Err(PcapError::UnexpectedEof) => {
                     self.summary.warnings.push(format!(
-                        "the capture ended unexpectedly after frame {}",
+                        "the capture was cut short in the middle of a packet after frame {}; the report covers the frames before it",
                         self.summary.frames
                     ));
                     break;

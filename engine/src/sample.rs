@@ -283,7 +283,7 @@ pub fn arp_request(sender: [u8; 4], target: [u8; 4]) -> Vec<u8> {
 }
 
 /// Number of frames in [`sample_capture`].
-pub const SAMPLE_PACKETS: u64 = 44;
+pub const SAMPLE_PACKETS: u64 = 45;
 
 /// A small, realistic capture seen from a client: ARP, DNS (answered, NXDOMAIN, one query never
 /// answered), an HTTP download with a lost segment, three duplicate ACKs and a fast

@@ -1,0 +1,124 @@
+//! Hostile input: every capture in `../shared/captures`, prefixes of several of them cut at many
+//! offsets, and hundreds of bit-flipped variants must give a report or a clean error, never a panic.
+
+use std::path::PathBuf;
+
+use engine::{analyze, Config, Options};
+
+fn captures() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("../shared/captures must exist next to the repository")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("tsv" | "md")))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 80, "expected the 82 shared captures, found {}", files.len());
+    files
+}
+
+fn run(bytes: &[u8]) -> Result<engine::Report, engine::Error> {
+    analyze(bytes, &Config::default(), &Options::default())
+}
+
+/// A small deterministic generator (splitmix64) so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+#[test]
+fn every_shared_capture_gives_a_report_or_a_clean_error() {
+    for path in captures() {
+        let bytes = std::fs::read(&path).unwrap();
+        match run(&bytes) {
+            Ok(report) => assert!(report.metadata.total_packets < 10_000_000),
+            Err(e) => assert!(!e.to_string().is_empty(), "{}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn captures_cut_at_any_offset_give_a_report_with_a_warning_or_a_clean_error() {
+    let picks = ["cs_http_espn.pcapng", "cs_dns_tcp.pcapng", "td_vxlan.pcap", "pp_test001-be.pcapng", "cs_ppa1e_dns.cap", "td_ipv6-routing-header.pcap"];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    for name in picks {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let full = run(&bytes).expect("the whole file is valid").metadata.total_packets;
+        let step = (bytes.len() / 97).max(1);
+        for cut in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+            match run(&bytes[..cut]) {
+                Ok(r) => {
+                    assert!(r.metadata.total_packets <= full, "{name} cut at {cut}");
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_capture_cut_mid_packet_reports_what_was_read_and_warns() {
+    let capture = engine::sample::sample_capture();
+    let report = run(&capture[..capture.len() - 10]).unwrap();
+    assert_eq!(report.metadata.total_packets, engine::sample::SAMPLE_PACKETS - 1);
+    assert!(report.metadata.warnings.iter().any(|w| w.contains("cut short")), "{:?}", report.metadata.warnings);
+}
+
+#[test]
+fn bit_flipped_captures_never_panic() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    let mut rng = Rng(42);
+    let picks = ["cs_tcp_retransmissions.pcapng", "td_dns-badcookie.pcap", "pt_le_difficult_test202.pcapng", "td_LINKTYPE_RAW_ipv6.pcap", "cs_icmp_traceroute.pcapng", "td_802.1ad_QinQ.pcap"];
+    let mut variants = 0;
+    for name in picks {
+        let original = std::fs::read(dir.join(name)).unwrap();
+        for _ in 0..60 {
+            let mut bytes = original.clone();
+            for _ in 0..(1 + rng.next() % 8) {
+                let i = (rng.next() as usize) % bytes.len();
+                bytes[i] ^= 1 << (rng.next() % 8);
+            }
+            let _ = run(&bytes);
+            variants += 1;
+        }
+    }
+    assert_eq!(variants, 360);
+}
+
+#[test]
+fn text_is_not_a_capture_and_the_error_says_why() {
+    let err = run(b"this is a text file, not a capture\n").unwrap_err();
+    assert!(err.to_string().contains("not a capture"), "{err}");
+    assert!(run(b"").is_err());
+}
+
+#[test]
+fn an_empty_capture_gives_a_valid_report_with_zero_packets() {
+    let header_only = &engine::sample::sample_capture()[..24];
+    let report = run(header_only).unwrap();
+    assert_eq!(report.metadata.total_packets, 0);
+    assert!(report.to_json().contains("\"total_packets\": 0"));
+}
+
+#[test]
+fn gzip_compressed_captures_are_read_transparently() {
+    use std::io::Write;
+    let capture = engine::sample::sample_capture();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&capture).unwrap();
+    let report = run(&gz.finish().unwrap()).unwrap();
+    assert_eq!(report.metadata.total_packets, engine::sample::SAMPLE_PACKETS);
+}
+
+#[test]
+fn the_shipped_sample_is_exactly_what_the_generator_writes() {
+    let shipped = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/sample.pcap")).unwrap();
+    assert_eq!(shipped, engine::sample::sample_capture(), "regenerate with: cargo run -p engine --example make_sample");
+}
