@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, PacketMeta};
-use crate::decode::Packet;
+use crate::decode::{Network, Packet};
 use crate::flow::{evict_idle, fast_map, FastMap, FlowKey};
 use crate::report::{Report, MAX_RANKED};
 use crate::stats::round6;
@@ -107,6 +107,17 @@ impl Analyzer for Conversations {
         };
         if self.ip_pairs.insert(pair, pkt.ts_ns).is_none() {
             self.ip += 1;
+        }
+        // The inner addresses of a tunnel are a conversation of their own (tshark's conv,ip).
+        if let Some(Network::Ip(inner)) = pkt.inner.map(|i| i.network) {
+            let pair = if inner.src <= inner.dst {
+                (inner.src, inner.dst)
+            } else {
+                (inner.dst, inner.src)
+            };
+            if self.ip_pairs.insert(pair, pkt.ts_ns).is_none() {
+                self.ip += 1;
+            }
         }
         let Some((key, dir)) = meta.flow else { return };
         if pkt.tcp().is_none() && pkt.udp().is_none() {
