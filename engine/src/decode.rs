@@ -8,10 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{
-    EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, LenSource, LinkSlice,
-    TransportSlice,
-};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LenSource, LinkSlice, TransportSlice};
 
 use crate::capture::Frame;
 
@@ -314,17 +311,11 @@ fn layers<'a>(
         Some(LaxNetSlice::Ipv6(v6)) => {
             let h = v6.header();
             let payload = v6.payload();
-            let mut fragment = None;
-            for ext in v6.extensions().clone().into_iter() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    fragment = Some(Fragment {
-                        id: f.identification(),
-                        offset: u32::from(f.fragment_offset().value()) * 8,
-                        more: f.more_fragments(),
-                    });
-                }
-            }
-            let ext_len = v6.extensions().slice().len() as u32;
+            // Walked by hand: etherparse's extension iterator trusts lengths its lax slicer did
+            // not check, and a corrupt header length makes it read past the slice.
+            let ext_bytes = v6.extensions().slice();
+            let fragment = ipv6_fragment(h.next_header().0, ext_bytes);
+            let ext_len = ext_bytes.len() as u32;
             let payload_wire_len =
                 if h.payload_length() == 0 || payload.len_source == LenSource::Slice {
                     wire_payload_len(frame, payload.payload)
@@ -554,6 +545,35 @@ fn partial_transport(proto: u8, bytes: &[u8], wire_len: u32) -> Transport<'_> {
         _ => Transport::Other,
     }
 }
+
+/// The fragment header among IPv6 extension headers (RFC 8200 section 4), bounds-checked.
+fn ipv6_fragment(mut next: u8, exts: &[u8]) -> Option<Fragment> {
+    let mut pos = 0usize;
+    // At most one of each extension type may appear; more means a corrupt or hostile chain.
+    for _ in 0..MAX_IPV6_EXTENSIONS {
+        let hdr = exts.get(pos..pos + 8)?;
+        match next {
+            44 => {
+                let off_flags = u16::from_be_bytes([hdr[2], hdr[3]]);
+                return Some(Fragment {
+                    id: u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]),
+                    offset: u32::from(off_flags >> 3) * 8,
+                    more: off_flags & 1 != 0,
+                });
+            }
+            // Hop-by-hop, routing, destination options: (length + 1) * 8 bytes.
+            0 | 43 | 60 => pos += (usize::from(hdr[1]) + 1) * 8,
+            // Authentication header (RFC 4302): (length + 2) * 4 bytes.
+            51 => pos += (usize::from(hdr[1]) + 2) * 4,
+            _ => return None,
+        }
+        next = hdr[0];
+    }
+    None
+}
+
+/// Extension headers followed before giving up (RFC 8200 section 4.1 lists six kinds).
+const MAX_IPV6_EXTENSIONS: usize = 8;
 
 fn icmp_info(v6: bool, bytes: &[u8]) -> IcmpInfo<'_> {
     let mut rest_of_header = [0u8; 4];
