@@ -18,7 +18,7 @@
 //! Sequence arithmetic is modulo 2^32 (RFC 793 section 3.3), written with wrapping operations.
 
 use crate::decode::{Packet, TcpInfo, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::flow::{evict_idle, fast_map, Direction, FastMap, FlowKey};
+use crate::flow::Direction;
 
 /// `tcp.analysis.*` flags of one segment.
 pub mod flags {
@@ -116,23 +116,12 @@ struct Conv {
     last_seen: i64,
 }
 
-/// Tracks every TCP stream of a capture.
+/// Tracks every TCP stream of a capture. Stream state lives in the slot of its flow in the
+/// [`crate::flow::FlowTable`], so finding it costs no second hash lookup.
+#[derive(Default)]
 pub struct TcpTracker {
-    convs: FastMap<FlowKey, Conv>,
+    convs: Vec<Option<Box<Conv>>>,
     next_stream: u64,
-    pub evicted: u64,
-    packets_since_sweep: u32,
-}
-
-impl Default for TcpTracker {
-    fn default() -> Self {
-        TcpTracker {
-            convs: fast_map(),
-            next_stream: 0,
-            evicted: 0,
-            packets_since_sweep: 0,
-        }
-    }
 }
 
 impl TcpTracker {
@@ -141,7 +130,15 @@ impl TcpTracker {
         self.next_stream
     }
 
-    pub fn analyze(&mut self, pkt: &Packet<'_>, key: FlowKey, dir: Direction) -> TcpAnalysis {
+    /// The flow in `slot` was evicted: its stream state goes too.
+    pub fn forget(&mut self, slot: u32) {
+        if let Some(c) = self.convs.get_mut(slot as usize) {
+            *c = None;
+        }
+    }
+
+    /// Analyses a TCP packet of the flow in `slot` (from [`crate::flow::FlowTable::touch`]).
+    pub fn analyze(&mut self, pkt: &Packet<'_>, slot: u32, dir: Direction) -> TcpAnalysis {
         let Some(tcp) = pkt.tcp() else {
             return TcpAnalysis::default();
         };
@@ -150,41 +147,35 @@ impl TcpTracker {
         if tcp.header_incomplete && usize::from(tcp.header_captured) < TCP_BYTES_FOR_STREAM {
             return TcpAnalysis::default();
         }
-        self.packets_since_sweep += 1;
-        if self.packets_since_sweep >= 65_536 {
-            self.packets_since_sweep = 0;
-            self.evicted += evict_idle(&mut self.convs, pkt.ts_ns, |c| c.last_seen) as u64;
-        }
         let mut result = TcpAnalysis {
             dir: Some(dir),
             ..TcpAnalysis::default()
         };
         let fwd = dir.index();
         let is_pure_syn = tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-        let mut new_needed = false;
-        match self.convs.get(&key) {
-            None => new_needed = true,
-            Some(conv) => {
-                if is_pure_syn {
-                    if let Some(base) = conv.dirs[fwd].base_seq {
-                        if tcp.seq != base {
-                            new_needed = true;
-                            result.flags |= flags::PORTS_REUSED;
-                        }
-                    }
-                }
-            }
+        let slot = slot as usize;
+        if self.convs.len() <= slot {
+            self.convs.resize_with(slot + 1, || None);
         }
+        let new_needed = match &self.convs[slot] {
+            None => true,
+            Some(conv) => {
+                let reused = is_pure_syn && conv.dirs[fwd].base_seq.is_some_and(|base| tcp.seq != base);
+                if reused {
+                    result.flags |= flags::PORTS_REUSED;
+                }
+                reused
+            }
+        };
         if new_needed {
-            let conv = Conv {
+            self.convs[slot] = Some(Box::new(Conv {
                 stream: self.next_stream,
                 ..Conv::default()
-            };
+            }));
             self.next_stream += 1;
-            self.convs.insert(key, conv);
             result.new_stream = true;
         }
-        let Some(conv) = self.convs.get_mut(&key) else {
+        let Some(conv) = self.convs[slot].as_deref_mut() else {
             return result;
         };
         conv.last_seen = pkt.ts_ns;
@@ -427,6 +418,7 @@ mod tests {
     /// Runs the segments through a tracker and returns the flags of each.
     fn run(segments: &[(i64, bool, u32, u32, u8, usize)]) -> Vec<u32> {
         let mut tracker = TcpTracker::default();
+        let mut table = crate::flow::FlowTable::default();
         segments
             .iter()
             .enumerate()
@@ -442,7 +434,8 @@ mod tests {
                 };
                 let pkt = decode(&frame);
                 let (key, dir) = crate::flow::FlowKey::of_packet(&pkt).expect("flow");
-                tracker.analyze(&pkt, key, dir).flags
+                let touch = table.touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
+                tracker.analyze(&pkt, touch.slot, dir).flags
             })
             .collect()
     }
