@@ -146,7 +146,9 @@ impl<'a> Core<'a> {
                 }),
             };
             if let Some((key, dir)) = meta.flow {
-                let touch = self.flows.touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
+                let touch = self
+                    .flows
+                    .touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
                 meta.flow_slot = touch.slot;
                 meta.flow_id = touch.id;
                 meta.flow_new = touch.is_new;

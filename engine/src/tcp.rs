@@ -160,7 +160,8 @@ impl TcpTracker {
         let new_needed = match &self.convs[slot] {
             None => true,
             Some(conv) => {
-                let reused = is_pure_syn && conv.dirs[fwd].base_seq.is_some_and(|base| tcp.seq != base);
+                let reused =
+                    is_pure_syn && conv.dirs[fwd].base_seq.is_some_and(|base| tcp.seq != base);
                 if reused {
                     result.flags |= flags::PORTS_REUSED;
                 }

@@ -60,7 +60,14 @@ pub struct Conversations {
 
 impl Conversations {
     pub fn new(_options: &Options) -> Self {
-        Conversations { hasher: Default::default(), seen_flows: Seen::default(), seen_pairs: Seen::default(), udp: 0, ip: 0, retired: Vec::new() }
+        Conversations {
+            hasher: Default::default(),
+            seen_flows: Seen::default(),
+            seen_pairs: Seen::default(),
+            udp: 0,
+            ip: 0,
+            retired: Vec::new(),
+        }
     }
 
     fn add_pair(&mut self, a: IpAddr, b: IpAddr) {
@@ -96,15 +103,20 @@ impl Analyzer for Conversations {
         if matches!(flow.key.proto, 6 | 17) {
             self.retired.push(flow.clone());
             if self.retired.len() >= 4 * MAX_RANKED {
-                self.retired.sort_by_key(|r| std::cmp::Reverse(total_bytes(r)));
+                self.retired
+                    .sort_by_key(|r| std::cmp::Reverse(total_bytes(r)));
                 self.retired.truncate(MAX_RANKED);
             }
         }
     }
 
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
-        let mut all: Vec<&FlowRecord> =
-            end.flows.records().filter(|r| matches!(r.key.proto, 6 | 17)).chain(self.retired.iter()).collect();
+        let mut all: Vec<&FlowRecord> = end
+            .flows
+            .records()
+            .filter(|r| matches!(r.key.proto, 6 | 17))
+            .chain(self.retired.iter())
+            .collect();
         all.sort_by(|a, b| total_bytes(b).cmp(&total_bytes(a)).then(a.key.cmp(&b.key)));
         all.truncate(MAX_RANKED);
         let top_conversations = all

@@ -381,7 +381,7 @@ impl Dns {
         }
     }
 
-    fn on_message(&mut self, m: &Message, pkt: &Packet<'_>, key: FlowKey, dir: Direction) {
+    fn on_message(&mut self, m: Message, pkt: &Packet<'_>, key: FlowKey, dir: Direction) {
         if !m.is_response {
             *self.qtypes.entry(m.qtype).or_insert(0) += 1;
             if let Some(ip) = pkt.ip() {
@@ -406,7 +406,7 @@ impl Dns {
                 ts: pkt.ts_ns,
                 frame: pkt.number,
                 client_dir: dir,
-                qname: m.qname.clone(),
+                qname: m.qname,
                 qtype: m.qtype,
             };
             if self.pending.insert((key, m.id), q).is_some() {
@@ -447,7 +447,10 @@ impl Dns {
             }
             let rounded = Some(round3(ms));
             if self.slow_details.len() < MAX_FINDINGS
-                || self.slow_details.last().is_some_and(|l| l.response_time_ms < rounded)
+                || self
+                    .slow_details
+                    .last()
+                    .is_some_and(|l| l.response_time_ms < rounded)
             {
                 self.slow_details.push(details("slow"));
                 self.slow_details.sort_by(|a, b| {
@@ -485,7 +488,7 @@ impl Analyzer for Dns {
             } else {
                 self.queries += 1;
             }
-            self.on_message(&m, pkt, key, dir);
+            self.on_message(m, pkt, key, dir);
             self.maybe_expire(pkt);
             return;
         } else if let Some(t) = pkt.tcp() {
@@ -530,7 +533,7 @@ impl Analyzer for Dns {
         if messages.iter().any(|m| m.is_response) {
             self.responses += 1;
         }
-        for m in &messages {
+        for m in messages {
             self.on_message(m, pkt, key, dir);
         }
         self.maybe_expire(pkt);
@@ -569,7 +572,11 @@ impl Analyzer for Dns {
                 .map(|(e, n)| (round3(e), n))
                 .collect(),
             error_types_breakdown: self.rcodes,
-            query_types: self.qtypes.iter().map(|(t, n)| (qtype_name(*t), *n)).collect(),
+            query_types: self
+                .qtypes
+                .iter()
+                .map(|(t, n)| (qtype_name(*t), *n))
+                .collect(),
             thresholds: DnsThresholds {
                 dns_response_warning: self.warning_ms / 1000.0,
                 dns_response_critical: self.critical_ms / 1000.0,

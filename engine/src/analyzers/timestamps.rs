@@ -9,12 +9,17 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport};
-use crate::flow::{evict_idle, fast_map, FastMap, FlowKey};
+use std::net::IpAddr;
+
+use crate::flow::{evict_idle, fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::{round6, Distribution, Summary};
 use crate::Options;
 
 const NS: f64 = 1e9;
+
+/// (source address, IP protocol): how v5 groups DNS and ICMP packets for gaps.
+type SourceKey = (IpAddr, u8);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Gap {
@@ -62,7 +67,8 @@ pub struct Timestamps {
     max_gap_packet: u64,
     any_timestamp: bool,
     intervals: Distribution,
-    flows: FastMap<FlowKey, (i64, u64)>,
+    /// DNS and ICMP packets by (source, protocol): last timestamp and frame.
+    flows: FastMap<SourceKey, (i64, u64)>,
     gaps: Vec<Gap>,
     gap_durations: Distribution,
     gaps_detected: u64,
@@ -91,20 +97,14 @@ impl Timestamps {
 /// v5's per-protocol gap threshold in seconds, and how packets are grouped: DNS and ICMP by
 /// source address (`Some(key)`), everything else by its flow (`None`: the flow table's own
 /// previous packet is used, at no extra lookup).
-fn grouping(pkt: &Packet<'_>) -> Option<(Option<FlowKey>, f64, &'static str)> {
+fn grouping(pkt: &Packet<'_>) -> Option<(Option<SourceKey>, f64, &'static str)> {
     let ip = pkt.ip()?;
-    let by_source = |proto| {
-        Some(FlowKey {
-            a: ip.src,
-            a_port: 0,
-            b: ip.src,
-            b_port: 0,
-            proto,
-        })
-    };
+    let by_source = |proto| Some((ip.src, proto));
     Some(match pkt.transport {
         Transport::Tcp(t) => {
-            let interactive = [t.src_port, t.dst_port].iter().any(|p| *p == 22 || *p == 23);
+            let interactive = [t.src_port, t.dst_port]
+                .iter()
+                .any(|p| *p == 22 || *p == 23);
             (None, if interactive { 30.0 } else { 2.5 }, "TCP")
         }
         Transport::Udp(u) if u.src_port == 53 || u.dst_port == 53 => (by_source(17), 5.0, "DNS"),

@@ -68,7 +68,11 @@ pub struct TopTalkers {
 
 impl TopTalkers {
     pub fn new(_options: &Options) -> Self {
-        TopTalkers { ips: fast_map(), pairs: fast_map(), protocols: Default::default() }
+        TopTalkers {
+            ips: fast_map(),
+            pairs: fast_map(),
+            protocols: Default::default(),
+        }
     }
 
     fn add_flow(&mut self, f: &FlowRecord) {
@@ -78,7 +82,8 @@ impl TopTalkers {
                 continue;
             }
             if self.ips.len() >= MAX_ADDRESSES {
-                self.ips.retain(|_, c| c.packets_sent + c.packets_received > 1);
+                self.ips
+                    .retain(|_, c| c.packets_sent + c.packets_received > 1);
             }
             let s = self.ips.entry(src).or_default();
             s.bytes_sent += bytes;
