@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::analyzers::{
     conversations::ConversationsReport, dns::DnsReport,
     protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
-    tcp_handshake::HandshakeReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    rtt::RttReport, tcp_handshake::HandshakeReport, tcp_reset::TcpResetReport,
+    tcp_window::TcpWindowReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -23,6 +24,12 @@ pub struct Report {
     pub tcp_handshake: Option<HandshakeReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retransmission: Option<RetransmissionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<RttReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_window: Option<TcpWindowReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_reset: Option<TcpResetReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_talkers: Option<TopTalkersReport>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,10 @@ pub mod conversations;
 pub mod dns;
 pub mod protocol_distribution;
 pub mod retransmission;
+pub mod rtt;
 pub mod tcp_handshake;
+pub mod tcp_reset;
+pub mod tcp_window;
 pub mod timestamps;
 pub mod top_talkers;
 
@@ -68,6 +71,9 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
         Box::new(timestamps::Timestamps::new(config, options)),
         Box::new(tcp_handshake::TcpHandshake::new(config, options)),
         Box::new(retransmission::Retransmission::new(config, options)),
+        Box::new(rtt::Rtt::new(config, options)),
+        Box::new(tcp_window::TcpWindow::new(config, options)),
+        Box::new(tcp_reset::TcpReset::new(config, options)),
         Box::new(top_talkers::TopTalkers::new(options)),
         Box::new(dns::Dns::new(config, options)),
         Box::new(protocol_distribution::ProtocolDistribution::default()),
