@@ -132,16 +132,15 @@ impl AsymmetricTraffic {
     }
 
     fn evict(&mut self, now: i64) {
-        let mut horizon = crate::flow::IDLE_EVICTION_NS;
-        while self.flows.len() > MAX_FLOWS * 3 / 4 && horizon > 0 {
-            let gone: Vec<(FlowKey, FlowBytes)> = self
-                .flows
-                .extract_if(|_, f| now.saturating_sub(f.last_ts) >= horizon)
-                .collect();
-            for (k, f) in gone {
-                self.finish_flow(k, f);
-            }
-            horizon /= 2;
+        let gone: Vec<(FlowKey, FlowBytes)> = super::evict::drain_idle(
+            &mut self.flows,
+            now,
+            MAX_FLOWS,
+            crate::flow::IDLE_EVICTION_NS,
+            |f| f.last_ts,
+        );
+        for (k, f) in gone {
+            self.finish_flow(k, f);
         }
     }
 }

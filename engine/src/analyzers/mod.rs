@@ -12,6 +12,7 @@ use crate::Options;
 pub mod asymmetric_traffic;
 pub mod conversations;
 pub mod dns;
+pub mod evict;
 pub mod protocol_distribution;
 pub mod retransmission;
 pub mod rtt;

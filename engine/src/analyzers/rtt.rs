@@ -251,16 +251,15 @@ impl Rtt {
     }
 
     fn evict(&mut self, now: i64) {
-        let mut horizon = crate::flow::IDLE_EVICTION_NS;
-        while self.flows.len() > MAX_STREAMS * 3 / 4 && horizon > 0 {
-            let gone: Vec<(u64, FlowRtt)> = self
-                .flows
-                .extract_if(|_, f| now.saturating_sub(f.last_seen) >= horizon)
-                .collect();
-            for (s, f) in gone {
-                self.finish_flow(s, f);
-            }
-            horizon /= 2;
+        let gone: Vec<(u64, FlowRtt)> = super::evict::drain_idle(
+            &mut self.flows,
+            now,
+            MAX_STREAMS,
+            crate::flow::IDLE_EVICTION_NS,
+            |f| f.last_seen,
+        );
+        for (s, f) in gone {
+            self.finish_flow(s, f);
         }
     }
 

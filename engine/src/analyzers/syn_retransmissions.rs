@@ -320,17 +320,16 @@ impl SynRetransmissions {
     }
 
     fn sweep(&mut self, now: i64) {
-        let mut horizon = PENDING_TIMEOUT_NS;
-        while self.pending.len() > MAX_PENDING * 3 / 4 && horizon > 0 {
-            let mut gone: Vec<(u64, Attempt)> = self
-                .pending
-                .extract_if(|_, a| now.saturating_sub(a.last_syn) >= horizon)
-                .collect();
-            gone.sort_by_key(|(s, _)| *s);
-            for (s, a) in gone {
-                self.settle(s, a, None);
-            }
-            horizon /= 2;
+        let mut gone: Vec<(u64, Attempt)> = super::evict::drain_idle(
+            &mut self.pending,
+            now,
+            MAX_PENDING,
+            PENDING_TIMEOUT_NS,
+            |a| a.last_syn,
+        );
+        gone.sort_by_key(|(s, _)| *s);
+        for (s, a) in gone {
+            self.settle(s, a, None);
         }
     }
 }

@@ -355,16 +355,15 @@ impl TcpTimeout {
     }
 
     fn evict(&mut self, now: i64) {
-        let mut horizon = crate::flow::IDLE_EVICTION_NS;
-        while self.conns.len() > MAX_STREAMS * 3 / 4 && horizon > 0 {
-            let gone: Vec<(u64, Conn)> = self
-                .conns
-                .extract_if(|_, c| now.saturating_sub(c.last_ts) >= horizon)
-                .collect();
-            for (s, c) in gone {
-                self.finish_conn(s, c, now);
-            }
-            horizon /= 2;
+        let gone: Vec<(u64, Conn)> = super::evict::drain_idle(
+            &mut self.conns,
+            now,
+            MAX_STREAMS,
+            crate::flow::IDLE_EVICTION_NS,
+            |c| c.last_ts,
+        );
+        for (s, c) in gone {
+            self.finish_conn(s, c, now);
         }
     }
 }

@@ -390,17 +390,16 @@ impl TcpWindow {
     }
 
     fn evict(&mut self, now: i64) {
-        let mut horizon = crate::flow::IDLE_EVICTION_NS;
-        while self.streams.len() > MAX_STREAMS * 3 / 4 && horizon > 0 {
-            let gone: Vec<(u64, StreamState)> = self
-                .streams
-                .extract_if(|_, s| now.saturating_sub(s.last_seen) >= horizon)
-                .collect();
-            for (id, s) in gone {
-                let last = s.last_seen;
-                self.finish_stream(id, s, last);
-            }
-            horizon /= 2;
+        let gone: Vec<(u64, StreamState)> = super::evict::drain_idle(
+            &mut self.streams,
+            now,
+            MAX_STREAMS,
+            crate::flow::IDLE_EVICTION_NS,
+            |s| s.last_seen,
+        );
+        for (id, s) in gone {
+            let last = s.last_seen;
+            self.finish_stream(id, s, last);
         }
     }
 }
