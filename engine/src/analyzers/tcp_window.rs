@@ -6,7 +6,8 @@
 //! A zero-window period starts with the first zero window a side advertises (Wireshark's
 //! `tcp.analysis.zero_window`) and ends with its next non-zero window ("recovered"); a period
 //! still open at the end of the capture, or ended by a reset, never recovered. Zero window probes
-//! (`tcp.analysis.zero_window_probe`, RFC 9293 section 3.8.6.1) are counted per period.
+//! (`tcp.analysis.zero_window_probe`, RFC 9293 section 3.8.6.1, and keep-alive-shaped probes
+//! sent towards the closed window, as Linux does) are counted per period.
 //!
 //! Low windows are only judged on streams whose handshake was captured: without the SYNs the
 //! window scale is unknown and the raw field would understate the window.
@@ -421,7 +422,8 @@ impl Analyzer for TcpWindow {
         let i = dir.index();
         let window = ta.window_bytes;
         let zero = ta.has(flags::ZERO_WINDOW);
-        let probe = ta.has(flags::ZERO_WINDOW_PROBE);
+        let keep_alive = ta.has(flags::KEEP_ALIVE);
+        let mut probe = ta.has(flags::ZERO_WINDOW_PROBE);
         let rst = tcp.flags & TCP_RST != 0;
         let syn = tcp.flags & TCP_SYN != 0;
         let s = self.streams.entry(stream).or_default();
@@ -450,6 +452,11 @@ impl Analyzer for TcpWindow {
             })
         });
         let mut d = issues.dirs[i];
+        // Linux probes a closed window with a keep-alive-shaped segment (sequence one below the
+        // next, `tcp_xmit_probe_skb`); towards a zero window it is a window probe.
+        if keep_alive && issues.dirs[1 - i].zero_start.is_some() {
+            probe = true;
+        }
         if probe {
             self.probes += 1;
             // The probe goes towards the side whose window is closed.
