@@ -72,7 +72,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -96,7 +100,8 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             Config::from_yaml(&text).with_context(|| format!("in {}", p.display()))
         }
     }
@@ -133,19 +138,25 @@ fn run(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Report> {
     let options = Options {
         latency: args.latency,
         include_localhost: args.include_localhost,
-        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         file_size: size,
     };
     // A progress bar only where a person watches: stderr is a terminal and the file is large
     // enough to take more than a blink.
-    let bar = (std::io::stderr().is_terminal() && !args.quiet && size.unwrap_or(0) > 32 << 20).then(|| {
-        let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}")
+    let bar = (std::io::stderr().is_terminal() && !args.quiet && size.unwrap_or(0) > 32 << 20)
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}",
+                )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+            );
+            bar
+        });
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     let result = engine::analyze_with_progress(reader, config, &options, |pos| {
         if let Some(b) = &bar {
@@ -166,7 +177,9 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
             out.write_all(json.as_bytes())?;
             out.write_all(b"\n")?;
         }
-        Some(path) => std::fs::write(path, &json).with_context(|| format!("cannot write {path}"))?,
+        Some(path) => {
+            std::fs::write(path, &json).with_context(|| format!("cannot write {path}"))?
+        }
         None => {}
     }
     if args.no_report {
@@ -189,5 +202,9 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
 fn default_name() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let digits: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
-    format!("pcap_analysis_{}_{}", &digits[..8.min(digits.len())], &digits[8.min(digits.len())..])
+    format!(
+        "pcap_analysis_{}_{}",
+        &digits[..8.min(digits.len())],
+        &digits[8.min(digits.len())..]
+    )
 }

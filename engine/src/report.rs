@@ -4,9 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzers::{
-    conversations::ConversationsReport, dns::DnsReport,
-    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
-    tcp_handshake::HandshakeReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    asymmetric_traffic::AsymmetricTrafficReport, conversations::ConversationsReport,
+    dns::DnsReport, protocol_distribution::ProtocolDistributionReport,
+    retransmission::RetransmissionReport, rtt::RttReport, sack::SackReport,
+    syn_retransmissions::SynRetransmissionsReport, tcp_handshake::HandshakeReport,
+    tcp_reset::TcpResetReport, tcp_timeout::TcpTimeoutReport, tcp_window::TcpWindowReport,
+    throughput::ThroughputReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -24,11 +27,27 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retransmission: Option<RetransmissionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<RttReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_window: Option<TcpWindowReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_reset: Option<TcpResetReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_talkers: Option<TopTalkersReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_retransmissions: Option<SynRetransmissionsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_timeout: Option<TcpTimeoutReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_distribution: Option<ProtocolDistributionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asymmetric_traffic: Option<AsymmetricTrafficReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sack: Option<SackReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
     pub metadata: Metadata,

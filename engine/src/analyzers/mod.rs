@@ -9,11 +9,20 @@ use crate::report::Report;
 use crate::tcp::TcpAnalysis;
 use crate::Options;
 
+pub mod asymmetric_traffic;
 pub mod conversations;
 pub mod dns;
+pub mod evict;
 pub mod protocol_distribution;
 pub mod retransmission;
+pub mod rtt;
+pub mod sack;
+pub mod syn_retransmissions;
 pub mod tcp_handshake;
+pub mod tcp_reset;
+pub mod tcp_timeout;
+pub mod tcp_window;
+pub mod throughput;
 pub mod timestamps;
 pub mod top_talkers;
 
@@ -80,9 +89,19 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
         Box::new(timestamps::Timestamps::new(config, options)),
         Box::new(tcp_handshake::TcpHandshake::new(config, options)),
         Box::new(retransmission::Retransmission::new(config, options)),
+        Box::new(rtt::Rtt::new(config, options)),
+        Box::new(tcp_window::TcpWindow::new(config, options)),
+        Box::new(tcp_reset::TcpReset::new(config, options)),
         Box::new(top_talkers::TopTalkers::new(options)),
+        Box::new(throughput::Throughput::new(config, options)),
+        Box::new(syn_retransmissions::SynRetransmissions::new(
+            config, options,
+        )),
+        Box::new(tcp_timeout::TcpTimeout::new(config, options)),
         Box::new(dns::Dns::new(config, options)),
         Box::new(protocol_distribution::ProtocolDistribution::default()),
+        Box::new(asymmetric_traffic::AsymmetricTraffic::new(config, options)),
+        Box::new(sack::Sack::new(config, options)),
         Box::new(conversations::Conversations::new(options)),
     ]
 }
