@@ -171,6 +171,8 @@ pub fn evict_idle<K: Eq + std::hash::Hash, V>(
 #[derive(Debug, Clone)]
 pub struct FlowRecord {
     pub key: FlowKey,
+    /// Direction of the flow's first packet (its initiator, as far as the capture shows).
+    pub first_dir: Direction,
     /// Unique over the capture, also across evictions (0-based, in order of appearance).
     pub id: u64,
     /// Packets and bytes (frame length) from `a` to `b` ([0]) and back ([1]).
@@ -232,6 +234,7 @@ impl FlowTable {
             None => {
                 let record = FlowRecord {
                     key,
+                    first_dir: dir,
                     id: self.next_id,
                     packets: [0; 2],
                     bytes: [0; 2],

@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{Direction, FlowRecord};
 use crate::report::{Report, MAX_RANKED};
 use crate::stats::{round3, round6};
 use crate::Options;
 
 /// Flows followed at once; past this, the idlest are judged early (they still count).
-const MAX_FLOWS: usize = 200_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AsymmetricFlow {
@@ -52,17 +51,10 @@ pub struct AsymmetricTrafficReport {
     pub worst_asymmetric_flows: Vec<AsymmetricFlow>,
 }
 
-#[derive(Clone, Copy)]
-struct FlowBytes {
-    first_dir: Direction,
-    bytes: [u64; 2],
-    last_ts: i64,
-}
 
 pub struct AsymmetricTraffic {
     threshold: f64,
     min_bytes: u64,
-    flows: FastMap<FlowKey, FlowBytes>,
     total: u64,
     analyzed: u64,
     asymmetric: u64,
@@ -74,7 +66,6 @@ impl AsymmetricTraffic {
         AsymmetricTraffic {
             threshold: config.thresholds.asymmetry_threshold,
             min_bytes: config.thresholds.asymmetry_min_bytes,
-            flows: fast_map(),
             total: 0,
             analyzed: 0,
             asymmetric: 0,
@@ -92,7 +83,12 @@ impl AsymmetricTraffic {
         self.worst.truncate(MAX_RANKED);
     }
 
-    fn finish_flow(&mut self, key: FlowKey, f: FlowBytes) {
+    /// Judges a finished flow, with its totals from the shared flow table.
+    fn finish_flow(&mut self, f: &FlowRecord) {
+        let key = f.key;
+        if key.proto != 6 && key.proto != 17 {
+            return;
+        }
         self.total += 1;
         let total = f.bytes[0] + f.bytes[1];
         if total < self.min_bytes {
@@ -130,44 +126,20 @@ impl AsymmetricTraffic {
             self.rank();
         }
     }
-
-    fn evict(&mut self, now: i64) {
-        let gone: Vec<(FlowKey, FlowBytes)> = super::evict::drain_idle(
-            &mut self.flows,
-            now,
-            MAX_FLOWS,
-            crate::flow::IDLE_EVICTION_NS,
-            |f| f.last_ts,
-        );
-        for (k, f) in gone {
-            self.finish_flow(k, f);
-        }
-    }
 }
 
 impl Analyzer for AsymmetricTraffic {
-    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
-        let Some((key, dir)) = meta.flow else { return };
-        if key.proto != 6 && key.proto != 17 {
-            return;
-        }
-        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
-            self.evict(pkt.ts_ns);
-        }
-        let f = self.flows.entry(key).or_insert(FlowBytes {
-            first_dir: dir,
-            bytes: [0, 0],
-            last_ts: pkt.ts_ns,
-        });
-        f.bytes[dir.index()] += u64::from(pkt.wire_len);
-        f.last_ts = f.last_ts.max(pkt.ts_ns);
+    fn on_packet(&mut self, _pkt: &Packet<'_>, _meta: &PacketMeta) {}
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        self.finish_flow(flow);
     }
 
-    fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let mut left: Vec<(FlowKey, FlowBytes)> = self.flows.drain().collect();
-        left.sort_by_key(|(k, _)| *k);
-        for (k, f) in left {
-            self.finish_flow(k, f);
+    fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+        let mut left: Vec<&FlowRecord> = end.flows.records().collect();
+        left.sort_by_key(|f| f.key);
+        for f in left {
+            self.finish_flow(f);
         }
         self.rank();
         report.asymmetric_traffic = Some(AsymmetricTrafficReport {

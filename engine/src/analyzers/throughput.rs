@@ -10,13 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{Direction, FlowRecord};
 use crate::report::{top_n, Report, MAX_RANKED};
 use crate::stats::{round3, round6};
 use crate::Options;
 
-/// Flows followed at once; past this, the idlest are finished early (they still count).
-const MAX_FLOWS: usize = 200_000;
 /// v5's slow flow: longer than this...
 const SLOW_MIN_DURATION_S: f64 = 1.0;
 /// ...slower than this...
@@ -83,14 +81,6 @@ pub struct ThroughputReport {
     pub timeline: Timeline,
 }
 
-#[derive(Clone, Copy)]
-struct FlowState {
-    first_dir: Direction,
-    bytes: [u64; 2],
-    packets: u64,
-    first_ts: i64,
-    last_ts: i64,
-}
 
 /// Packets and bytes per bucket from the first packet on; when a packet falls past the last
 /// allowed bucket, buckets merge (width ×2 or ×5) so the series stays bounded.
@@ -149,8 +139,9 @@ impl Buckets {
     }
 }
 
+/// Per-flow totals come from the shared flow table (when a flow is evicted and at the end), so
+/// the per-packet cost is one timeline bucket update.
 pub struct Throughput {
-    flows: FastMap<FlowKey, FlowState>,
     total_flows: u64,
     slow_count: u64,
     top: Vec<FlowThroughput>,
@@ -173,7 +164,6 @@ fn protocol_name(p: u8) -> String {
 impl Throughput {
     pub fn new(_config: &Config, _options: &Options) -> Self {
         Throughput {
-            flows: fast_map(),
             total_flows: 0,
             slow_count: 0,
             top: Vec::new(),
@@ -189,7 +179,8 @@ impl Throughput {
         }
     }
 
-    fn finish_flow(&mut self, key: FlowKey, f: FlowState) {
+    fn finish_flow(&mut self, f: &FlowRecord) {
+        let key = f.key;
         self.total_flows += 1;
         let total = f.bytes[0] + f.bytes[1];
         let duration = (f.last_ts - f.first_ts).max(0) as f64 / 1e9;
@@ -221,7 +212,7 @@ impl Throughput {
             bytes_sent: sent,
             bytes_received: received,
             total_bytes: total,
-            packets: f.packets,
+            packets: f.packets[0] + f.packets[1],
             duration_seconds: round6(duration),
             throughput_mbps: round6(mbps),
             display_filter: key.display_filter(),
@@ -241,48 +232,25 @@ impl Throughput {
             }
         }
     }
-
-    fn evict(&mut self, now: i64) {
-        let gone: Vec<(FlowKey, FlowState)> = super::evict::drain_idle(
-            &mut self.flows,
-            now,
-            MAX_FLOWS,
-            crate::flow::IDLE_EVICTION_NS,
-            |f| f.last_ts,
-        );
-        for (k, f) in gone {
-            self.finish_flow(k, f);
-        }
-    }
 }
 
 impl Analyzer for Throughput {
-    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
+    fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let bytes = u64::from(pkt.wire_len);
         self.total_bytes += bytes;
         self.total_packets += 1;
         self.buckets.add(pkt.ts_ns, bytes);
-        let Some((key, dir)) = meta.flow else { return };
-        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
-            self.evict(pkt.ts_ns);
-        }
-        let f = self.flows.entry(key).or_insert(FlowState {
-            first_dir: dir,
-            bytes: [0, 0],
-            packets: 0,
-            first_ts: pkt.ts_ns,
-            last_ts: pkt.ts_ns,
-        });
-        f.bytes[dir.index()] += bytes;
-        f.packets += 1;
-        f.last_ts = f.last_ts.max(pkt.ts_ns);
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        self.finish_flow(flow);
     }
 
     fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
-        let mut left: Vec<(FlowKey, FlowState)> = self.flows.drain().collect();
-        left.sort_by_key(|(_, f)| f.first_ts);
-        for (k, f) in left {
-            self.finish_flow(k, f);
+        let mut left: Vec<&FlowRecord> = end.flows.records().collect();
+        left.sort_by_key(|f| (f.first_ts, f.id));
+        for f in left {
+            self.finish_flow(f);
         }
         let mut top = std::mem::take(&mut self.top);
         top.sort_by(|a, b| b.total_bytes.cmp(&a.total_bytes).then(a.flow.cmp(&b.flow)));
