@@ -59,6 +59,12 @@ struct AnalyzeArgs {
     /// Also write the JSON report to PATH; `-` writes it alone to stdout (the summary then goes to stderr).
     #[arg(long, value_name = "PATH")]
     json: Option<String>,
+    /// Also write the HTML report to PATH (one self-contained file).
+    #[arg(long, value_name = "PATH")]
+    export_html: Option<PathBuf>,
+    /// Write summary.csv, protocol_distribution.csv, flows.csv and findings.csv into DIR.
+    #[arg(long, value_name = "DIR")]
+    export_csv: Option<PathBuf>,
     /// Security detectors also consider 127.0.0.0/8 and ::1.
     #[arg(long)]
     include_localhost: bool,
@@ -72,7 +78,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -96,7 +106,8 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             Config::from_yaml(&text).with_context(|| format!("in {}", p.display()))
         }
     }
@@ -133,19 +144,25 @@ fn run(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Report> {
     let options = Options {
         latency: args.latency,
         include_localhost: args.include_localhost,
-        file_name: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         file_size: size,
     };
     // A progress bar only where a person watches: stderr is a terminal and the file is large
     // enough to take more than a blink.
-    let bar = (std::io::stderr().is_terminal() && !args.quiet && size.unwrap_or(0) > 32 << 20).then(|| {
-        let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}")
+    let bar = (std::io::stderr().is_terminal() && !args.quiet && size.unwrap_or(0) > 32 << 20)
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(size.unwrap_or(0));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec} eta {eta}",
+                )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+            );
+            bar
+        });
     let reader = std::io::BufReader::with_capacity(1 << 20, file);
     let result = engine::analyze_with_progress(reader, config, &options, |pos| {
         if let Some(b) = &bar {
@@ -160,14 +177,45 @@ fn run(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Report> {
 
 fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow::Result<()> {
     let json = report.to_json();
+    let json_to_stdout = args.json.as_deref() == Some("-");
+    // With `--json -` stdout carries the JSON alone; every other line goes to stderr.
+    let say = |line: String| {
+        if args.quiet {
+        } else if json_to_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     match args.json.as_deref() {
         Some("-") => {
             let mut out = std::io::stdout().lock();
             out.write_all(json.as_bytes())?;
             out.write_all(b"\n")?;
         }
-        Some(path) => std::fs::write(path, &json).with_context(|| format!("cannot write {path}"))?,
+        Some(path) => {
+            std::fs::write(path, &json).with_context(|| format!("cannot write {path}"))?
+        }
         None => {}
+    }
+    // Rendered once, only when some output needs it.
+    let mut html: Option<String> = None;
+    let mut page = || {
+        html.get_or_insert_with(|| engine::render::html(report))
+            .clone()
+    };
+    if let Some(path) = &args.export_html {
+        std::fs::write(path, page()).with_context(|| format!("cannot write {}", path.display()))?;
+        say(format!("HTML report: {}", path.display()));
+    }
+    if let Some(dir) = &args.export_csv {
+        let files = engine::render::write_csv(report, dir)
+            .with_context(|| format!("cannot write the CSV files in {}", dir.display()))?;
+        say(format!(
+            "CSV files: {} ({} files)",
+            dir.display(),
+            files.len()
+        ));
     }
     if args.no_report {
         return Ok(());
@@ -177,11 +225,10 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
     let name = args.output.clone().unwrap_or_else(default_name);
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
-    if !args.quiet && args.json.as_deref() != Some("-") {
-        println!("JSON report: {}", path.display());
-    } else if !args.quiet {
-        eprintln!("JSON report: {}", path.display());
-    }
+    say(format!("JSON report: {}", path.display()));
+    let path = dir.join(format!("{name}.html"));
+    std::fs::write(&path, page()).with_context(|| format!("cannot write {}", path.display()))?;
+    say(format!("HTML report: {}", path.display()));
     Ok(())
 }
 
@@ -189,5 +236,9 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
 fn default_name() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let digits: String = now.chars().filter(|c| c.is_ascii_digit()).collect();
-    format!("pcap_analysis_{}_{}", &digits[..8.min(digits.len())], &digits[8.min(digits.len())..])
+    format!(
+        "pcap_analysis_{}_{}",
+        &digits[..8.min(digits.len())],
+        &digits[8.min(digits.len())..]
+    )
 }

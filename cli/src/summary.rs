@@ -8,18 +8,36 @@ pub fn console(r: &Report) -> String {
     let mut s = String::new();
     let m = &r.metadata;
     let _ = writeln!(s, "PCAP Analyzer {} - {}", m.engine_version, m.pcap_file);
-    let _ = writeln!(s, "  format {}, {} packets, {:.3} s, analysed in {:.3} s", m.format, m.total_packets, m.capture_duration, m.analysis_seconds);
+    let _ = writeln!(
+        s,
+        "  format {}, {} packets, {:.3} s, analysed in {:.3} s",
+        m.format, m.total_packets, m.capture_duration, m.analysis_seconds
+    );
     for w in &m.warnings {
         let _ = writeln!(s, "  WARNING: {w}");
     }
     if let Some(pd) = &r.protocol_distribution {
-        let l3: Vec<String> = pd.layer3_distribution.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
-        let l4: Vec<String> = pd.layer4_distribution.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let l3: Vec<String> = pd
+            .layer3_distribution
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let l4: Vec<String> = pd
+            .layer4_distribution
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(s, "  layer 3: {}", l3.join(", "));
         let _ = writeln!(s, "  layer 4: {}", l4.join(", "));
     }
     if let Some(c) = &r.conversations {
-        let _ = writeln!(s, "  conversations: TCP {} (streams {}), UDP {}, IP {}", c.tcp, c.tcp_streams, c.udp, c.ip);
+        let _ = writeln!(
+            s,
+            "  conversations: TCP {} (streams {}), UDP {}, IP {}",
+            c.tcp, c.tcp_streams, c.udp, c.ip
+        );
     }
     let _ = writeln!(s, "\nFindings");
     if let Some(rt) = &r.retransmission {
@@ -38,7 +56,14 @@ pub fn console(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "    stream {:>5}  {} <-> {}  {} retrans / {} pkts ({:.1} %, {})  filter: {}",
-                f.stream, f.src, f.dst, f.retransmissions, f.packets, f.retransmission_rate_pct, f.severity, f.display_filter
+                f.stream,
+                f.src,
+                f.dst,
+                f.retransmissions,
+                f.packets,
+                f.retransmission_rate_pct,
+                f.severity,
+                f.display_filter
             );
         }
     }
@@ -63,13 +88,19 @@ pub fn console(r: &Report) -> String {
         let _ = writeln!(
             s,
             "  Gaps: {} above threshold; largest inter-packet gap {:.6} s (frame {})",
-            t.gaps_detected, t.max_gap_seconds.unwrap_or(0.0), t.max_gap_packet
+            t.gaps_detected,
+            t.max_gap_seconds.unwrap_or(0.0),
+            t.max_gap_packet
         );
     }
     if let Some(t) = &r.top_talkers {
         let _ = writeln!(s, "\nTop talkers");
         for x in t.top_ips.iter().take(5) {
-            let _ = writeln!(s, "  {:<40} {:>14} bytes {:>10} packets", x.ip, x.bytes, x.packets);
+            let _ = writeln!(
+                s,
+                "  {:<40} {:>14} bytes {:>10} packets",
+                x.ip, x.bytes, x.packets
+            );
         }
     }
     s
@@ -82,6 +113,10 @@ pub fn config_table(c: &Config) -> String {
             let _ = writeln!(s, "  {k:<32} {v}");
         }
     }
-    let _ = writeln!(s, "Reports\n  {:<32} {}", "output_dir", c.reports.output_dir);
+    let _ = writeln!(
+        s,
+        "Reports\n  {:<32} {}",
+        "output_dir", c.reports.output_dir
+    );
     s
 }
