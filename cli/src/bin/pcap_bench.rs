@@ -17,11 +17,7 @@ use engine::flow::{fast_map, FastMap, FlowKey};
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -45,12 +41,8 @@ fn floor(path: &str) -> u64 {
 }
 
 fn full(path: &str) -> (u64, engine::Report) {
-    let options = engine::Options {
-        file_name: path.to_string(),
-        ..Default::default()
-    };
-    let report =
-        engine::analyze(open(path), &engine::Config::default(), &options).expect("analysis");
+    let options = engine::Options { file_name: path.to_string(), ..Default::default() };
+    let report = engine::analyze(open(path), &engine::Config::default(), &options).expect("analysis");
     (report.metadata.total_packets, report)
 }
 
@@ -64,12 +56,7 @@ fn child(mode: &str, path: &str) {
             n
         }
     };
-    println!(
-        "{} {} {:.1}",
-        packets,
-        start.elapsed().as_secs_f64(),
-        peak_rss_mb()
-    );
+    println!("{} {} {:.1}", packets, start.elapsed().as_secs_f64(), peak_rss_mb());
 }
 
 fn main() {
@@ -78,51 +65,28 @@ fn main() {
         return child(&args[2], &args[3]);
     }
     let path = args.get(1).expect("usage: pcap_bench CAPTURE");
-    let size_mb = std::fs::metadata(path)
-        .map(|m| m.len() as f64 / 1e6)
-        .unwrap_or(0.0);
+    let size_mb = std::fs::metadata(path).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
     let exe = std::env::current_exe().expect("own path");
     println!("| run | wall s | packets/s | MB/s | peak RSS MB |\n|---|---|---|---|---|");
     let mut walls = Vec::new();
     for mode in ["floor", "full"] {
-        let out = Command::new(&exe)
-            .args(["--child", mode, path])
-            .output()
-            .expect("child run");
+        let out = Command::new(&exe).args(["--child", mode, path]).output().expect("child run");
         let text = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<f64> = text
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
+        let v: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
         let (packets, wall, rss) = (v[0], v[1], v[2]);
         walls.push(wall);
-        let label = if mode == "floor" {
-            "reader floor (read + decode + flow map)"
-        } else {
-            "full analysis (pcap_analyzer engine)"
-        };
-        println!(
-            "| {label} | {wall:.2} | {:.0} | {:.0} | {rss:.0} |",
-            packets / wall,
-            size_mb / wall
-        );
+        let label = if mode == "floor" { "reader floor (read + decode + flow map)" } else { "full analysis (pcap_analyzer engine)" };
+        println!("| {label} | {wall:.2} | {:.0} | {:.0} | {rss:.0} |", packets / wall, size_mb / wall);
     }
-    println!(
-        "\nfull / floor wall-time ratio: {:.2} (target <= 2.0)",
-        walls[1] / walls[0]
-    );
+    println!("\nfull / floor wall-time ratio: {:.2} (target <= 2.0)", walls[1] / walls[0]);
     check_truth(path);
 }
 
 fn check_truth(path: &str) {
-    let Ok(truth) = std::fs::read_to_string(format!("{path}.truth.json")) else {
-        return;
-    };
+    let Ok(truth) = std::fs::read_to_string(format!("{path}.truth.json")) else { return };
     let truth: serde_json::Value = serde_json::from_str(&truth).expect("truth json");
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{path}.report.json")).expect("report"),
-    )
-    .expect("json");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{path}.report.json")).expect("report")).expect("json");
     let pd = &report["protocol_distribution"];
     let checks = [
         ("packets", &report["metadata"]["total_packets"]),
@@ -137,14 +101,8 @@ fn check_truth(path: &str) {
         ("synack", &report["tcp_handshake"]["synack_packets"]),
         ("dns_queries", &report["dns"]["total_queries"]),
         ("dns_responses", &report["dns"]["total_responses"]),
-        (
-            "dns_nxdomain",
-            &report["dns"]["error_types_breakdown"]["NXDOMAIN"],
-        ),
-        (
-            "fast_retrans",
-            &report["retransmission"]["fast_retrans_count"],
-        ),
+        ("dns_nxdomain", &report["dns"]["error_types_breakdown"]["NXDOMAIN"]),
+        ("fast_retrans", &report["retransmission"]["fast_retrans_count"]),
     ];
     println!("\n| truth field | ground truth | report |\n|---|---|---|");
     let mut ok = true;
@@ -153,15 +111,9 @@ fn check_truth(path: &str) {
         ok &= t == ours;
         println!("| {k} | {t} | {ours} |");
     }
-    let retrans = report["retransmission"]["total_retransmissions"]
-        .as_u64()
-        .unwrap_or(0);
-    let expected =
-        truth["data_retrans"].as_u64().unwrap_or(0) + truth["syn_retrans"].as_u64().unwrap_or(0);
+    let retrans = report["retransmission"]["total_retransmissions"].as_u64().unwrap_or(0);
+    let expected = truth["data_retrans"].as_u64().unwrap_or(0) + truth["syn_retrans"].as_u64().unwrap_or(0);
     println!("| data_retrans + syn_retrans | {expected} | {retrans} |");
     ok &= expected == retrans;
-    println!(
-        "\nreport {} the ground truth",
-        if ok { "matches" } else { "DIFFERS from" }
-    );
+    println!("\nreport {} the ground truth", if ok { "matches" } else { "DIFFERS from" });
 }
