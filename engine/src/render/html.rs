@@ -92,7 +92,8 @@ pub fn html(report: &Report) -> String {
         charts => charts,
         visible_rows => view::VISIBLE_TABLE_ROWS,
         css => Jinja::from_safe_string(CSS.to_string()),
-        csp => csp(),
+        // Our own text (base64 and quotes, no `"`): kept literal so the policy reads as written.
+        csp => Jinja::from_safe_string(csp()),
         version => env!("CARGO_PKG_VERSION"),
     };
     let mut env = Environment::new();
@@ -212,71 +213,11 @@ fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinj
             charts.entry(key.to_string()).or_default().push(svg);
         }
     };
-    if let Some(t) = get(tree, "throughput", "timeline")
-        .and_then(|v| serde_json::from_value::<Timeline>(v.clone()).ok())
-        .filter(|t| t.bucket_seconds > 0.0 && !t.points.is_empty())
-    {
-        let origin = t.points.iter().map(|p| p.t).fold(f64::INFINITY, f64::min);
-        let per_s = |f: fn(&TimelinePoint) -> f64| {
-            let mut pts: Vec<(f64, f64)> = t
-                .points
-                .iter()
-                .map(|p| (p.t, f(p) / t.bucket_seconds))
-                .collect();
-            rebase(&mut pts, origin);
-            pts
-        };
-        let packets = Series {
-            name: "packets/s".into(),
-            points: per_s(|p| p.packets),
-        };
-        let bytes = Series {
-            name: "bytes/s".into(),
-            points: per_s(|p| p.bytes),
-        };
-        add(
-            "throughput",
-            charts::dual_line_chart(
-                "Traffic over time",
-                "time (s from the first packet)",
-                &packets,
-                &bytes,
-                &format!("Buckets of {} s.", view::number(t.bucket_seconds)),
-            ),
-        );
+    if let Some(v) = get(tree, "throughput", "timeline") {
+        add("throughput", traffic_chart(v));
     }
-    if let Some(flows) = get(tree, "rtt", "rtt_over_time")
-        .and_then(|v| serde_json::from_value::<Vec<RttFlow>>(v.clone()).ok())
-        .filter(|f| !f.is_empty())
-    {
-        let origin = flows
-            .iter()
-            .flat_map(|f| f.points.iter().map(|p| p.0))
-            .fold(f64::INFINITY, f64::min);
-        let series: Vec<Series> = flows
-            .iter()
-            .map(|f| {
-                let mut points = f.points.clone();
-                rebase(&mut points, origin);
-                Series {
-                    name: match f.stream {
-                        Some(s) => format!("stream {s}: {}", f.flow),
-                        None => f.flow.clone(),
-                    },
-                    points,
-                }
-            })
-            .collect();
-        add(
-            "rtt",
-            charts::line_chart(
-                "RTT over time, worst flows",
-                "time (s from the first sample)",
-                "RTT (ms)",
-                &series,
-                "",
-            ),
-        );
+    if let Some(v) = get(tree, "rtt", "rtt_over_time") {
+        add("rtt", rtt_chart(v));
     }
     if let Some(d) = &r.dns {
         let mut lower = 0.0;
@@ -342,6 +283,78 @@ fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinj
         .into_iter()
         .map(|(k, v)| (k, v.into_iter().map(Jinja::from_safe_string).collect()))
         .collect()
+}
+
+/// Packets/s and bytes/s over time from `throughput.timeline`
+/// (`{bucket_seconds, points:[{t, packets, bytes}]}`); empty when absent or of another shape.
+pub fn traffic_chart(timeline: &Value) -> String {
+    let Some(t) = serde_json::from_value::<Timeline>(timeline.clone())
+        .ok()
+        .filter(|t| t.bucket_seconds > 0.0 && !t.points.is_empty())
+    else {
+        return String::new();
+    };
+    let origin = t.points.iter().map(|p| p.t).fold(f64::INFINITY, f64::min);
+    let per_s = |f: fn(&TimelinePoint) -> f64| {
+        let mut pts: Vec<(f64, f64)> = t
+            .points
+            .iter()
+            .map(|p| (p.t, f(p) / t.bucket_seconds))
+            .collect();
+        rebase(&mut pts, origin);
+        pts
+    };
+    let packets = Series {
+        name: "packets/s".into(),
+        points: per_s(|p| p.packets),
+    };
+    let bytes = Series {
+        name: "bytes/s".into(),
+        points: per_s(|p| p.bytes),
+    };
+    charts::dual_line_chart(
+        "Traffic over time",
+        "time (s from the first packet)",
+        &packets,
+        &bytes,
+        &format!("Buckets of {} s.", view::number(t.bucket_seconds)),
+    )
+}
+
+/// RTT over time of the worst flows from `rtt.rtt_over_time`
+/// (`[{flow, stream, points:[[t, rtt_ms]]}]`); empty when absent or of another shape.
+pub fn rtt_chart(flows: &Value) -> String {
+    let Some(flows) = serde_json::from_value::<Vec<RttFlow>>(flows.clone())
+        .ok()
+        .filter(|f| !f.is_empty())
+    else {
+        return String::new();
+    };
+    let origin = flows
+        .iter()
+        .flat_map(|f| f.points.iter().map(|p| p.0))
+        .fold(f64::INFINITY, f64::min);
+    let series: Vec<Series> = flows
+        .iter()
+        .map(|f| {
+            let mut points = f.points.clone();
+            rebase(&mut points, origin);
+            Series {
+                name: match f.stream {
+                    Some(s) => format!("stream {s}: {}", f.flow),
+                    None => f.flow.clone(),
+                },
+                points,
+            }
+        })
+        .collect();
+    charts::line_chart(
+        "RTT over time, worst flows",
+        "time (s from the first sample)",
+        "RTT (ms)",
+        &series,
+        "",
+    )
 }
 
 /// The sections as the template gets them (public for the CSV export and tests).
