@@ -214,8 +214,8 @@ pub fn console(r: &Report) -> String {
             s.push_str(&table(
                 &[
                     "stream",
-                    "client",
-                    "server",
+                    "endpoint A",
+                    "endpoint B",
                     "packets",
                     "retrans",
                     "rate %",
