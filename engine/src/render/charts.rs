@@ -11,7 +11,12 @@ use std::fmt::Write;
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 300.0;
 /// Room for the title (top), the axis labels (left, right, bottom).
-const TOP: f64 = 36.0;
+const TOP: f64 = 58.0;
+/// Baselines of the title and of the legend, above the plot.
+const TITLE_Y: f64 = 20.0;
+const LEGEND_Y: f64 = 42.0;
+/// First bar of a horizontal bar chart (no legend there).
+const HBAR_TOP: f64 = 36.0;
 const BOTTOM: f64 = 48.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 70.0;
@@ -67,6 +72,21 @@ pub fn ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Ticks from 0 to a round top at or above `hi`, and that top (a value axis).
+pub fn value_axis(hi: f64) -> (Vec<f64>, f64) {
+    let hi = if hi.is_finite() && hi > 0.0 { hi } else { 1.0 };
+    let raw = hi / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let top = (hi / step).ceil() * step;
+    let n = (top / step).round() as usize;
+    ((0..=n).map(|i| i as f64 * step).collect(), top)
+}
+
 /// Short tick label: 1.5k, 2M, 0.25.
 pub fn short(v: f64) -> String {
     let a = v.abs();
@@ -87,7 +107,7 @@ pub fn short(v: f64) -> String {
 fn open(out: &mut String, title: &str, class: &str) {
     let _ = write!(
         out,
-        r#"<figure class="chart {class}"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{t}"><title>{t}</title><text class="ct" x="{x}" y="22" text-anchor="middle">{t}</text>"#,
+        r#"<figure class="chart {class}"><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{t}"><title>{t}</title><text class="ct" x="{x}" y="{TITLE_Y}" text-anchor="middle">{t}</text>"#,
         t = esc(title),
         x = WIDTH / 2.0
     );
@@ -244,9 +264,9 @@ fn legend(out: &mut String, names: &[(String, &str)]) {
             r#"<line class="{class}" x1="{x}" x2="{}" y1="{y}" y2="{y}"/><text class="tl" x="{}" y="{}">{}</text>"#,
             x + 18.0,
             x + 22.0,
-            TOP - 2.0,
+            LEGEND_Y + 4.0,
             esc(&name),
-            y = TOP - 6.0
+            y = LEGEND_Y
         );
         x += 30.0 + 6.5 * name.chars().count() as f64;
     }
@@ -269,10 +289,10 @@ pub fn dual_line_chart(
     let xs = Scale::new(x_lo, x_hi, x0, x1);
     let ly = extent(l.iter().map(|p| p.1)).map_or(1.0, |e| e.1.max(0.0));
     let ry = extent(r.iter().map(|p| p.1)).map_or(1.0, |e| e.1.max(0.0));
-    let lt = ticks(0.0, ly.max(1e-9), 5);
-    let rt = ticks(0.0, ry.max(1e-9), 5);
-    let lys = Scale::new(0.0, lt.last().copied().unwrap_or(ly).max(ly), y1, y0);
-    let rys = Scale::new(0.0, rt.last().copied().unwrap_or(ry).max(ry), y1, y0);
+    let (lt, l_top) = value_axis(ly);
+    let (rt, r_top) = value_axis(ry);
+    let lys = Scale::new(0.0, l_top, y1, y0);
+    let rys = Scale::new(0.0, r_top, y1, y0);
     let mut out = String::new();
     open(&mut out, title, "line");
     y_axis(&mut out, lys, &lt, false);
@@ -312,8 +332,8 @@ pub fn line_chart(
     let y_hi = extent(all().map(|p| p.1)).map_or(1.0, |e| e.1.max(0.0));
     let (x0, x1, y0, y1) = plot_box();
     let xs = Scale::new(x_lo, x_hi, x0, x1);
-    let yt = ticks(0.0, y_hi.max(1e-9), 5);
-    let ys = Scale::new(0.0, yt.last().copied().unwrap_or(y_hi).max(y_hi), y1, y0);
+    let (yt, y_top) = value_axis(y_hi);
+    let ys = Scale::new(0.0, y_top, y1, y0);
     let mut out = String::new();
     open(&mut out, title, "line");
     y_axis(&mut out, ys, &yt, false);
@@ -349,8 +369,8 @@ pub fn bar_chart(
     }
     let (x0, x1, y0, y1) = plot_box();
     let y_hi = bars.iter().map(|b| b.1).fold(0.0, f64::max);
-    let yt = ticks(0.0, y_hi.max(1e-9), 5);
-    let ys = Scale::new(0.0, yt.last().copied().unwrap_or(y_hi).max(y_hi), y1, y0);
+    let (yt, y_top) = value_axis(y_hi);
+    let ys = Scale::new(0.0, y_top, y1, y0);
     let slot = (x1 - x0) / bars.len() as f64;
     let gap = if touching { 1.0 } else { slot * 0.25 };
     let mut out = String::new();
@@ -406,19 +426,19 @@ pub fn hbar_chart(title: &str, value_label: &str, bars: &[(String, f64)], captio
     }
     let row = 22.0;
     let label_w = 250.0;
-    let height = TOP + row * bars.len() as f64 + 36.0;
+    let height = HBAR_TOP + row * bars.len() as f64 + 36.0;
     let x0 = label_w;
     let x1 = WIDTH - 90.0;
     let hi = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(1e-9);
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<figure class="chart hbars"><svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}"><title>{t}</title><text class="ct" x="{x}" y="22" text-anchor="middle">{t}</text>"#,
+        r#"<figure class="chart hbars"><svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}"><title>{t}</title><text class="ct" x="{x}" y="{TITLE_Y}" text-anchor="middle">{t}</text>"#,
         t = esc(title),
         x = WIDTH / 2.0
     );
     for (i, (name, v)) in bars.iter().enumerate() {
-        let y = TOP + i as f64 * row;
+        let y = HBAR_TOP + i as f64 * row;
         let w = (v.max(0.0) / hi * (x1 - x0)).max(1.0);
         let name = crate::render::view::truncate(name, 38);
         let _ = write!(
@@ -438,8 +458,8 @@ pub fn hbar_chart(title: &str, value_label: &str, bars: &[(String, f64)], captio
     }
     let _ = write!(
         out,
-        r#"<line class="ax" x1="{x0}" x2="{x0}" y1="{TOP}" y2="{:.1}"/><text class="al" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-        TOP + row * bars.len() as f64,
+        r#"<line class="ax" x1="{x0}" x2="{x0}" y1="{HBAR_TOP}" y2="{:.1}"/><text class="al" x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        HBAR_TOP + row * bars.len() as f64,
         x0 + (x1 - x0) / 2.0,
         height - 10.0,
         esc(value_label)
@@ -456,6 +476,15 @@ mod tests {
     fn ticks_are_round_numbers_covering_the_range() {
         assert_eq!(ticks(0.0, 10.0, 5), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         assert_eq!(ticks(0.0, 0.9, 3), vec![0.0, 0.5]);
+    }
+
+    #[test]
+    fn a_value_axis_ends_on_a_round_number_above_the_largest_value() {
+        assert_eq!(
+            value_axis(490.0),
+            (vec![0.0, 100.0, 200.0, 300.0, 400.0, 500.0], 500.0)
+        );
+        assert_eq!(value_axis(0.0).1, 1.0);
     }
 
     #[test]

@@ -11,11 +11,14 @@ use serde_json::{Map, Value};
 use super::view;
 use crate::report::Report;
 
+/// Builds the rows of one file (header first) from the report and its JSON form.
+type Rows = fn(&Report, &Map<String, Value>) -> Vec<Vec<String>>;
+
 /// Writes the CSV files into `dir` (created if missing) and returns their paths.
 pub fn write_csv(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let tree = view::tree(report);
-    let files: [(&str, fn(&Report, &Map<String, Value>) -> Vec<Vec<String>>); 4] = [
+    let files: [(&str, Rows); 4] = [
         ("summary.csv", summary_rows),
         ("protocol_distribution.csv", protocol_rows),
         ("flows.csv", flow_rows),

@@ -16,7 +16,11 @@ use sha2::{Digest, Sha256};
 
 use super::charts::{self, Series};
 use super::view::{self, Fact, Finding, Section};
-use crate::report::Report;
+use crate::analyzers::{
+    dns::DnsReport, protocol_distribution::ProtocolDistributionReport,
+    top_talkers::TopTalkersReport,
+};
+use crate::report::{Metadata, Report};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html");
 const CSS: &str = include_str!("../../templates/report.css");
@@ -58,9 +62,22 @@ struct HealthView {
 
 /// Renders the report as one HTML page.
 pub fn html(report: &Report) -> String {
-    let tree = view::tree(report);
-    let sections = view::sections(&tree);
-    let all = view::findings(&tree);
+    html_of_tree(&view::tree(report))
+}
+
+/// Renders a report given as JSON (e.g. a saved `.json` report) as one HTML page.
+pub fn html_of_json(json: &str) -> Result<String, serde_json::Error> {
+    let tree: Map<String, Value> = serde_json::from_str(json)?;
+    Ok(html_of_tree(&tree))
+}
+
+fn html_of_tree(tree: &Map<String, Value>) -> String {
+    let metadata: Metadata = tree
+        .get("metadata")
+        .and_then(|m| serde_json::from_value(m.clone()).ok())
+        .unwrap_or_default();
+    let sections = view::sections(tree);
+    let all = view::findings(tree);
     let mut counts: BTreeMap<usize, (&'static str, usize)> = BTreeMap::new();
     for f in &all {
         counts
@@ -71,8 +88,8 @@ pub fn html(report: &Report) -> String {
     let counts: Vec<(&str, usize)> = counts.into_values().collect();
     let findings_total = all.len();
     let top: Vec<Finding> = view::top_findings(all, view::TOP_FINDINGS);
-    let charts = charts_of(report, &tree);
-    let health = view::health(&tree).map(|h| HealthView {
+    let charts = charts_of(tree);
+    let health = view::health(tree).map(|h| HealthView {
         score: view::number(h.overall_score),
         qos: view::qos_text(&h),
         sev: view::severity_word(&h.severity).unwrap_or("ok"),
@@ -80,10 +97,10 @@ pub fn html(report: &Report) -> String {
         recommendations: h.recommendations.iter().map(|r| r.text()).collect(),
     });
     let ctx = context! {
-        title => format!("PCAP Analyzer report – {}", report.metadata.pcap_file),
-        file => report.metadata.pcap_file,
-        overview => overview(report),
-        warnings => report.metadata.warnings,
+        title => format!("PCAP Analyzer report – {}", metadata.pcap_file),
+        file => metadata.pcap_file,
+        overview => overview(&metadata),
+        warnings => metadata.warnings,
         health => health,
         counts => counts,
         findings_total => findings_total,
@@ -153,8 +170,7 @@ fn fact(label: &str, value: impl Into<String>) -> Fact {
     }
 }
 
-fn overview(r: &Report) -> Vec<Fact> {
-    let m = &r.metadata;
+fn overview(m: &Metadata) -> Vec<Fact> {
     let mut facts = vec![
         fact("File", m.pcap_file.clone()),
         fact("Packets", m.total_packets.to_string()),
@@ -201,12 +217,18 @@ fn rebase(points: &mut [(f64, f64)], origin: f64) {
     }
 }
 
+/// One section read back into its report type; `None` when absent or of another shape.
+fn section<T: serde::de::DeserializeOwned>(tree: &Map<String, Value>, key: &str) -> Option<T> {
+    tree.get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
 fn get<'a>(tree: &'a Map<String, Value>, section: &str, key: &str) -> Option<&'a Value> {
     tree.get(section).and_then(|s| s.get(key))
 }
 
 /// The charts of each section, keyed by the section's report key.
-fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinja>> {
+fn charts_of(tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinja>> {
     let mut charts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut add = |key: &str, svg: String| {
         if !svg.is_empty() {
@@ -219,7 +241,7 @@ fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinj
     if let Some(v) = get(tree, "rtt", "rtt_over_time") {
         add("rtt", rtt_chart(v));
     }
-    if let Some(d) = &r.dns {
+    if let Some(d) = section::<DnsReport>(tree, "dns") {
         let mut lower = 0.0;
         let bins: Vec<(String, f64)> = d
             .response_time_histogram
@@ -248,7 +270,7 @@ fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinj
             );
         }
     }
-    if let Some(p) = &r.protocol_distribution {
+    if let Some(p) = section::<ProtocolDistributionReport>(tree, "protocol_distribution") {
         let bars: Vec<(String, f64)> = p
             .layer4_distribution
             .iter()
@@ -267,7 +289,7 @@ fn charts_of(r: &Report, tree: &Map<String, Value>) -> BTreeMap<String, Vec<Jinj
             ),
         );
     }
-    if let Some(t) = &r.top_talkers {
+    if let Some(t) = section::<TopTalkersReport>(tree, "top_talkers") {
         let bars: Vec<(String, f64)> = t
             .top_ips
             .iter()

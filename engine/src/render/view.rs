@@ -153,6 +153,12 @@ fn is_analysis_key(key: &str) -> bool {
     !matches!(key, "schema_version" | "metadata")
 }
 
+/// Analyses that summarise the others: their lists are not findings of their own (the health
+/// score's poor metrics come with recommendations instead).
+fn is_summary_key(key: &str) -> bool {
+    key == "health_score"
+}
+
 /// Every analysis present in the report, in report order.
 pub fn sections(tree: &Map<String, Value>) -> Vec<Section> {
     tree.iter()
@@ -387,9 +393,24 @@ fn scalar_text(v: &Value) -> String {
             (_, _, Some(f)) => number(f),
             _ => n.to_string(),
         },
-        Value::String(s) => s.clone(),
+        Value::String(s) => readable_time(s).unwrap_or_else(|| s.clone()),
         other => value_text(other),
     }
+}
+
+/// `2010-04-07T17:29:29.782934Z` → `2010-04-07 17:29:29.782934 UTC`: a space lets the line
+/// wrap between date and time, and says the zone in words. Other text is `None`.
+fn readable_time(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let iso = b.len() >= 20
+        && b.len() <= 40
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && s.ends_with('Z')
+        && s[..4].bytes().all(|c| c.is_ascii_digit());
+    iso.then(|| format!("{} {} UTC", &s[..10], &s[11..s.len() - 1]))
 }
 
 /// A float with as many decimals as it needs (at most 3 above 1, 6 below).
@@ -713,7 +734,10 @@ fn description(list: &str, obj: &Map<String, Value>) -> String {
 /// Every listed finding of every analysis, in report order.
 pub fn findings(tree: &Map<String, Value>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (key, value) in tree.iter().filter(|(k, _)| is_analysis_key(k)) {
+    for (key, value) in tree
+        .iter()
+        .filter(|(k, _)| is_analysis_key(k) && !is_summary_key(k))
+    {
         if let Value::Object(m) = value {
             collect_findings(key, "", m, 0, &mut out);
         }
