@@ -2,13 +2,14 @@
 //! layout as `tshark -T fields -e frame.number -e tcp.stream ...`, to diff the two.
 use engine::capture::CaptureReader;
 use engine::decode::decode;
-use engine::flow::FlowKey;
+use engine::flow::{FlowKey, FlowTable};
 use engine::tcp::{flags, TcpTracker};
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: tcpflags FILE");
     let file = std::fs::File::open(&path).expect("open");
     let mut tracker = TcpTracker::default();
+    let mut table = FlowTable::default();
     let names = [
         (flags::RETRANSMISSION, "R"),
         (flags::FAST_RETRANSMISSION, "F"),
@@ -24,7 +25,8 @@ fn main() {
             let pkt = decode(frame);
             if pkt.tcp().is_some() {
                 if let Some((key, dir)) = FlowKey::of_packet(&pkt) {
-                    let a = tracker.analyze(&pkt, key, dir);
+                    let t = table.touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
+                    let a = tracker.analyze(&pkt, t.slot, dir);
                     let f: String = names
                         .iter()
                         .filter(|(b, _)| a.has(*b))

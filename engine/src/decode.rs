@@ -8,10 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{
-    EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket, LenSource, LinkSlice,
-    TransportSlice,
-};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LenSource, LinkSlice, TransportSlice};
 
 use crate::capture::Frame;
 
@@ -35,6 +32,8 @@ pub const TCP_PSH: u8 = 0x08;
 pub const TCP_ACK: u8 = 0x10;
 pub const TCP_URG: u8 = 0x20;
 
+/// Bits of a pcap link type field that hold the link type (libpcap's `LT_LINKTYPE`).
+pub const LINKTYPE_MASK: u32 = 0xFFFF;
 /// Linux cooked capture v1 header length (16 bytes, protocol at offset 14).
 const SLL_HEADER_BYTES: usize = 16;
 /// Linux cooked capture v2 header length (20 bytes, protocol at offset 0).
@@ -98,6 +97,8 @@ pub struct TcpInfo {
     pub sack: [(u32, u32); MAX_SACK_BLOCKS],
     /// The header was cut before its end: only the ports (and maybe more) are known.
     pub header_incomplete: bool,
+    /// Bytes of the TCP header captured (at most 60).
+    pub header_captured: u8,
 }
 
 impl TcpInfo {
@@ -150,6 +151,48 @@ pub struct Packet<'a> {
     pub transport: Transport<'a>,
     /// TCP payload bytes as captured (for DNS over TCP).
     pub tcp_payload: &'a [u8],
+    /// Layers inside a tunnel (VXLAN, Teredo, IP in IP). `network` and `transport` stay the
+    /// outer-most ones, as tshark's first `ip.src` is.
+    pub inner: Option<Inner>,
+}
+
+/// Tunnels decapsulated by [`decode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tunnel {
+    /// VXLAN (UDP port 4789): inner Ethernet frame.
+    Vxlan,
+    /// Teredo (UDP port 3544): inner IPv6.
+    Teredo,
+    /// IPv4 or IPv6 in IP (protocols 4 and 41: IPIP, 6in4, 4in6, 6in6).
+    IpInIp,
+}
+
+/// Transport layer inside a tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InnerTransport {
+    None,
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
+    /// ICMP or ICMPv6.
+    Icmp,
+    /// Another IP protocol, or a non-first fragment.
+    Other,
+}
+
+/// The layers of a tunnelled packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inner {
+    pub tunnel: Tunnel,
+    /// `Network::Ip` (addresses, protocol), `Network::Arp`, or `Network::None` when the inner
+    /// Ethernet frame carries something else.
+    pub network: Network,
+    pub transport: InnerTransport,
 }
 
 impl<'a> Packet<'a> {
@@ -195,29 +238,52 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
         network: Network::None,
         transport: Transport::None,
         tcp_payload: &[],
+        inner: None,
     };
     let data = frame.data;
-    let sliced = match frame.linktype {
-        linktype::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok(),
+    // A pcap header's link type field carries FCS information in its upper bits (LT_FCS_LENGTH,
+    // bits 26-31); the link type proper is the low 16 bits, as libpcap and Wireshark read it.
+    // `ip_bytes`: where an IP header starts when the link layer says so without a doubt, for the
+    // fallback when etherparse rejects the header.
+    let (sliced, ip_bytes) = match frame.linktype & LINKTYPE_MASK {
+        linktype::ETHERNET => (LaxSlicedPacket::from_ethernet(data).ok(), None),
         linktype::RAW
         | linktype::RAW_OPENBSD
         | linktype::RAW_BSDOS
         | linktype::IPV4
-        | linktype::IPV6 => LaxSlicedPacket::from_ip(data).ok(),
-        linktype::NULL | linktype::LOOP => null_family(data)
-            .and_then(|_| data.get(4..))
-            .and_then(|ip| LaxSlicedPacket::from_ip(ip).ok()),
-        linktype::LINUX_SLL => cooked(data, SLL_HEADER_BYTES, 14),
-        linktype::LINUX_SLL2 => cooked(data, SLL2_HEADER_BYTES, 0),
-        _ => None,
+        | linktype::IPV6 => (LaxSlicedPacket::from_ip(data).ok(), Some(data)),
+        linktype::NULL | linktype::LOOP => {
+            let ip = null_family(data).and_then(|_| data.get(4..));
+            (ip.and_then(|ip| LaxSlicedPacket::from_ip(ip).ok()), ip)
+        }
+        linktype::LINUX_SLL => (cooked(data, SLL_HEADER_BYTES, 14), None),
+        linktype::LINUX_SLL2 => (cooked(data, SLL2_HEADER_BYTES, 0), None),
+        _ => (None, None),
     };
     let Some(sliced) = sliced else {
+        if let Some(bytes) = ip_bytes {
+            pkt.network = raw_ipv4(frame, bytes);
+        }
         return pkt;
     };
-    let ether_type = link_ether_type(&sliced);
     pkt.vlan = !sliced.link_exts.is_empty();
-    match &sliced.net {
-        Some(LaxNetSlice::Arp(_)) => pkt.network = Network::Arp,
+    let (network, transport, tcp_payload, ip_payload) = layers(frame, &sliced);
+    pkt.network = network;
+    pkt.transport = transport;
+    pkt.tcp_payload = tcp_payload;
+    if let Network::Ip(ip) = &pkt.network {
+        pkt.inner = tunnel(frame, ip, &pkt.transport, ip_payload);
+    }
+    pkt
+}
+
+/// Network and transport layers of a sliced packet, the TCP payload, and the IP payload.
+fn layers<'a>(
+    frame: &Frame<'a>,
+    sliced: &LaxSlicedPacket<'a>,
+) -> (Network, Transport<'a>, &'a [u8], &'a [u8]) {
+    let network = match &sliced.net {
+        Some(LaxNetSlice::Arp(_)) => Network::Arp,
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             let payload = v4.payload();
@@ -233,57 +299,55 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
                     offset: u32::from(h.fragments_offset().value()) * 8,
                     more: h.more_fragments(),
                 });
-            pkt.network = Network::Ip(IpInfo {
+            Network::Ip(IpInfo {
                 src: IpAddr::V4(Ipv4Addr::from(h.source())),
                 dst: IpAddr::V4(Ipv4Addr::from(h.destination())),
                 proto: payload.ip_number.0,
                 ttl: h.ttl(),
                 fragment,
                 payload_wire_len,
-            });
+            })
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
             let h = v6.header();
             let payload = v6.payload();
-            let mut fragment = None;
-            for ext in v6.extensions().clone().into_iter() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    fragment = Some(Fragment {
-                        id: f.identification(),
-                        offset: u32::from(f.fragment_offset().value()) * 8,
-                        more: f.more_fragments(),
-                    });
-                }
-            }
-            let ext_len = v6.extensions().slice().len() as u32;
+            // Walked by hand: etherparse's extension iterator trusts lengths its lax slicer did
+            // not check, and a corrupt header length makes it read past the slice.
+            let ext_bytes = v6.extensions().slice();
+            let fragment = ipv6_fragment(h.next_header().0, ext_bytes);
+            let ext_len = ext_bytes.len() as u32;
             let payload_wire_len =
                 if h.payload_length() == 0 || payload.len_source == LenSource::Slice {
                     wire_payload_len(frame, payload.payload)
                 } else {
                     u32::from(h.payload_length()).saturating_sub(ext_len)
                 };
-            pkt.network = Network::Ip(IpInfo {
+            Network::Ip(IpInfo {
                 src: IpAddr::V6(Ipv6Addr::from(h.source())),
                 dst: IpAddr::V6(Ipv6Addr::from(h.destination())),
                 proto: payload.ip_number.0,
                 ttl: h.hop_limit(),
                 fragment,
                 payload_wire_len,
-            });
+            })
         }
         None => {
-            if ether_type == Some(EtherType::ARP) {
-                pkt.network = Network::Arp;
-            }
-            return pkt;
+            let network = match link_ether_type(sliced) {
+                Some(EtherType::ARP) => Network::Arp,
+                // etherparse rejected the IPv4 header (options cut by the snap length, ...).
+                Some(EtherType::IPV4) => link_payload(sliced)
+                    .map(|b| raw_ipv4(frame, b))
+                    .unwrap_or(Network::None),
+                _ => Network::None,
+            };
+            return (network, Transport::None, &[], &[]);
         }
-    }
-    let Network::Ip(ip) = pkt.network else {
-        return pkt;
+    };
+    let Network::Ip(ip) = network else {
+        return (network, Transport::None, &[], &[]);
     };
     if ip.fragment.is_some_and(|f| f.offset != 0) {
-        pkt.transport = Transport::Other;
-        return pkt;
+        return (network, Transport::Other, &[], &[]);
     }
     let ip_payload = sliced
         .net
@@ -291,10 +355,11 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
         .and_then(|n| n.ip_payload_ref())
         .map(|p| p.payload)
         .unwrap_or(&[]);
-    pkt.transport = match &sliced.transport {
+    let mut tcp_payload: &[u8] = &[];
+    let transport = match &sliced.transport {
         Some(TransportSlice::Tcp(t)) => {
             let hdr = u32::from(t.data_offset()) * 4;
-            pkt.tcp_payload = t.payload();
+            tcp_payload = t.payload();
             let mut info = TcpInfo {
                 src_port: t.source_port(),
                 dst_port: t.destination_port(),
@@ -303,6 +368,7 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
                 flags: t.header_slice().get(13).copied().unwrap_or(0),
                 window: t.window_size(),
                 seg_len: ip.payload_wire_len.saturating_sub(hdr),
+                header_captured: hdr.min(60) as u8,
                 ..TcpInfo::default()
             };
             parse_tcp_options(t.options(), &mut info);
@@ -318,7 +384,125 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
         Some(TransportSlice::Igmp(_)) => Transport::Other,
         None => partial_transport(ip.proto, ip_payload, ip.payload_wire_len),
     };
-    pkt
+    (network, transport, tcp_payload, ip_payload)
+}
+
+/// Bytes after the last link header (Ethernet, VLAN tags).
+fn link_payload<'a>(sliced: &LaxSlicedPacket<'a>) -> Option<&'a [u8]> {
+    if let Some(etherparse::LaxLinkExtSlice::Vlan(v)) = sliced.link_exts.last() {
+        return Some(v.payload_slice());
+    }
+    match &sliced.link {
+        Some(LinkSlice::Ethernet2(e)) => Some(e.payload_slice()),
+        Some(LinkSlice::EtherPayload(p)) => Some(p.payload),
+        _ => None,
+    }
+}
+
+/// An IPv4 header etherparse rejects: Wireshark still shows the addresses when the fixed
+/// 20 bytes are captured and the header length is sane (options cut by the snap length), but no
+/// transport layer.
+fn raw_ipv4(frame: &Frame<'_>, b: &[u8]) -> Network {
+    let Some(h) = b.get(..20) else {
+        return Network::None;
+    };
+    let header_len = u32::from(h[0] & 0x0F) * 4;
+    if h[0] >> 4 != 4 || header_len < 20 {
+        return Network::None;
+    }
+    let total_len = u32::from(u16::from_be_bytes([h[2], h[3]]));
+    let flags_frag = u16::from_be_bytes([h[6], h[7]]);
+    let more = flags_frag & 0x2000 != 0;
+    let offset = u32::from(flags_frag & 0x1FFF) * 8;
+    let payload_wire_len = if total_len == 0 {
+        let start = (b.as_ptr() as usize).saturating_sub(frame.data.as_ptr() as usize);
+        frame
+            .wire_len
+            .saturating_sub(start as u32)
+            .saturating_sub(header_len)
+    } else {
+        total_len.saturating_sub(header_len)
+    };
+    Network::Ip(IpInfo {
+        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        proto: h[9],
+        ttl: h[8],
+        fragment: (more || offset != 0).then_some(Fragment {
+            id: u32::from(u16::from_be_bytes([h[4], h[5]])),
+            offset,
+            more,
+        }),
+        payload_wire_len,
+    })
+}
+
+/// VXLAN (RFC 7348) UDP port, as Wireshark registers it.
+pub const VXLAN_PORT: u16 = 4789;
+/// Teredo (RFC 4380) UDP port.
+pub const TEREDO_PORT: u16 = 3544;
+/// VXLAN header length before the inner Ethernet frame.
+const VXLAN_HEADER_BYTES: usize = 8;
+
+/// The layers inside a tunnel Wireshark decodes by default: VXLAN (UDP 4789, inner Ethernet),
+/// Teredo (UDP 3544, inner IPv6) and IP in IP (protocols 4 and 41). One level only.
+fn tunnel<'a>(
+    frame: &Frame<'a>,
+    ip: &IpInfo,
+    transport: &Transport<'a>,
+    ip_payload: &'a [u8],
+) -> Option<Inner> {
+    let (kind, sliced) = match transport {
+        Transport::Udp(u) if u.src_port == VXLAN_PORT || u.dst_port == VXLAN_PORT => {
+            let eth = u.payload.get(VXLAN_HEADER_BYTES..)?;
+            (Tunnel::Vxlan, LaxSlicedPacket::from_ethernet(eth).ok()?)
+        }
+        Transport::Udp(u) if u.src_port == TEREDO_PORT || u.dst_port == TEREDO_PORT => {
+            let v6 = teredo_payload(u.payload)?;
+            if v6.first()? >> 4 != 6 {
+                return None;
+            }
+            (Tunnel::Teredo, LaxSlicedPacket::from_ip(v6).ok()?)
+        }
+        Transport::Other if matches!(ip.proto, 4 | 41) && ip.fragment.is_none() => {
+            (Tunnel::IpInIp, LaxSlicedPacket::from_ip(ip_payload).ok()?)
+        }
+        _ => return None,
+    };
+    let (network, transport, _, _) = layers(frame, &sliced);
+    let transport = match transport {
+        Transport::None => InnerTransport::None,
+        Transport::Tcp(t) => InnerTransport::Tcp {
+            src_port: t.src_port,
+            dst_port: t.dst_port,
+        },
+        Transport::Udp(u) => InnerTransport::Udp {
+            src_port: u.src_port,
+            dst_port: u.dst_port,
+        },
+        Transport::Icmp(_) => InnerTransport::Icmp,
+        Transport::Other => InnerTransport::Other,
+    };
+    Some(Inner {
+        tunnel: kind,
+        network,
+        transport,
+    })
+}
+
+/// The IPv6 packet of a Teredo datagram, after the optional authentication and origin
+/// indication headers (RFC 4380 section 5.1.1).
+fn teredo_payload(mut b: &[u8]) -> Option<&[u8]> {
+    if b.starts_with(&[0, 1]) {
+        let id_len = usize::from(*b.get(2)?);
+        let au_len = usize::from(*b.get(3)?);
+        // indicator, lengths, client id, authentication value, nonce (8), confirmation (1)
+        b = b.get(4 + id_len + au_len + 9..)?;
+    }
+    if b.starts_with(&[0, 0]) {
+        b = b.get(8..)?;
+    }
+    Some(b)
 }
 
 /// Transport headers cut by the snap length (or fragments whose first piece is short): keep what
@@ -348,6 +532,7 @@ fn partial_transport(proto: u8, bytes: &[u8], wire_len: u32) -> Transport<'_> {
                 window: port(14),
                 seg_len: wire_len.saturating_sub(hdr.max(20)),
                 header_incomplete: true,
+                header_captured: bytes.len().min(60) as u8,
                 ..TcpInfo::default()
             })
         }
@@ -360,6 +545,35 @@ fn partial_transport(proto: u8, bytes: &[u8], wire_len: u32) -> Transport<'_> {
         _ => Transport::Other,
     }
 }
+
+/// The fragment header among IPv6 extension headers (RFC 8200 section 4), bounds-checked.
+fn ipv6_fragment(mut next: u8, exts: &[u8]) -> Option<Fragment> {
+    let mut pos = 0usize;
+    // At most one of each extension type may appear; more means a corrupt or hostile chain.
+    for _ in 0..MAX_IPV6_EXTENSIONS {
+        let hdr = exts.get(pos..pos + 8)?;
+        match next {
+            44 => {
+                let off_flags = u16::from_be_bytes([hdr[2], hdr[3]]);
+                return Some(Fragment {
+                    id: u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]),
+                    offset: u32::from(off_flags >> 3) * 8,
+                    more: off_flags & 1 != 0,
+                });
+            }
+            // Hop-by-hop, routing, destination options: (length + 1) * 8 bytes.
+            0 | 43 | 60 => pos += (usize::from(hdr[1]) + 1) * 8,
+            // Authentication header (RFC 4302): (length + 2) * 4 bytes.
+            51 => pos += (usize::from(hdr[1]) + 2) * 4,
+            _ => return None,
+        }
+        next = hdr[0];
+    }
+    None
+}
+
+/// Extension headers followed before giving up (RFC 8200 section 4.1 lists six kinds).
+const MAX_IPV6_EXTENSIONS: usize = 8;
 
 fn icmp_info(v6: bool, bytes: &[u8]) -> IcmpInfo<'_> {
     let mut rest_of_header = [0u8; 4];
@@ -470,5 +684,137 @@ mod tests {
         assert!(info.sack_permitted);
         assert_eq!(info.sack_blocks, 1);
         assert_eq!(info.sack[0], (1, 9));
+    }
+
+    /// IPv4 header (no options) with the given protocol and payload length.
+    fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], payload_len: usize) -> Vec<u8> {
+        let total = (20 + payload_len) as u16;
+        let mut h = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0];
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        h
+    }
+
+    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        u
+    }
+
+    fn ethernet(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+        let mut e = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        e.extend_from_slice(&ether_type.to_be_bytes());
+        e.extend_from_slice(payload);
+        e
+    }
+
+    fn frame(linktype: u32, data: &[u8]) -> Frame<'_> {
+        Frame {
+            number: 1,
+            ts_ns: 0,
+            ts_known: true,
+            linktype,
+            data,
+            wire_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn pcap_fcs_bits_in_the_link_type_are_ignored() {
+        let mut ip = ipv4(17, [10, 0, 0, 1], [10, 0, 0, 2], 8);
+        ip.extend(udp(1, 2, &[]));
+        let data = ethernet(0x0800, &ip);
+        let pkt = decode(&frame(0x3000_0001, &data));
+        assert!(pkt.ip().is_some());
+        assert!(pkt.udp().is_some());
+    }
+
+    #[test]
+    fn ipv4_with_options_cut_by_the_snap_length_keeps_its_addresses() {
+        let mut ip = ipv4(6, [10, 0, 0, 1], [10, 0, 0, 2], 40);
+        ip[0] = 0x4F; // 60-byte header, of which 20 are captured
+        let data = ethernet(0x0800, &ip);
+        let pkt = decode(&frame(linktype::ETHERNET, &data));
+        let ip = pkt.ip().expect("IPv4 from the fixed header");
+        assert_eq!(ip.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(pkt.transport, Transport::None);
+        // The same on a RAW link, where etherparse gives no slice at all.
+        let raw = data[14..].to_vec();
+        let pkt = decode(&frame(linktype::RAW, &raw));
+        assert!(pkt.ip().is_some());
+        // A header length under 20 bytes shows no addresses.
+        let mut bad = data.clone();
+        bad[14] = 0x44;
+        assert_eq!(
+            decode(&frame(linktype::ETHERNET, &bad)).network,
+            Network::None
+        );
+    }
+
+    #[test]
+    fn vxlan_exposes_the_inner_frame() {
+        let mut inner_ip = ipv4(1, [192, 168, 0, 1], [192, 168, 0, 2], 8);
+        inner_ip.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
+        vx.extend(ethernet(0x0800, &inner_ip));
+        let u = udp(50000, VXLAN_PORT, &vx);
+        let mut ip = ipv4(17, [10, 0, 0, 1], [10, 0, 0, 2], u.len());
+        ip.extend(u);
+        let data = ethernet(0x0800, &ip);
+        let pkt = decode(&frame(linktype::ETHERNET, &data));
+        assert_eq!(
+            pkt.ip().map(|i| i.src),
+            Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
+        );
+        assert!(pkt.udp().is_some());
+        let inner = pkt.inner.expect("VXLAN inner layers");
+        assert_eq!(inner.tunnel, Tunnel::Vxlan);
+        assert_eq!(inner.transport, InnerTransport::Icmp);
+        match inner.network {
+            Network::Ip(i) => assert_eq!(i.dst, IpAddr::V4(Ipv4Addr::new(192, 168, 0, 2))),
+            other => panic!("inner network {other:?}"),
+        }
+        // A VXLAN datagram cut inside its header: no inner layers, no panic.
+        let cut = &data[..data.len() - inner_ip.len() - 14 - 4];
+        assert_eq!(decode(&frame(linktype::ETHERNET, cut)).inner, None);
+    }
+
+    #[test]
+    fn teredo_exposes_the_inner_ipv6_after_origin_indication() {
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 21];
+        v6.extend_from_slice(&[0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut payload = vec![0, 0, 0x0b, 0xe2, 1, 2, 3, 4];
+        payload.extend(&v6);
+        let u = udp(3074, TEREDO_PORT, &payload);
+        let mut ip = ipv4(17, [10, 0, 0, 1], [224, 0, 0, 253], u.len());
+        ip.extend(u);
+        let pkt = decode(&frame(linktype::RAW, &ip));
+        let inner = pkt.inner.expect("Teredo inner IPv6");
+        assert_eq!(inner.tunnel, Tunnel::Teredo);
+        assert!(matches!(inner.network, Network::Ip(i) if i.is_v6()));
+        assert_eq!(inner.transport, InnerTransport::Other);
+        // Authentication header: lengths, id, value, nonce and confirmation are skipped.
+        assert_eq!(
+            teredo_payload(&[0, 1, 1, 2, 9, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x60]),
+            Some(&[0x60][..])
+        );
+        assert_eq!(teredo_payload(&[0, 1, 200, 200]), None);
+    }
+
+    #[test]
+    fn ipv6_in_ipv4_is_a_tunnel() {
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 21];
+        v6.extend_from_slice(&[0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend_from_slice(&[0x20, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        let mut ip = ipv4(41, [10, 0, 0, 1], [10, 0, 0, 2], v6.len());
+        ip.extend(v6);
+        let pkt = decode(&frame(linktype::RAW, &ip));
+        assert_eq!(pkt.inner.map(|i| i.tunnel), Some(Tunnel::IpInIp));
     }
 }

@@ -16,11 +16,11 @@ pub fn fast_map<K, V>() -> FastMap<K, V> {
     HashMap::with_hasher(foldhash::fast::RandomState::default())
 }
 
-/// Flows tracked at once before idle ones are evicted. Captures with fewer live flows are
-/// counted exactly like tshark, which never evicts; larger ones stay within memory.
-pub const MAX_TRACKED_FLOWS: usize = 400_000;
+/// Flows tracked at once before idle ones are evicted: memory follows live flows, not the file.
+/// Counts of distinct conversations stay exact after eviction (see `Conversations`).
+pub const MAX_TRACKED_FLOWS: usize = 200_000;
 /// A flow without packets for this long (capture time) may be evicted once the table is full.
-pub const IDLE_EVICTION_NS: i64 = 120 * 1_000_000_000;
+pub const IDLE_EVICTION_NS: i64 = 60 * 1_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -165,6 +165,166 @@ pub fn evict_idle<K: Eq + std::hash::Hash, V>(
         horizon /= 2;
     }
     before - map.len()
+}
+
+/// Traffic of one flow (a symmetric 5-tuple; ports are 0 for protocols without ports).
+#[derive(Debug, Clone)]
+pub struct FlowRecord {
+    pub key: FlowKey,
+    /// Unique over the capture, also across evictions (0-based, in order of appearance).
+    pub id: u64,
+    /// Packets and bytes (frame length) from `a` to `b` ([0]) and back ([1]).
+    pub packets: [u64; 2],
+    pub bytes: [u64; 2],
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub first_frame: u64,
+    pub last_frame: u64,
+}
+
+/// What the flow table tells about a packet.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowTouch {
+    /// Slot of the flow in the table; reused after the flow is evicted.
+    pub slot: u32,
+    pub id: u64,
+    /// First packet of the flow.
+    pub is_new: bool,
+    /// Timestamp and frame of the flow's previous packet (none for the first).
+    pub prev: Option<(i64, u64)>,
+}
+
+/// The one table of live flows: one hash lookup per packet, shared by every analysis.
+pub struct FlowTable {
+    index: FastMap<FlowKey, u32>,
+    slots: Vec<Option<FlowRecord>>,
+    free: Vec<u32>,
+    next_id: u64,
+    pub evicted: u64,
+    since_sweep: u32,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        FlowTable {
+            index: fast_map(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            next_id: 0,
+            evicted: 0,
+            since_sweep: 0,
+        }
+    }
+}
+
+impl FlowTable {
+    /// Accounts a packet to its flow, creating the flow when needed.
+    pub fn touch(
+        &mut self,
+        key: FlowKey,
+        dir: Direction,
+        ts: i64,
+        frame: u64,
+        len: u32,
+    ) -> FlowTouch {
+        let slot = match self.index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let record = FlowRecord {
+                    key,
+                    id: self.next_id,
+                    packets: [0; 2],
+                    bytes: [0; 2],
+                    first_ts: ts,
+                    last_ts: ts,
+                    first_frame: frame,
+                    last_frame: 0,
+                };
+                self.next_id += 1;
+                let slot = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = Some(record);
+                        s
+                    }
+                    None => {
+                        self.slots.push(Some(record));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(key, slot);
+                slot
+            }
+        };
+        let Some(r) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+            return FlowTouch::default();
+        };
+        let is_new = r.last_frame == 0;
+        let prev = (!is_new).then_some((r.last_ts, r.last_frame));
+        let d = dir.index();
+        r.packets[d] += 1;
+        r.bytes[d] += u64::from(len);
+        r.last_ts = ts;
+        r.last_frame = frame;
+        FlowTouch {
+            slot,
+            id: r.id,
+            is_new,
+            prev,
+        }
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&FlowRecord> {
+        self.slots.get(slot as usize).and_then(|s| s.as_ref())
+    }
+
+    /// Live flows.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Every 65 536 packets, when the table is over [`MAX_TRACKED_FLOWS`], removes flows idle
+    /// for [`IDLE_EVICTION_NS`] (shrinking the horizon until a quarter of the table is free) and
+    /// hands each removed flow with its slot to `on_evict`.
+    pub fn sweep(&mut self, now: i64, mut on_evict: impl FnMut(u32, FlowRecord)) {
+        self.since_sweep += 1;
+        if self.since_sweep < 65_536 {
+            return;
+        }
+        self.since_sweep = 0;
+        if self.index.len() < MAX_TRACKED_FLOWS {
+            return;
+        }
+        let mut horizon = IDLE_EVICTION_NS;
+        while self.index.len() > MAX_TRACKED_FLOWS * 3 / 4 && horizon > 0 {
+            let slots = &mut self.slots;
+            let free = &mut self.free;
+            let mut gone = 0u64;
+            self.index.retain(|_, &mut slot| {
+                let keep = slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|r| now.saturating_sub(r.last_ts) < horizon);
+                if !keep {
+                    if let Some(r) = slots[slot as usize].take() {
+                        on_evict(slot, r);
+                    }
+                    free.push(slot);
+                    gone += 1;
+                }
+                keep
+            });
+            self.evicted += gone;
+            horizon /= 2;
+        }
+    }
+
+    /// Every flow still in the table, for the analyses' final pass.
+    pub fn records(&self) -> impl Iterator<Item = &FlowRecord> {
+        self.slots.iter().filter_map(|s| s.as_ref())
+    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ struct Core<'a> {
     options: &'a Options,
     analyzers: Vec<Box<dyn analyzers::Analyzer>>,
     tcp: tcp::TcpTracker,
+    flows: flow::FlowTable,
     fragments: Fragments,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
@@ -109,6 +110,7 @@ impl<'a> Core<'a> {
             options,
             analyzers: analyzers::registry(config, options),
             tcp: tcp::TcpTracker::default(),
+            flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
             first_ts: None,
             last_ts: None,
@@ -144,13 +146,27 @@ impl<'a> Core<'a> {
                     Transport::Other | Transport::None => layer4_of_proto(ip.proto),
                 }),
             };
-            if let (Some((key, dir)), Some(_)) = (meta.flow, pkt.tcp()) {
-                meta.tcp = self.tcp.analyze(&pkt, key, dir);
+            if let Some((key, dir)) = meta.flow {
+                let touch = self.flows.touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
+                meta.flow_slot = touch.slot;
+                meta.flow_id = touch.id;
+                meta.flow_new = touch.is_new;
+                meta.flow_prev = touch.prev;
+                if pkt.tcp().is_some() {
+                    meta.tcp = self.tcp.analyze(&pkt, touch.slot, dir);
+                }
             }
         }
         for a in &mut self.analyzers {
             a.on_packet(&pkt, &meta);
         }
+        let (analyzers, tcp) = (&mut self.analyzers, &mut self.tcp);
+        self.flows.sweep(pkt.ts_ns, |slot, record| {
+            tcp.forget(slot);
+            for a in analyzers.iter_mut() {
+                a.on_flow_end(&record);
+            }
+        });
     }
 
     fn finish(self, read: capture::ReadSummary, elapsed: std::time::Duration) -> Report {
@@ -160,6 +176,7 @@ impl<'a> Core<'a> {
             first_ts_ns: self.first_ts,
             last_ts_ns: self.last_ts,
             tcp_streams: self.tcp.streams(),
+            flows: &self.flows,
             config: self.config,
             options: self.options,
         };
@@ -175,14 +192,8 @@ impl<'a> Core<'a> {
         m.bytes_read = read.bytes_read;
         m.link_types = self.link_types.iter().map(|&l| linktype_name(l)).collect();
         m.undecoded_packets = self.undecoded;
-        m.flows_evicted = self.tcp.evicted;
+        m.flows_evicted = self.flows.evicted;
         m.warnings = read.warnings.clone();
-        if self.tcp.evicted > 0 {
-            m.warnings.push(format!(
-                "{} idle TCP streams were evicted to bound memory; a stream that resumed after that counts twice",
-                self.tcp.evicted
-            ));
-        }
         m.analysis_seconds = stats::round3(elapsed.as_secs_f64());
         report
     }

@@ -18,7 +18,7 @@
 //! Sequence arithmetic is modulo 2^32 (RFC 793 section 3.3), written with wrapping operations.
 
 use crate::decode::{Packet, TcpInfo, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::flow::{evict_idle, fast_map, Direction, FastMap, FlowKey};
+use crate::flow::Direction;
 
 /// `tcp.analysis.*` flags of one segment.
 pub mod flags {
@@ -42,6 +42,8 @@ pub mod flags {
 /// Window under which two segments that do not advance the sequence are called out-of-order
 /// when the handshake RTT is unknown (Wireshark's default, 3 ms).
 const DEFAULT_OOO_THRESHOLD_NS: i64 = 3_000_000;
+/// TCP header bytes Wireshark reads before it looks up the stream (ports to window).
+const TCP_BYTES_FOR_STREAM: usize = 16;
 /// A retransmission this soon after duplicate ACKs is a fast retransmission (Wireshark: 20 ms).
 const FAST_RETRANS_WINDOW_NS: i64 = 20_000_000;
 
@@ -114,23 +116,12 @@ struct Conv {
     last_seen: i64,
 }
 
-/// Tracks every TCP stream of a capture.
+/// Tracks every TCP stream of a capture. Stream state lives in the slot of its flow in the
+/// [`crate::flow::FlowTable`], so finding it costs no second hash lookup.
+#[derive(Default)]
 pub struct TcpTracker {
-    convs: FastMap<FlowKey, Conv>,
+    convs: Vec<Option<Box<Conv>>>,
     next_stream: u64,
-    pub evicted: u64,
-    packets_since_sweep: u32,
-}
-
-impl Default for TcpTracker {
-    fn default() -> Self {
-        TcpTracker {
-            convs: fast_map(),
-            next_stream: 0,
-            evicted: 0,
-            packets_since_sweep: 0,
-        }
-    }
 }
 
 impl TcpTracker {
@@ -139,14 +130,22 @@ impl TcpTracker {
         self.next_stream
     }
 
-    pub fn analyze(&mut self, pkt: &Packet<'_>, key: FlowKey, dir: Direction) -> TcpAnalysis {
+    /// The flow in `slot` was evicted: its stream state goes too.
+    pub fn forget(&mut self, slot: u32) {
+        if let Some(c) = self.convs.get_mut(slot as usize) {
+            *c = None;
+        }
+    }
+
+    /// Analyses a TCP packet of the flow in `slot` (from [`crate::flow::FlowTable::touch`]).
+    pub fn analyze(&mut self, pkt: &Packet<'_>, slot: u32, dir: Direction) -> TcpAnalysis {
         let Some(tcp) = pkt.tcp() else {
             return TcpAnalysis::default();
         };
-        self.packets_since_sweep += 1;
-        if self.packets_since_sweep >= 65_536 {
-            self.packets_since_sweep = 0;
-            self.evicted += evict_idle(&mut self.convs, pkt.ts_ns, |c| c.last_seen) as u64;
+        // Wireshark reads the ports, sequence, acknowledgement, flags and window (16 bytes)
+        // before it finds the conversation: a header cut shorter gets no `tcp.stream`.
+        if tcp.header_incomplete && usize::from(tcp.header_captured) < TCP_BYTES_FOR_STREAM {
+            return TcpAnalysis::default();
         }
         let mut result = TcpAnalysis {
             dir: Some(dir),
@@ -154,30 +153,29 @@ impl TcpTracker {
         };
         let fwd = dir.index();
         let is_pure_syn = tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
-        let mut new_needed = false;
-        match self.convs.get(&key) {
-            None => new_needed = true,
-            Some(conv) => {
-                if is_pure_syn {
-                    if let Some(base) = conv.dirs[fwd].base_seq {
-                        if tcp.seq != base {
-                            new_needed = true;
-                            result.flags |= flags::PORTS_REUSED;
-                        }
-                    }
-                }
-            }
+        let slot = slot as usize;
+        if self.convs.len() <= slot {
+            self.convs.resize_with(slot + 1, || None);
         }
+        let new_needed = match &self.convs[slot] {
+            None => true,
+            Some(conv) => {
+                let reused = is_pure_syn && conv.dirs[fwd].base_seq.is_some_and(|base| tcp.seq != base);
+                if reused {
+                    result.flags |= flags::PORTS_REUSED;
+                }
+                reused
+            }
+        };
         if new_needed {
-            let conv = Conv {
+            self.convs[slot] = Some(Box::new(Conv {
                 stream: self.next_stream,
                 ..Conv::default()
-            };
+            }));
             self.next_stream += 1;
-            self.convs.insert(key, conv);
             result.new_stream = true;
         }
-        let Some(conv) = self.convs.get_mut(&key) else {
+        let Some(conv) = self.convs[slot].as_deref_mut() else {
             return result;
         };
         conv.last_seen = pkt.ts_ns;
@@ -303,7 +301,11 @@ fn analyze_sequence(
     }
 
     if (seglen > 0 || fl & (TCP_SYN | TCP_FIN) != 0) && ta & flags::KEEP_ALIVE == 0 {
-        let seq_not_advanced = f.nextseq != 0 && lt(seq, f.nextseq);
+        // A segment of more than one byte starting one byte before the expected sequence (after
+        // a possible zero window probe) brings new data: not a retransmission nor out-of-order.
+        let seq_not_advanced = f.nextseq != 0
+            && lt(seq, f.nextseq)
+            && !(seglen > 1 && f.nextseq.wrapping_sub(1) == seq);
         // Wireshark keeps these deltas in unsigned 64-bit integers, so a segment timestamped
         // before the reference (time going backwards in the file) is never "recent".
         let since_ack = now.wrapping_sub(r.lastack_time) as u64;
@@ -312,7 +314,11 @@ fn analyze_sequence(
             .filter(|&v| v > 0)
             .unwrap_or(DEFAULT_OOO_THRESHOLD_NS);
         let since_next = now.wrapping_sub(f.nextseq_time) as u64;
-        if seq_not_advanced
+        // tshark 4.0 checks for a spurious retransmission (data the peer already acknowledged)
+        // before fast retransmission and out-of-order.
+        if seglen > 0 && r.lastack != 0 && le(seq.wrapping_add(seglen), r.lastack) {
+            ta |= flags::SPURIOUS_RETRANSMISSION | flags::RETRANSMISSION;
+        } else if seq_not_advanced
             && r.dupacknum >= 2
             && r.lastack == seq
             && since_ack < FAST_RETRANS_WINDOW_NS as u64
@@ -326,8 +332,6 @@ fn analyze_sequence(
                     .wrapping_add(u32::from(fl & (TCP_SYN | TCP_FIN) != 0))
         {
             ta |= flags::OUT_OF_ORDER;
-        } else if seglen > 0 && r.lastack != 0 && le(seq.wrapping_add(seglen), r.lastack) {
-            ta |= flags::SPURIOUS_RETRANSMISSION | flags::RETRANSMISSION;
         } else if seq_not_advanced {
             ta |= flags::RETRANSMISSION;
         }
@@ -379,4 +383,98 @@ fn analyze_sequence(
         }
     }
     out.flags |= ta;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Frame;
+    use crate::decode::{decode, linktype, TCP_PSH};
+
+    const CLIENT: [u8; 4] = [10, 0, 0, 1];
+    const SERVER: [u8; 4] = [10, 0, 0, 2];
+
+    /// One raw IPv4/TCP frame: (time in µs, from client?, seq, ack, flags, payload length).
+    fn segment(from_client: bool, seq: u32, ack: u32, flags: u8, len: usize) -> Vec<u8> {
+        let (src, dst, sp, dp) = if from_client {
+            (CLIENT, SERVER, 40000u16, 80u16)
+        } else {
+            (SERVER, CLIENT, 80, 40000)
+        };
+        let total = (40 + len) as u16;
+        let mut b = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 6, 0, 0];
+        b[2..4].copy_from_slice(&total.to_be_bytes());
+        b.extend_from_slice(&src);
+        b.extend_from_slice(&dst);
+        b.extend_from_slice(&sp.to_be_bytes());
+        b.extend_from_slice(&dp.to_be_bytes());
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&ack.to_be_bytes());
+        b.extend_from_slice(&[0x50, flags, 0x10, 0x00, 0, 0, 0, 0]);
+        b.resize(40 + len, b'x');
+        b
+    }
+
+    /// Runs the segments through a tracker and returns the flags of each.
+    fn run(segments: &[(i64, bool, u32, u32, u8, usize)]) -> Vec<u32> {
+        let mut tracker = TcpTracker::default();
+        let mut table = crate::flow::FlowTable::default();
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, &(us, c, seq, ack, fl, len))| {
+                let data = segment(c, seq, ack, fl, len);
+                let frame = Frame {
+                    number: i as u64 + 1,
+                    ts_ns: us * 1000,
+                    ts_known: true,
+                    linktype: linktype::RAW,
+                    data: &data,
+                    wire_len: data.len() as u32,
+                };
+                let pkt = decode(&frame);
+                let (key, dir) = crate::flow::FlowKey::of_packet(&pkt).expect("flow");
+                let touch = table.touch(key, dir, pkt.ts_ns, pkt.number, pkt.wire_len);
+                tracker.analyze(&pkt, touch.slot, dir).flags
+            })
+            .collect()
+    }
+
+    const SYN_ACK: u8 = TCP_SYN | TCP_ACK;
+    const DATA: u8 = TCP_PSH | TCP_ACK;
+
+    #[test]
+    fn acknowledged_data_is_spurious_even_within_the_out_of_order_window() {
+        // Handshake RTT 30 ms; data 1..=3000 acknowledged, then a copy of 1001..2001 comes
+        // 20 ms after the highest segment: tshark 4.0 checks spurious before out-of-order.
+        let f = run(&[
+            (0, true, 0, 0, TCP_SYN, 0),
+            (10_000, false, 0, 1, SYN_ACK, 0),
+            (30_000, true, 1, 1, TCP_ACK, 0),
+            (100_000, false, 1, 1, DATA, 1000),
+            (100_001, false, 1001, 1, DATA, 1000),
+            (100_002, false, 2001, 1, DATA, 1000),
+            (110_000, true, 1, 3001, TCP_ACK, 0),
+            (120_000, false, 1001, 1, DATA, 1000),
+        ]);
+        let last = f[7];
+        assert!(last & flags::SPURIOUS_RETRANSMISSION != 0, "{last:#x}");
+        assert!(last & flags::RETRANSMISSION != 0);
+        assert!(last & flags::OUT_OF_ORDER == 0);
+    }
+
+    #[test]
+    fn new_data_starting_one_byte_early_is_not_out_of_order() {
+        let f = run(&[
+            (0, true, 0, 0, TCP_SYN, 0),
+            (10_000, false, 0, 1, SYN_ACK, 0),
+            (20_000, true, 1, 1, TCP_ACK, 0),
+            (1_000_000, true, 1, 1, DATA, 100),
+            (1_001_000, true, 100, 1, DATA, 10),
+            // A real out-of-order segment for contrast.
+            (1_002_000, true, 50, 1, DATA, 10),
+        ]);
+        assert_eq!(f[4] & (flags::OUT_OF_ORDER | flags::RETRANSMISSION), 0);
+        assert!(f[5] & flags::OUT_OF_ORDER != 0, "{:#x}", f[5]);
+    }
 }

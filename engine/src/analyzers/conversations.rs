@@ -6,8 +6,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, PacketMeta};
-use crate::decode::Packet;
-use crate::flow::{evict_idle, fast_map, FastMap, FlowKey};
+use crate::decode::{Network, Packet};
+use std::hash::BuildHasher;
+
+use crate::flow::FlowRecord;
 use crate::report::{Report, MAX_RANKED};
 use crate::stats::round6;
 use crate::Options;
@@ -33,8 +35,6 @@ pub struct ConversationsReport {
     /// TCP conversations: tshark 4.0's `-z conv,tcp` has a row per stream, so a reused port
     /// pair after a new SYN is a second conversation.
     pub tcp: u64,
-    /// Distinct TCP address/port pairs.
-    pub tcp_address_pairs: u64,
     /// TCP streams: a 4-tuple reused after a new SYN is a new stream (tshark's `tcp.stream`).
     pub tcp_streams: u64,
     pub udp: u64,
@@ -43,121 +43,89 @@ pub struct ConversationsReport {
     pub top_conversations: Vec<Conversation>,
 }
 
-#[derive(Clone, Copy)]
-struct Stats {
-    packets: [u64; 2],
-    bytes: [u64; 2],
-    first_ts: i64,
-    last_ts: i64,
-}
+/// Distinct keys seen, as 64-bit hashes: exact counts whatever the flow table evicts, for 8
+/// bytes per conversation (a collision needs ~2^32 conversations).
+/// Keys are hashed with a per-run random seed, so crafted captures cannot aim at collisions.
+type Seen = std::collections::HashSet<u64, foldhash::fast::RandomState>;
 
 pub struct Conversations {
-    flows: FastMap<FlowKey, Stats>,
-    ip_pairs: FastMap<(IpAddr, IpAddr), i64>,
-    tcp: u64,
+    hasher: foldhash::quality::RandomState,
+    seen_flows: Seen,
+    seen_pairs: Seen,
     udp: u64,
     ip: u64,
-    /// Largest conversations already evicted from `flows`, kept for the ranking.
-    retired: Vec<(FlowKey, Stats)>,
-    since_sweep: u32,
+    /// Largest conversations already evicted from the flow table, kept for the ranking.
+    retired: Vec<FlowRecord>,
 }
 
 impl Conversations {
     pub fn new(_options: &Options) -> Self {
-        Conversations {
-            flows: fast_map(),
-            ip_pairs: fast_map(),
-            tcp: 0,
-            udp: 0,
-            ip: 0,
-            retired: Vec::new(),
-            since_sweep: 0,
-        }
+        Conversations { hasher: Default::default(), seen_flows: Seen::default(), seen_pairs: Seen::default(), udp: 0, ip: 0, retired: Vec::new() }
     }
 
-    fn sweep(&mut self, now: i64) {
-        if self.flows.len() >= crate::flow::MAX_TRACKED_FLOWS {
-            let mut big: Vec<(FlowKey, Stats)> = self
-                .flows
-                .iter()
-                .map(|(k, v)| (*k, *v))
-                .filter(|(_, v)| now - v.last_ts >= crate::flow::IDLE_EVICTION_NS)
-                .collect();
-            big.sort_by_key(|(_, s)| std::cmp::Reverse(s.bytes[0] + s.bytes[1]));
-            big.truncate(MAX_RANKED);
-            self.retired.extend(big);
-            evict_idle(&mut self.flows, now, |s| s.last_ts);
+    fn add_pair(&mut self, a: IpAddr, b: IpAddr) {
+        let pair = if a <= b { (a, b) } else { (b, a) };
+        if self.seen_pairs.insert(self.hasher.hash_one(pair)) {
+            self.ip += 1;
         }
-        evict_idle(&mut self.ip_pairs, now, |&t| t);
     }
+}
+
+fn total_bytes(r: &FlowRecord) -> u64 {
+    r.bytes[0] + r.bytes[1]
 }
 
 impl Analyzer for Conversations {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
-        self.since_sweep += 1;
-        if self.since_sweep >= 65_536 {
-            self.since_sweep = 0;
-            self.sweep(pkt.ts_ns);
+        // The inner addresses of a tunnel are a conversation of their own (tshark's conv,ip).
+        if let Some(Network::Ip(inner)) = pkt.inner.map(|i| i.network) {
+            self.add_pair(inner.src, inner.dst);
         }
-        let pair = if ip.src <= ip.dst {
-            (ip.src, ip.dst)
-        } else {
-            (ip.dst, ip.src)
-        };
-        if self.ip_pairs.insert(pair, pkt.ts_ns).is_none() {
-            self.ip += 1;
-        }
-        let Some((key, dir)) = meta.flow else { return };
-        if pkt.tcp().is_none() && pkt.udp().is_none() {
+        if !meta.flow_new {
             return;
         }
-        let len = u64::from(pkt.wire_len);
-        let s = self.flows.entry(key).or_insert_with(|| {
-            match key.proto {
-                6 => self.tcp += 1,
-                _ => self.udp += 1,
+        self.add_pair(ip.src, ip.dst);
+        let Some((key, _)) = meta.flow else { return };
+        if pkt.udp().is_some() && self.seen_flows.insert(self.hasher.hash_one(key)) {
+            self.udp += 1;
+        }
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if matches!(flow.key.proto, 6 | 17) {
+            self.retired.push(flow.clone());
+            if self.retired.len() >= 4 * MAX_RANKED {
+                self.retired.sort_by_key(|r| std::cmp::Reverse(total_bytes(r)));
+                self.retired.truncate(MAX_RANKED);
             }
-            Stats {
-                packets: [0; 2],
-                bytes: [0; 2],
-                first_ts: pkt.ts_ns,
-                last_ts: pkt.ts_ns,
-            }
-        });
-        s.packets[dir.index()] += 1;
-        s.bytes[dir.index()] += len;
-        s.last_ts = pkt.ts_ns;
+        }
     }
 
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
-        let mut all: Vec<(FlowKey, Stats)> = self.flows.into_iter().collect();
-        all.extend(self.retired);
-        all.sort_by(|a, b| {
-            let (x, y) = (a.1.bytes[0] + a.1.bytes[1], b.1.bytes[0] + b.1.bytes[1]);
-            y.cmp(&x).then(a.0.cmp(&b.0))
-        });
+        let mut all: Vec<&FlowRecord> =
+            end.flows.records().filter(|r| matches!(r.key.proto, 6 | 17)).chain(self.retired.iter()).collect();
+        all.sort_by(|a, b| total_bytes(b).cmp(&total_bytes(a)).then(a.key.cmp(&b.key)));
         all.truncate(MAX_RANKED);
         let top_conversations = all
             .into_iter()
-            .map(|(k, s)| Conversation {
-                protocol: if k.proto == 6 { "TCP" } else { "UDP" }.to_string(),
-                address_a: k.a.to_string(),
-                port_a: k.a_port,
-                address_b: k.b.to_string(),
-                port_b: k.b_port,
-                packets_a_to_b: s.packets[0],
-                bytes_a_to_b: s.bytes[0],
-                packets_b_to_a: s.packets[1],
-                bytes_b_to_a: s.bytes[1],
-                start_time: crate::time::iso_utc(s.first_ts),
-                duration_seconds: round6((s.last_ts - s.first_ts) as f64 / 1e9),
-                display_filter: k.display_filter(),
+            .map(|r| Conversation {
+                protocol: if r.key.proto == 6 { "TCP" } else { "UDP" }.to_string(),
+                address_a: r.key.a.to_string(),
+                port_a: r.key.a_port,
+                address_b: r.key.b.to_string(),
+                port_b: r.key.b_port,
+                packets_a_to_b: r.packets[0],
+                bytes_a_to_b: r.bytes[0],
+                packets_b_to_a: r.packets[1],
+                bytes_b_to_a: r.bytes[1],
+                start_time: crate::time::iso_utc(r.first_ts),
+                duration_seconds: round6((r.last_ts - r.first_ts) as f64 / 1e9),
+                display_filter: r.key.display_filter(),
             })
             .collect();
         report.conversations = Some(ConversationsReport {
             tcp: end.tcp_streams,
-            tcp_address_pairs: self.tcp,
             tcp_streams: end.tcp_streams,
             udp: self.udp,
             ip: self.ip,

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use std::hash::BuildHasher;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, PacketMeta};
@@ -42,6 +44,33 @@ pub struct Message {
     pub qname: String,
     pub qtype: u16,
     pub answers: u16,
+}
+
+/// Parses a DNS message for the analysis: a query with its first question, a response with its
+/// header only (its question is the query's, already known), which saves an allocation per
+/// response.
+fn parse_for_analysis(b: &[u8]) -> Option<Message> {
+    if b.get(2).is_some_and(|flags| flags & 0x80 != 0) {
+        parse_header(b)
+    } else {
+        parse_message(b)
+    }
+}
+
+/// Parses a DNS message header only (`qname` left empty).
+pub fn parse_header(b: &[u8]) -> Option<Message> {
+    if b.len() < 12 {
+        return None;
+    }
+    Some(Message {
+        id: u16::from_be_bytes([b[0], b[1]]),
+        is_response: b[2] & 0x80 != 0,
+        opcode: (b[2] >> 3) & 0x0f,
+        rcode: b[3] & 0x0f,
+        qname: String::new(),
+        qtype: 0,
+        answers: u16::from_be_bytes([b[6], b[7]]),
+    })
 }
 
 /// Parses a DNS message header and its first question.
@@ -237,9 +266,11 @@ pub struct Dns {
     k8s: u64,
     times: Distribution,
     rcodes: BTreeMap<String, u64>,
-    qtypes: BTreeMap<String, u64>,
+    qtypes: BTreeMap<u16, u64>,
+    name_hasher: foldhash::quality::RandomState,
     pending: FastMap<(FlowKey, u16), PendingQuery>,
-    last_asked: FastMap<(std::net::IpAddr, String, u16), i64>,
+    /// (source, hash of the name, type) → last time asked.
+    last_asked: FastMap<(std::net::IpAddr, u64, u16), i64>,
     problems: FastMap<String, DomainProblems>,
     last_dns_ts: i64,
     error_details: Vec<DnsTransaction>,
@@ -270,6 +301,7 @@ impl Dns {
             times: Distribution::default(),
             rcodes: BTreeMap::new(),
             qtypes: BTreeMap::new(),
+            name_hasher: Default::default(),
             pending: fast_map(),
             last_asked: fast_map(),
             problems: fast_map(),
@@ -341,9 +373,17 @@ impl Dns {
         }
     }
 
+    fn maybe_expire(&mut self, pkt: &Packet<'_>) {
+        if pkt.number % 4096 == 0 {
+            let now = pkt.ts_ns;
+            // Expire on capture time only once the timeout has passed for the oldest queries.
+            self.expire(now - self.timeout_ns * 2, false);
+        }
+    }
+
     fn on_message(&mut self, m: &Message, pkt: &Packet<'_>, key: FlowKey, dir: Direction) {
         if !m.is_response {
-            *self.qtypes.entry(qtype_name(m.qtype)).or_insert(0) += 1;
+            *self.qtypes.entry(m.qtype).or_insert(0) += 1;
             if let Some(ip) = pkt.ip() {
                 if self.last_asked.len() >= MAX_NAMES {
                     let now = pkt.ts_ns;
@@ -352,10 +392,8 @@ impl Dns {
                         self.last_asked.clear();
                     }
                 }
-                if let Some(prev) = self
-                    .last_asked
-                    .insert((ip.src, m.qname.clone(), m.qtype), pkt.ts_ns)
-                {
+                let name = self.name_hasher.hash_one(&m.qname);
+                if let Some(prev) = self.last_asked.insert((ip.src, name, m.qtype), pkt.ts_ns) {
                     if pkt.ts_ns - prev < REPEAT_WINDOW_NS {
                         self.repeated += 1;
                     }
@@ -382,10 +420,14 @@ impl Dns {
         self.transactions += 1;
         let ms = (pkt.ts_ns - q.ts) as f64 / 1e6;
         self.times.add(ms);
-        let mut t = Self::transaction(&key, &q, m.id);
-        t.response_packet = Some(pkt.number);
-        t.response_time_ms = Some(round3(ms));
-        t.rcode = Some(rcode_name(m.rcode));
+        let details = |status: &str| {
+            let mut t = Self::transaction(&key, &q, m.id);
+            t.response_packet = Some(pkt.number);
+            t.response_time_ms = Some(round3(ms));
+            t.rcode = Some(rcode_name(m.rcode));
+            t.status = status.into();
+            t
+        };
         if m.rcode != 0 {
             self.errors += 1;
             *self.rcodes.entry(rcode_name(m.rcode)).or_insert(0) += 1;
@@ -395,23 +437,19 @@ impl Dns {
             if let Some(p) = self.problem(&q.qname) {
                 p.errors += 1;
             }
-            t.status = "error".into();
             if self.error_details.len() < MAX_FINDINGS {
-                self.error_details.push(t);
+                self.error_details.push(details("error"));
             }
         } else if ms > self.critical_ms {
             self.slow += 1;
             if let Some(p) = self.problem(&q.qname) {
                 p.slow += 1;
             }
-            t.status = "slow".into();
+            let rounded = Some(round3(ms));
             if self.slow_details.len() < MAX_FINDINGS
-                || self
-                    .slow_details
-                    .last()
-                    .is_some_and(|l| l.response_time_ms < t.response_time_ms)
+                || self.slow_details.last().is_some_and(|l| l.response_time_ms < rounded)
             {
-                self.slow_details.push(t);
+                self.slow_details.push(details("slow"));
                 self.slow_details.sort_by(|a, b| {
                     b.response_time_ms
                         .partial_cmp(&a.response_time_ms)
@@ -436,13 +474,20 @@ impl Analyzer for Dns {
             if u.src_port != DNS_PORT && u.dst_port != DNS_PORT {
                 return;
             }
-            match parse_message(u.payload) {
-                Some(m) => messages.push(m),
-                None => {
-                    self.malformed += 1;
-                    return;
-                }
+            // One message per datagram: handled without collecting.
+            let Some(m) = parse_for_analysis(u.payload) else {
+                self.malformed += 1;
+                return;
+            };
+            self.last_dns_ts = pkt.ts_ns;
+            if m.is_response {
+                self.responses += 1;
+            } else {
+                self.queries += 1;
             }
+            self.on_message(&m, pkt, key, dir);
+            self.maybe_expire(pkt);
+            return;
         } else if let Some(t) = pkt.tcp() {
             if t.src_port != DNS_PORT && t.dst_port != DNS_PORT || pkt.tcp_payload.is_empty() {
                 return;
@@ -460,7 +505,7 @@ impl Analyzer for Dns {
                 if buf.len() < 2 + len {
                     break;
                 }
-                match parse_message(&buf[2..2 + len]) {
+                match parse_for_analysis(&buf[2..2 + len]) {
                     Some(m) => messages.push(m),
                     None => self.malformed += 1,
                 }
@@ -488,11 +533,7 @@ impl Analyzer for Dns {
         for m in &messages {
             self.on_message(m, pkt, key, dir);
         }
-        if pkt.number % 4096 == 0 {
-            let now = pkt.ts_ns;
-            // Expire on capture time only once the timeout has passed for the oldest queries.
-            self.expire(now - self.timeout_ns * 2, false);
-        }
+        self.maybe_expire(pkt);
     }
 
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
@@ -528,7 +569,7 @@ impl Analyzer for Dns {
                 .map(|(e, n)| (round3(e), n))
                 .collect(),
             error_types_breakdown: self.rcodes,
-            query_types: self.qtypes,
+            query_types: self.qtypes.iter().map(|(t, n)| (qtype_name(*t), *n)).collect(),
             thresholds: DnsThresholds {
                 dns_response_warning: self.warning_ms / 1000.0,
                 dns_response_critical: self.critical_ms / 1000.0,

@@ -4,7 +4,7 @@
 use crate::capture::ReadSummary;
 use crate::config::Config;
 use crate::decode::Packet;
-use crate::flow::{Direction, FlowKey};
+use crate::flow::{Direction, FlowKey, FlowRecord, FlowTable};
 use crate::report::Report;
 use crate::tcp::TcpAnalysis;
 use crate::Options;
@@ -35,6 +35,14 @@ pub struct PacketMeta {
     /// TCP stream and sequence-analysis flags (default for non-TCP packets).
     pub tcp: TcpAnalysis,
     pub layer4: Option<Layer4>,
+    /// Slot of the packet's flow in the flow table (valid while the flow lives).
+    pub flow_slot: u32,
+    /// Unique id of the flow over the capture.
+    pub flow_id: u64,
+    /// This packet opened its flow.
+    pub flow_new: bool,
+    /// Timestamp and frame number of the flow's previous packet.
+    pub flow_prev: Option<(i64, u64)>,
 }
 
 /// What the analyses get at the end.
@@ -43,6 +51,8 @@ pub struct Finish<'a> {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub tcp_streams: u64,
+    /// Flows still live at the end (evicted ones went through [`Analyzer::on_flow_end`]).
+    pub flows: &'a FlowTable,
     pub config: &'a Config,
     pub options: &'a Options,
 }
@@ -60,6 +70,8 @@ impl Finish<'_> {
 pub trait Analyzer {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta);
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
+    /// A flow left the flow table before the end (evicted when idle); its totals are final.
+    fn on_flow_end(&mut self, _flow: &FlowRecord) {}
 }
 
 /// Every analysis, in report order.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, Layer4, PacketMeta};
-use crate::decode::{Network, Packet};
+use crate::decode::{InnerTransport, Network, Packet};
 use crate::report::{Report, MAX_RANKED};
 
 /// Well-known ports and their services (v5's map, extended with a few common ones).
@@ -57,11 +57,13 @@ pub struct PortCount {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ProtocolDistributionReport {
     pub total_packets: u64,
-    /// Frames with an IPv4 / IPv6 header, ARP frames, and the rest.
+    /// Frames with an IPv4 / IPv6 header, ARP frames, and the rest. A tunnelled frame also
+    /// counts for its inner layers (IPv6 in Teredo, ARP in VXLAN...).
     pub layer3_distribution: BTreeMap<String, u64>,
     pub layer3_percentages: BTreeMap<String, f64>,
     /// Frames per transport protocol: TCP, UDP, ICMP (ICMP and ICMPv6), Other (other IP
-    /// protocols). A fragmented datagram counts once, on the frame that completes it.
+    /// protocols). A fragmented datagram counts once, on the frame that completes it. A tunnelled
+    /// frame also counts for its inner TCP, UDP or ICMP.
     pub layer4_distribution: BTreeMap<String, u64>,
     pub layer4_percentages: BTreeMap<String, f64>,
     pub vlan_packets: u64,
@@ -113,6 +115,32 @@ impl Analyzer for ProtocolDistribution {
             self.l4[i] += 1;
             self.l4_bytes[i] += u64::from(pkt.wire_len);
         }
+        // A tunnelled frame (VXLAN, Teredo, IP in IP) also counts for the inner layers it shows,
+        // as tshark counts a frame for every protocol in `frame.protocols`.
+        if let (Some(inner), Network::Ip(outer)) = (&pkt.inner, &pkt.network) {
+            match inner.network {
+                Network::Ip(ip) if ip.is_v6() != outer.is_v6() => {
+                    if ip.is_v6() {
+                        self.ipv6 += 1;
+                    } else {
+                        self.ipv4 += 1;
+                    }
+                }
+                Network::Arp => self.arp += 1,
+                _ => {}
+            }
+            let inner_l4 = match inner.transport {
+                InnerTransport::Tcp { .. } => Some(Layer4::Tcp),
+                InnerTransport::Udp { .. } => Some(Layer4::Udp),
+                InnerTransport::Icmp => Some(Layer4::Icmp),
+                InnerTransport::Other | InnerTransport::None => None,
+            };
+            if let Some(l4) = inner_l4.filter(|&l| Some(l) != meta.layer4) {
+                let i = l4_index(l4);
+                self.l4[i] += 1;
+                self.l4_bytes[i] += u64::from(pkt.wire_len);
+            }
+        }
         // Port counts are dense arrays: two 512 KiB tables beat a hash map per packet.
         let (ports, port) = match (pkt.tcp(), pkt.udp()) {
             (Some(t), _) => (&mut self.tcp_ports, service_port(t.src_port, t.dst_port)),
@@ -141,9 +169,9 @@ impl Analyzer for ProtocolDistribution {
         l3.insert("Other".to_string(), self.l3_other);
         let mut l4 = BTreeMap::new();
         let mut bytes = BTreeMap::new();
-        for i in 0..4 {
-            l4.insert(L4_NAMES[i].to_string(), self.l4[i]);
-            bytes.insert(L4_NAMES[i].to_string(), self.l4_bytes[i]);
+        for (i, name) in L4_NAMES.iter().enumerate() {
+            l4.insert(name.to_string(), self.l4[i]);
+            bytes.insert(name.to_string(), self.l4_bytes[i]);
         }
         let mut services = BTreeMap::new();
         let top = |ports: &[u64], services: &mut BTreeMap<String, u64>| {

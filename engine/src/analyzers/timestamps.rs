@@ -88,27 +88,29 @@ impl Timestamps {
 }
 
 /// v5's per-protocol gap threshold, in seconds, and the flow key it groups packets by.
-fn flow_and_threshold(pkt: &Packet<'_>, meta: &PacketMeta) -> Option<(FlowKey, f64, &'static str)> {
+/// v5's per-protocol gap threshold in seconds, and how packets are grouped: DNS and ICMP by
+/// source address (`Some(key)`), everything else by its flow (`None`: the flow table's own
+/// previous packet is used, at no extra lookup).
+fn grouping(pkt: &Packet<'_>) -> Option<(Option<FlowKey>, f64, &'static str)> {
     let ip = pkt.ip()?;
-    let (key, _) = meta.flow?;
-    let by_source = |proto| FlowKey {
-        a: ip.src,
-        a_port: 0,
-        b: ip.src,
-        b_port: 0,
-        proto,
+    let by_source = |proto| {
+        Some(FlowKey {
+            a: ip.src,
+            a_port: 0,
+            b: ip.src,
+            b_port: 0,
+            proto,
+        })
     };
     Some(match pkt.transport {
         Transport::Tcp(t) => {
-            let interactive = [t.src_port, t.dst_port]
-                .iter()
-                .any(|p| *p == 22 || *p == 23);
-            (key, if interactive { 30.0 } else { 2.5 }, "TCP")
+            let interactive = [t.src_port, t.dst_port].iter().any(|p| *p == 22 || *p == 23);
+            (None, if interactive { 30.0 } else { 2.5 }, "TCP")
         }
         Transport::Udp(u) if u.src_port == 53 || u.dst_port == 53 => (by_source(17), 5.0, "DNS"),
-        Transport::Udp(_) => (key, 1.0, "UDP"),
+        Transport::Udp(_) => (None, 1.0, "UDP"),
         Transport::Icmp(_) => (by_source(ip.proto), 2.0, "ICMP"),
-        _ => (key, 1.0, "IP"),
+        _ => (None, 1.0, "IP"),
     })
 }
 
@@ -132,16 +134,22 @@ impl Analyzer for Timestamps {
         }
         self.any_timestamp = true;
         self.last_frame = Some((pkt.ts_ns, pkt.number));
-        let Some((key, default_threshold, protocol)) = flow_and_threshold(pkt, meta) else {
+        let Some((group, default_threshold, protocol)) = grouping(pkt) else {
             return;
         };
-        self.since_sweep += 1;
-        if self.since_sweep >= 65_536 {
-            self.since_sweep = 0;
-            evict_idle(&mut self.flows, pkt.ts_ns, |v| v.0);
-        }
+        let previous = match group {
+            None => meta.flow_prev,
+            Some(key) => {
+                self.since_sweep += 1;
+                if self.since_sweep >= 65_536 {
+                    self.since_sweep = 0;
+                    evict_idle(&mut self.flows, pkt.ts_ns, |v| v.0);
+                }
+                self.flows.insert(key, (pkt.ts_ns, pkt.number))
+            }
+        };
         let threshold = self.latency.unwrap_or(default_threshold);
-        if let Some((prev_ts, prev_frame)) = self.flows.insert(key, (pkt.ts_ns, pkt.number)) {
+        if let Some((prev_ts, prev_frame)) = previous {
             let gap = (pkt.ts_ns - prev_ts) as f64 / NS;
             if gap > threshold {
                 self.gaps_detected += 1;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, Layer4, PacketMeta};
 use crate::decode::Packet;
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, FastMap, FlowRecord};
 use crate::report::{Report, MAX_RANKED};
 use crate::Options;
 
@@ -58,6 +58,8 @@ struct Counters {
     packets_received: u64,
 }
 
+/// Per-address totals are built from flows, when a flow leaves the flow table and at the end,
+/// so the per-packet cost is nil: every IP packet belongs to exactly one flow.
 pub struct TopTalkers {
     ips: FastMap<IpAddr, Counters>,
     pairs: FastMap<(IpAddr, IpAddr), (u64, u64)>,
@@ -66,34 +68,39 @@ pub struct TopTalkers {
 
 impl TopTalkers {
     pub fn new(_options: &Options) -> Self {
-        TopTalkers {
-            ips: fast_map(),
-            pairs: fast_map(),
-            protocols: Default::default(),
+        TopTalkers { ips: fast_map(), pairs: fast_map(), protocols: Default::default() }
+    }
+
+    fn add_flow(&mut self, f: &FlowRecord) {
+        for (dir, (src, dst)) in [(0, (f.key.a, f.key.b)), (1, (f.key.b, f.key.a))] {
+            let (bytes, packets) = (f.bytes[dir], f.packets[dir]);
+            if packets == 0 {
+                continue;
+            }
+            if self.ips.len() >= MAX_ADDRESSES {
+                self.ips.retain(|_, c| c.packets_sent + c.packets_received > 1);
+            }
+            let s = self.ips.entry(src).or_default();
+            s.bytes_sent += bytes;
+            s.packets_sent += packets;
+            let d = self.ips.entry(dst).or_default();
+            d.bytes_received += bytes;
+            d.packets_received += packets;
+            if self.pairs.len() >= MAX_ADDRESSES {
+                self.pairs.retain(|_, c| c.1 > 1);
+            }
+            let p = self.pairs.entry((src, dst)).or_default();
+            p.0 += bytes;
+            p.1 += packets;
         }
     }
 }
 
 impl Analyzer for TopTalkers {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
-        let Some(ip) = pkt.ip() else { return };
-        let len = u64::from(pkt.wire_len);
-        if self.ips.len() >= MAX_ADDRESSES {
-            self.ips
-                .retain(|_, c| c.packets_sent + c.packets_received > 1);
+        if pkt.ip().is_none() {
+            return;
         }
-        let s = self.ips.entry(ip.src).or_default();
-        s.bytes_sent += len;
-        s.packets_sent += 1;
-        let d = self.ips.entry(ip.dst).or_default();
-        d.bytes_received += len;
-        d.packets_received += 1;
-        if self.pairs.len() >= MAX_ADDRESSES {
-            self.pairs.retain(|_, c| c.1 > 1);
-        }
-        let p = self.pairs.entry((ip.src, ip.dst)).or_default();
-        p.0 += len;
-        p.1 += 1;
         let i = match meta.layer4 {
             Some(Layer4::Tcp) => 0,
             Some(Layer4::Udp) => 1,
@@ -101,10 +108,17 @@ impl Analyzer for TopTalkers {
             _ => 3,
         };
         self.protocols[i].packets += 1;
-        self.protocols[i].bytes += len;
+        self.protocols[i].bytes += u64::from(pkt.wire_len);
     }
 
-    fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        self.add_flow(flow);
+    }
+
+    fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+        for f in end.flows.records() {
+            self.add_flow(f);
+        }
         let total_ips = self.ips.len() as u64;
         let mut ips: Vec<Talker> = self
             .ips
