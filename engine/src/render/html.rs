@@ -189,14 +189,13 @@ fn overview(m: &Metadata) -> Vec<Fact> {
             ),
         ));
     }
-    facts.push(fact(
-        "First packet (UTC)",
-        m.first_timestamp.clone().unwrap_or_default(),
-    ));
-    facts.push(fact(
-        "Last packet (UTC)",
-        m.last_timestamp.clone().unwrap_or_default(),
-    ));
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| view::readable_time(t).unwrap_or_else(|| t.to_string()))
+            .unwrap_or_default()
+    };
+    facts.push(fact("First packet", time(&m.first_timestamp)));
+    facts.push(fact("Last packet", time(&m.last_timestamp)));
     facts.push(fact("Bytes read", m.bytes_read.to_string()));
     facts.push(fact("Link types", m.link_types.join(", ")));
     if m.undecoded_packets > 0 {

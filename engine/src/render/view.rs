@@ -400,7 +400,7 @@ fn scalar_text(v: &Value) -> String {
 
 /// `2010-04-07T17:29:29.782934Z` → `2010-04-07 17:29:29.782934 UTC`: a space lets the line
 /// wrap between date and time, and says the zone in words. Other text is `None`.
-fn readable_time(s: &str) -> Option<String> {
+pub fn readable_time(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let iso = b.len() >= 20
         && b.len() <= 40
