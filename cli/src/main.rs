@@ -59,6 +59,12 @@ struct AnalyzeArgs {
     /// Also write the JSON report to PATH; `-` writes it alone to stdout (the summary then goes to stderr).
     #[arg(long, value_name = "PATH")]
     json: Option<String>,
+    /// Also write the HTML report to PATH (one self-contained file).
+    #[arg(long, value_name = "PATH")]
+    export_html: Option<PathBuf>,
+    /// Write summary.csv, protocol_distribution.csv, flows.csv and findings.csv into DIR.
+    #[arg(long, value_name = "DIR")]
+    export_csv: Option<PathBuf>,
     /// Security detectors also consider 127.0.0.0/8 and ::1.
     #[arg(long)]
     include_localhost: bool,
@@ -171,6 +177,16 @@ fn run(args: &AnalyzeArgs, config: &Config) -> anyhow::Result<Report> {
 
 fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow::Result<()> {
     let json = report.to_json();
+    let json_to_stdout = args.json.as_deref() == Some("-");
+    // With `--json -` stdout carries the JSON alone; every other line goes to stderr.
+    let say = |line: String| {
+        if args.quiet {
+        } else if json_to_stdout {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     match args.json.as_deref() {
         Some("-") => {
             let mut out = std::io::stdout().lock();
@@ -182,6 +198,25 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
         }
         None => {}
     }
+    // Rendered once, only when some output needs it.
+    let mut html: Option<String> = None;
+    let mut page = || {
+        html.get_or_insert_with(|| engine::render::html(report))
+            .clone()
+    };
+    if let Some(path) = &args.export_html {
+        std::fs::write(path, page()).with_context(|| format!("cannot write {}", path.display()))?;
+        say(format!("HTML report: {}", path.display()));
+    }
+    if let Some(dir) = &args.export_csv {
+        let files = engine::render::write_csv(report, dir)
+            .with_context(|| format!("cannot write the CSV files in {}", dir.display()))?;
+        say(format!(
+            "CSV files: {} ({} files)",
+            dir.display(),
+            files.len()
+        ));
+    }
     if args.no_report {
         return Ok(());
     }
@@ -190,11 +225,10 @@ fn write_reports(args: &AnalyzeArgs, config: &Config, report: &Report) -> anyhow
     let name = args.output.clone().unwrap_or_else(default_name);
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
-    if !args.quiet && args.json.as_deref() != Some("-") {
-        println!("JSON report: {}", path.display());
-    } else if !args.quiet {
-        eprintln!("JSON report: {}", path.display());
-    }
+    say(format!("JSON report: {}", path.display()));
+    let path = dir.join(format!("{name}.html"));
+    std::fs::write(&path, page()).with_context(|| format!("cannot write {}", path.display()))?;
+    say(format!("HTML report: {}", path.display()));
     Ok(())
 }
 

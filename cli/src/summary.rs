@@ -1,8 +1,76 @@
-//! The console summary: counts, protocol mix and the top findings, as plain aligned text.
+//! The console summary: health score, counts, protocol mix, the top findings, recommendations
+//! and the worst flows, as plain aligned text.
 
 use std::fmt::Write;
 
+use engine::render::view;
 use engine::{Config, Report};
+
+/// Rows of the findings and worst-flows tables.
+const CONSOLE_ROWS: usize = 10;
+/// Characters of one table cell; longer text is cut with an ellipsis.
+const MAX_CELL: usize = 60;
+
+/// Text from the capture can hold terminal escape sequences: control characters are replaced.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// An aligned table: numeric columns (`right[i]`) right-aligned, the others left-aligned.
+fn table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| view::truncate(&clean(c), MAX_CELL))
+                .collect()
+        })
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in &cells {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |values: Vec<&str>| {
+        let parts: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                if right.get(i).copied().unwrap_or(false) {
+                    format!("{v:>w$}")
+                } else {
+                    format!("{v:<w$}")
+                }
+            })
+            .collect();
+        format!("  {}", parts.join("  ").trim_end())
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", line(headers.to_vec()));
+    let _ = writeln!(
+        out,
+        "{}",
+        line(
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect()
+        )
+    );
+    for r in &cells {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
 
 pub fn console(r: &Report) -> String {
     let mut s = String::new();
@@ -15,6 +83,17 @@ pub fn console(r: &Report) -> String {
     );
     for w in &m.warnings {
         let _ = writeln!(s, "  WARNING: {w}");
+    }
+    let tree = view::tree(r);
+    let health = view::health(&tree);
+    if let Some(h) = &health {
+        let _ = writeln!(
+            s,
+            "\nHealth score {}/100, {} ({})",
+            view::number(h.overall_score),
+            view::qos_text(h),
+            clean(&h.severity)
+        );
     }
     if let Some(pd) = &r.protocol_distribution {
         let l3: Vec<String> = pd
@@ -52,20 +131,6 @@ pub fn console(r: &Report) -> String {
             "  TCP anomalies: dup ACK {}, out-of-order {}, previous segment not captured {}, zero window {}",
             a("dup_ack"), a("out_of_order"), a("lost_segment"), a("zero_window")
         );
-        for f in rt.flow_statistics.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "    stream {:>5}  {} <-> {}  {} retrans / {} pkts ({:.1} %, {})  filter: {}",
-                f.stream,
-                f.src,
-                f.dst,
-                f.retransmissions,
-                f.packets,
-                f.retransmission_rate_pct,
-                f.severity,
-                f.display_filter
-            );
-        }
     }
     if let Some(h) = &r.tcp_handshake {
         let _ = writeln!(
@@ -92,6 +157,76 @@ pub fn console(r: &Report) -> String {
             t.max_gap_seconds.unwrap_or(0.0),
             t.max_gap_packet
         );
+    }
+    let findings = view::findings(&tree);
+    if !findings.is_empty() {
+        let total = findings.len();
+        let rows: Vec<Vec<String>> = view::top_findings(findings, CONSOLE_ROWS)
+            .into_iter()
+            .map(|f| {
+                let frames: Vec<String> = f.frames.iter().take(3).map(u64::to_string).collect();
+                vec![
+                    f.severity.to_string(),
+                    f.analysis,
+                    frames.join(" "),
+                    f.flow,
+                    f.display_filter,
+                ]
+            })
+            .collect();
+        let _ = writeln!(s, "\nTop findings ({} of {total})", rows.len());
+        s.push_str(&table(
+            &["severity", "analysis", "frames", "flow", "display filter"],
+            &[false, false, true, false, false],
+            &rows,
+        ));
+    }
+    if let Some(h) = &health {
+        if !h.recommendations.is_empty() {
+            let _ = writeln!(s, "\nRecommendations");
+            for rec in h.recommendations.iter().take(CONSOLE_ROWS) {
+                let _ = writeln!(s, "  - {}", clean(&rec.text()));
+            }
+        }
+    }
+    if let Some(rt) = &r.retransmission {
+        let rows: Vec<Vec<String>> = rt
+            .flow_statistics
+            .iter()
+            .filter(|f| f.retransmissions > 0 || f.dup_acks + f.lost_segments + f.zero_windows > 0)
+            .take(CONSOLE_ROWS)
+            .map(|f| {
+                vec![
+                    f.stream.to_string(),
+                    f.src.clone(),
+                    f.dst.clone(),
+                    f.packets.to_string(),
+                    f.retransmissions.to_string(),
+                    format!("{:.2}", f.retransmission_rate_pct),
+                    (f.dup_acks + f.out_of_order + f.lost_segments + f.zero_windows).to_string(),
+                    f.severity.clone(),
+                    f.display_filter.clone(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            let _ = writeln!(s, "\nWorst flows");
+            s.push_str(&table(
+                &[
+                    "stream",
+                    "endpoint A",
+                    "endpoint B",
+                    "packets",
+                    "retrans",
+                    "rate %",
+                    "anomalies",
+                    "severity",
+                    "display filter",
+                ],
+                &[true, false, false, true, true, true, true, false, false],
+                &rows,
+            ));
+        }
     }
     if let Some(t) = &r.top_talkers {
         let _ = writeln!(s, "\nTop talkers");

@@ -27,6 +27,7 @@ pub mod config;
 pub mod decode;
 pub mod error;
 pub mod flow;
+pub mod render;
 pub mod report;
 pub mod sample;
 pub mod stats;

@@ -51,7 +51,6 @@ pub struct AsymmetricTrafficReport {
     pub worst_asymmetric_flows: Vec<AsymmetricFlow>,
 }
 
-
 pub struct AsymmetricTraffic {
     threshold: f64,
     min_bytes: u64,

@@ -81,7 +81,6 @@ pub struct ThroughputReport {
     pub timeline: Timeline,
 }
 
-
 /// Packets and bytes per bucket from the first packet on; when a packet falls past the last
 /// allowed bucket, buckets merge (width ×2 or ×5) so the series stays bounded.
 struct Buckets {

@@ -1,5 +1,7 @@
 //! Each analysis on packets built in the test, with the exact values expected.
 
+mod render;
+
 use engine::sample::{dns, icmp_echo, udp, PcapWriter, Tcp, MS};
 use engine::{analyze, Config, Options, Report};
 

@@ -5,18 +5,26 @@ use std::path::PathBuf;
 
 use engine::{analyze, Config, Options, Report};
 
+mod render;
 mod tcp_analyses;
 
-/// The report of one capture of `../shared/captures`.
+/// The shared captures, next to the repository.
+pub(crate) fn captures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures")
+}
+
+/// The report of one shared capture, with the default thresholds.
 pub(crate) fn capture_report(name: &str) -> Report {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/captures")
-        .join(name);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = captures_dir().join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let options = Options {
         file_name: name.to_string(),
         ..Options::default()
     };
-    analyze(std::io::BufReader::new(file), &Config::default(), &options)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    analyze(&bytes[..], &Config::default(), &options).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Same as [`capture_report`].
+pub(crate) fn report_of(name: &str) -> Report {
+    capture_report(name)
 }
