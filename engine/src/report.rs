@@ -4,9 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzers::{
-    conversations::ConversationsReport, dns::DnsReport,
+    burst::BurstReport, conversations::ConversationsReport, dns::DnsReport, icmp::IcmpReport,
+    ip_fragmentation::IpFragmentationReport, jitter::JitterReport,
     protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
-    tcp_handshake::HandshakeReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    service_classification::ServiceClassificationReport, tcp_handshake::HandshakeReport,
+    temporal::TemporalReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -26,9 +28,21 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_talkers: Option<TopTalkersReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<BurstReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<TemporalReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_distribution: Option<ProtocolDistributionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<JitterReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_classification: Option<ServiceClassificationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_fragmentation: Option<IpFragmentationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
     pub metadata: Metadata,

@@ -9,11 +9,17 @@ use crate::report::Report;
 use crate::tcp::TcpAnalysis;
 use crate::Options;
 
+pub mod burst;
 pub mod conversations;
 pub mod dns;
+pub mod icmp;
+pub mod ip_fragmentation;
+pub mod jitter;
 pub mod protocol_distribution;
 pub mod retransmission;
+pub mod service_classification;
 pub mod tcp_handshake;
+pub mod temporal;
 pub mod timestamps;
 pub mod top_talkers;
 
@@ -69,8 +75,14 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
         Box::new(tcp_handshake::TcpHandshake::new(config, options)),
         Box::new(retransmission::Retransmission::new(config, options)),
         Box::new(top_talkers::TopTalkers::new(options)),
+        Box::new(burst::BurstAnalyzer::new(config, options)),
+        Box::new(temporal::Temporal::new(config, options)),
         Box::new(dns::Dns::new(config, options)),
+        Box::new(icmp::Icmp::new(options)),
         Box::new(protocol_distribution::ProtocolDistribution::default()),
+        Box::new(jitter::Jitter::new(config, options)),
+        Box::new(service_classification::ServiceClassification::new(options)),
+        Box::new(ip_fragmentation::IpFragmentation::new(options)),
         Box::new(conversations::Conversations::new(options)),
     ]
 }
