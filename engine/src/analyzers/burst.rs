@@ -202,7 +202,8 @@ impl BurstAnalyzer {
         let threshold = (self.avg() * self.multiplier).max(self.min_packets as f64);
         self.candidates.retain(|c| c.packets as f64 >= threshold);
         if self.candidates.len() >= MAX_CANDIDATES * 3 / 4 {
-            self.candidates.sort_by(|a, b| b.packets.cmp(&a.packets));
+            self.candidates
+                .sort_by_key(|c| std::cmp::Reverse(c.packets));
             self.candidates.truncate(MAX_CANDIDATES / 2);
             self.candidates.sort_by_key(|c| c.idx);
         }

@@ -42,11 +42,11 @@ const AFTER_RST_FIN_GAP_NS: i64 = 100_000_000;
 /// defaults of `jitter_warning`/`jitter_critical`).
 pub const TCP_TOLERANCE: f64 = 4.0;
 /// Samples kept per flow for its quantiles.
-const MAX_SAMPLES_PER_FLOW: usize = 128;
+const MAX_SAMPLES_PER_FLOW: usize = 32;
 /// Live flows before idle ones are closed.
-const SWEEP_AT_FLOWS: usize = 100_000;
+const SWEEP_AT_FLOWS: usize = 25_000;
 /// Hard bound on live flows: past it, the least recently seen are closed even if not idle.
-const MAX_FLOWS: usize = 200_000;
+const MAX_FLOWS: usize = 50_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FlowJitter {

@@ -31,9 +31,9 @@ const SRC_PORT_CONFIDENCE: f64 = 0.9;
 /// A flow without packets for this long is complete (the flow table's idle horizon).
 const FLOW_IDLE_NS: i64 = 120 * 1_000_000_000;
 /// Live flows before idle ones are classified and dropped.
-const SWEEP_AT_FLOWS: usize = 100_000;
+const SWEEP_AT_FLOWS: usize = 25_000;
 /// Hard bound on live flows: past it, the least recently seen are closed even if not idle.
-const MAX_FLOWS: usize = 200_000;
+const MAX_FLOWS: usize = 50_000;
 
 /// v5's behaviour thresholds (`service_classifier.py`).
 const VOIP_SIZE_BYTES: (f64, f64) = (100.0, 300.0);

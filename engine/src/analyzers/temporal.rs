@@ -52,7 +52,7 @@ const PERIOD_MIN_SHARE: f64 = 0.3;
 /// of the gaps, so 7 is enough for the 30 % rule; counts are lower bounds (error ≤ n/8).
 const PERIOD_COUNTERS: usize = 7;
 /// Sources followed for periodicity; past this, sources with fewer than 10 frames are dropped.
-const MAX_SOURCES: usize = 100_000;
+const MAX_SOURCES: usize = 50_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
