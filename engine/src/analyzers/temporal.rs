@@ -170,6 +170,9 @@ pub struct Temporal {
     slots: Vec<Slot>,
     hours: [(u64, u64); 24],
     sources: FastMap<IpAddr, Source>,
+    /// IP frames seen, and the count at which the source table may be pruned again.
+    seen: u64,
+    next_prune_at: u64,
     totals: Slot,
 }
 
@@ -181,6 +184,8 @@ impl Temporal {
             slots: Vec::new(),
             hours: [(0, 0); 24],
             sources: fast_map(),
+            seen: 0,
+            next_prune_at: 0,
             totals: Slot::default(),
         }
     }
@@ -254,9 +259,16 @@ impl Analyzer for Temporal {
         self.hours[hour].1 += len;
 
         let Some(ip) = pkt.ip() else { return };
+        self.seen += 1;
         if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip.src) {
+            // Prune at most once per MAX_SOURCES frames, so a table full of busy sources does
+            // not cost a sweep per frame; until then new sources are not followed.
+            if self.seen < self.next_prune_at {
+                return;
+            }
             self.sources
                 .retain(|_, s| s.packets >= PERIODIC_MIN_PACKETS);
+            self.next_prune_at = self.seen + MAX_SOURCES as u64;
             if self.sources.len() >= MAX_SOURCES {
                 return;
             }
