@@ -10,6 +10,11 @@ use crate::analyzers::{
     syn_retransmissions::SynRetransmissionsReport, tcp_handshake::HandshakeReport,
     tcp_reset::TcpResetReport, tcp_timeout::TcpTimeoutReport, tcp_window::TcpWindowReport,
     throughput::ThroughputReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    burst::BurstReport, conversations::ConversationsReport, dns::DnsReport, icmp::IcmpReport,
+    ip_fragmentation::IpFragmentationReport, jitter::JitterReport,
+    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
+    service_classification::ServiceClassificationReport, tcp_handshake::HandshakeReport,
+    temporal::TemporalReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -40,14 +45,24 @@ pub struct Report {
     pub syn_retransmissions: Option<SynRetransmissionsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_timeout: Option<TcpTimeoutReport>,
+    pub burst: Option<BurstReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<TemporalReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_distribution: Option<ProtocolDistributionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub asymmetric_traffic: Option<AsymmetricTrafficReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sack: Option<SackReport>,
+    pub jitter: Option<JitterReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_classification: Option<ServiceClassificationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_fragmentation: Option<IpFragmentationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
     pub metadata: Metadata,

@@ -10,18 +10,24 @@ use crate::tcp::TcpAnalysis;
 use crate::Options;
 
 pub mod asymmetric_traffic;
+pub mod burst;
 pub mod conversations;
 pub mod dns;
 pub mod evict;
+pub mod icmp;
+pub mod ip_fragmentation;
+pub mod jitter;
 pub mod protocol_distribution;
 pub mod retransmission;
 pub mod rtt;
 pub mod sack;
+pub mod service_classification;
 pub mod syn_retransmissions;
 pub mod tcp_handshake;
 pub mod tcp_reset;
 pub mod tcp_timeout;
 pub mod tcp_window;
+pub mod temporal;
 pub mod throughput;
 pub mod timestamps;
 pub mod top_talkers;
@@ -98,10 +104,16 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
             config, options,
         )),
         Box::new(tcp_timeout::TcpTimeout::new(config, options)),
+        Box::new(burst::BurstAnalyzer::new(config, options)),
+        Box::new(temporal::Temporal::new(config, options)),
         Box::new(dns::Dns::new(config, options)),
+        Box::new(icmp::Icmp::new(options)),
         Box::new(protocol_distribution::ProtocolDistribution::default()),
         Box::new(asymmetric_traffic::AsymmetricTraffic::new(config, options)),
         Box::new(sack::Sack::new(config, options)),
+        Box::new(jitter::Jitter::new(config, options)),
+        Box::new(service_classification::ServiceClassification::new(options)),
+        Box::new(ip_fragmentation::IpFragmentation::new(options)),
         Box::new(conversations::Conversations::new(options)),
     ]
 }

@@ -6,6 +6,7 @@ use engine::sample::{dns, icmp_echo, udp, PcapWriter, Tcp, MS};
 use engine::{analyze, Config, Options, Report};
 
 mod tcp_analyses;
+mod traffic;
 
 pub(crate) const T0: i64 = 1_700_000_000 * 1_000_000_000;
 pub(crate) const C: &str = "10.0.0.1";
@@ -16,11 +17,19 @@ pub(crate) fn report(frames: &[(i64, Vec<u8>)]) -> Report {
 }
 
 pub(crate) fn report_with(frames: &[(i64, Vec<u8>)], options: &Options) -> Report {
+    report_with_config(frames, &Config::default(), options)
+}
+
+pub(crate) fn report_with_config(
+    frames: &[(i64, Vec<u8>)],
+    config: &Config,
+    options: &Options,
+) -> Report {
     let mut w = PcapWriter::default();
     for (ms, f) in frames {
         w.frame(T0 + ms * MS, f);
     }
-    analyze(&w.bytes[..], &Config::default(), options).expect("valid capture")
+    analyze(&w.bytes[..], config, options).expect("valid capture")
 }
 
 /// A handshake on port 80 with client ISN 100 and server ISN 1000, at 0, 10 and 11 ms.

@@ -7,6 +7,7 @@ use engine::{analyze, Config, Options, Report};
 
 mod render;
 mod tcp_analyses;
+mod traffic;
 
 /// The shared captures, next to the repository.
 pub(crate) fn captures_dir() -> PathBuf {
