@@ -4,9 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzers::{
-    conversations::ConversationsReport, dns::DnsReport,
-    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
-    tcp_handshake::HandshakeReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    brute_force_detection::BruteForceReport, c2_beaconing_detection::C2BeaconingReport,
+    conversations::ConversationsReport, data_exfiltration_detection::DataExfiltrationReport,
+    ddos_detection::DdosReport, dns::DnsReport, dns_tunneling_detection::DnsTunnelingReport,
+    health_score::HealthScoreReport, lateral_movement_detection::LateralMovementReport,
+    port_scan_detection::PortScanReport, protocol_distribution::ProtocolDistributionReport,
+    retransmission::RetransmissionReport, tcp_handshake::HandshakeReport,
+    timestamps::TimestampsReport, top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -30,7 +34,23 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_distribution: Option<ProtocolDistributionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_scan_detection: Option<PortScanReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brute_force_detection: Option<BruteForceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddos_detection: Option<DdosReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_tunneling_detection: Option<DnsTunnelingReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_exfiltration_detection: Option<DataExfiltrationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c2_beaconing_detection: Option<C2BeaconingReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateral_movement_detection: Option<LateralMovementReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_score: Option<HealthScoreReport>,
     pub metadata: Metadata,
 }
 

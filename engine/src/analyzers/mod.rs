@@ -9,10 +9,19 @@ use crate::report::Report;
 use crate::tcp::TcpAnalysis;
 use crate::Options;
 
+pub mod brute_force_detection;
+pub mod c2_beaconing_detection;
 pub mod conversations;
+pub mod data_exfiltration_detection;
+pub mod ddos_detection;
 pub mod dns;
+pub mod dns_tunneling_detection;
+pub mod health_score;
+pub mod lateral_movement_detection;
+pub mod port_scan_detection;
 pub mod protocol_distribution;
 pub mod retransmission;
+pub mod security;
 pub mod tcp_handshake;
 pub mod timestamps;
 pub mod top_talkers;
@@ -62,7 +71,7 @@ pub trait Analyzer {
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
 }
 
-/// Every analysis, in report order.
+/// Every analysis, in report order. `health_score` reads the other sections, so it stays last.
 pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(timestamps::Timestamps::new(config, options)),
@@ -71,6 +80,24 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
         Box::new(top_talkers::TopTalkers::new(options)),
         Box::new(dns::Dns::new(config, options)),
         Box::new(protocol_distribution::ProtocolDistribution::default()),
+        Box::new(port_scan_detection::PortScanDetection::new(config, options)),
+        Box::new(brute_force_detection::BruteForceDetection::new(
+            config, options,
+        )),
+        Box::new(ddos_detection::DdosDetection::new(config, options)),
+        Box::new(dns_tunneling_detection::DnsTunnelingDetection::new(
+            config, options,
+        )),
+        Box::new(data_exfiltration_detection::DataExfiltrationDetection::new(
+            config, options,
+        )),
+        Box::new(c2_beaconing_detection::C2BeaconingDetection::new(
+            config, options,
+        )),
+        Box::new(lateral_movement_detection::LateralMovementDetection::new(
+            config, options,
+        )),
         Box::new(conversations::Conversations::new(options)),
+        Box::new(health_score::HealthScore),
     ]
 }

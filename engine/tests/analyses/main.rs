@@ -23,13 +23,23 @@ fn report_with(frames: &[(i64, Vec<u8>)], options: &Options) -> Report {
 fn handshake() -> Vec<(i64, Vec<u8>)> {
     vec![
         (0, Tcp::new(C, 40000, S, 80).seq(100).syn().frame()),
-        (10, Tcp::new(S, 80, C, 40000).seq(1000).ack(101).syn().frame()),
+        (
+            10,
+            Tcp::new(S, 80, C, 40000).seq(1000).ack(101).syn().frame(),
+        ),
         (11, Tcp::new(C, 40000, S, 80).seq(101).ack(1001).frame()),
     ]
 }
 
 fn server_data(ms: i64, seq: u32) -> (i64, Vec<u8>) {
-    (ms, Tcp::new(S, 80, C, 40000).seq(seq).ack(101).payload(1000).frame())
+    (
+        ms,
+        Tcp::new(S, 80, C, 40000)
+            .seq(seq)
+            .ack(101)
+            .payload(1000)
+            .frame(),
+    )
 }
 
 fn client_ack(ms: i64, ack: u32) -> (i64, Vec<u8>) {
@@ -112,11 +122,17 @@ fn a_syn_retransmitted_with_the_same_isn_stays_in_its_stream_and_a_new_isn_start
 fn a_slow_synack_is_a_slow_handshake_blamed_on_the_network_below_half_a_second() {
     let f = vec![
         (0, Tcp::new(C, 40000, S, 80).seq(100).syn().frame()),
-        (150, Tcp::new(S, 80, C, 40000).seq(1000).ack(101).syn().frame()),
+        (
+            150,
+            Tcp::new(S, 80, C, 40000).seq(1000).ack(101).syn().frame(),
+        ),
         (151, Tcp::new(C, 40000, S, 80).seq(101).ack(1001).frame()),
     ];
     let h = report(&f).tcp_handshake.unwrap();
-    assert_eq!((h.total_handshakes, h.complete_handshakes, h.slow_handshakes), (1, 1, 1));
+    assert_eq!(
+        (h.total_handshakes, h.complete_handshakes, h.slow_handshakes),
+        (1, 1, 1)
+    );
     assert_eq!(h.handshakes[0].suspected_side, "network");
     assert_eq!(h.handshakes[0].syn_to_synack_ms, Some(150.0));
     assert_eq!(h.initial_rtt.count, 1);
@@ -126,7 +142,10 @@ fn a_slow_synack_is_a_slow_handshake_blamed_on_the_network_below_half_a_second()
 #[test]
 fn a_fast_handshake_is_not_slow_and_its_initial_rtt_is_syn_to_ack() {
     let h = report(&handshake()).tcp_handshake.unwrap();
-    assert_eq!((h.syn_packets, h.synack_packets, h.slow_handshakes), (1, 1, 0));
+    assert_eq!(
+        (h.syn_packets, h.synack_packets, h.slow_handshakes),
+        (1, 1, 0)
+    );
     assert_eq!(h.initial_rtt.mean_ms, 11.0);
 }
 
@@ -135,11 +154,26 @@ fn dns_answers_errors_and_timeouts_are_told_apart() {
     let f = vec![
         (0, udp(C, 5000, S, 53, &dns(1, false, 0, "ok.example", 1))),
         (20, udp(S, 53, C, 5000, &dns(1, true, 0, "ok.example", 1))),
-        (30, udp(C, 5001, S, 53, &dns(2, false, 0, "missing.example", 1))),
-        (70, udp(S, 53, C, 5001, &dns(2, true, 3, "missing.example", 1))),
-        (100, udp(C, 5002, S, 53, &dns(3, false, 0, "lost.example", 28))),
-        (7000, udp(C, 5003, S, 53, &dns(4, false, 0, "late.example", 1))),
-        (8500, udp(S, 53, C, 5003, &dns(4, true, 0, "late.example", 1))),
+        (
+            30,
+            udp(C, 5001, S, 53, &dns(2, false, 0, "missing.example", 1)),
+        ),
+        (
+            70,
+            udp(S, 53, C, 5001, &dns(2, true, 3, "missing.example", 1)),
+        ),
+        (
+            100,
+            udp(C, 5002, S, 53, &dns(3, false, 0, "lost.example", 28)),
+        ),
+        (
+            7000,
+            udp(C, 5003, S, 53, &dns(4, false, 0, "late.example", 1)),
+        ),
+        (
+            8500,
+            udp(S, 53, C, 5003, &dns(4, true, 0, "late.example", 1)),
+        ),
     ];
     let d = report(&f).dns.unwrap();
     assert_eq!((d.total_queries, d.total_responses), (4, 3));
@@ -169,7 +203,10 @@ fn a_gap_names_the_previous_frame_of_its_own_flow() {
 fn latency_replaces_the_per_protocol_gap_thresholds() {
     let mut f = handshake();
     f.push(server_data(1011, 1001));
-    let options = Options { latency: Some(0.5), ..Options::default() };
+    let options = Options {
+        latency: Some(0.5),
+        ..Options::default()
+    };
     let t = report_with(&f, &options).timestamps.unwrap();
     assert_eq!(t.gaps_detected, 1);
     assert_eq!(t.gap_threshold_seconds, Some(0.5));
@@ -196,7 +233,14 @@ fn protocols_and_conversations_are_counted_per_frame_and_per_tuple() {
     f.push((22, icmp_echo(C, "10.0.0.3", false, 1, 1)));
     let r = report(&f);
     let pd = r.protocol_distribution.unwrap();
-    assert_eq!((pd.layer4_distribution["TCP"], pd.layer4_distribution["UDP"], pd.layer4_distribution["ICMP"]), (3, 2, 1));
+    assert_eq!(
+        (
+            pd.layer4_distribution["TCP"],
+            pd.layer4_distribution["UDP"],
+            pd.layer4_distribution["ICMP"]
+        ),
+        (3, 2, 1)
+    );
     assert_eq!(pd.layer3_distribution["IPv4"], 6);
     let c = r.conversations.unwrap();
     assert_eq!((c.tcp, c.udp, c.ip), (1, 1, 2));

@@ -13,7 +13,11 @@ fn captures() -> Vec<PathBuf> {
         .filter(|p| !matches!(p.extension().and_then(|e| e.to_str()), Some("tsv" | "md")))
         .collect();
     files.sort();
-    assert!(files.len() >= 80, "expected the 82 shared captures, found {}", files.len());
+    assert!(
+        files.len() >= 80,
+        "expected the 82 shared captures, found {}",
+        files.len()
+    );
     files
 }
 
@@ -46,11 +50,21 @@ fn every_shared_capture_gives_a_report_or_a_clean_error() {
 
 #[test]
 fn captures_cut_at_any_offset_give_a_report_with_a_warning_or_a_clean_error() {
-    let picks = ["cs_http_espn.pcapng", "cs_dns_tcp.pcapng", "td_vxlan.pcap", "pp_test001-be.pcapng", "cs_ppa1e_dns.cap", "td_ipv6-routing-header.pcap"];
+    let picks = [
+        "cs_http_espn.pcapng",
+        "cs_dns_tcp.pcapng",
+        "td_vxlan.pcap",
+        "pp_test001-be.pcapng",
+        "cs_ppa1e_dns.cap",
+        "td_ipv6-routing-header.pcap",
+    ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
     for name in picks {
         let bytes = std::fs::read(dir.join(name)).unwrap();
-        let full = run(&bytes).expect("the whole file is valid").metadata.total_packets;
+        let full = run(&bytes)
+            .expect("the whole file is valid")
+            .metadata
+            .total_packets;
         let step = (bytes.len() / 97).max(1);
         for cut in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
             match run(&bytes[..cut]) {
@@ -67,15 +81,33 @@ fn captures_cut_at_any_offset_give_a_report_with_a_warning_or_a_clean_error() {
 fn a_capture_cut_mid_packet_reports_what_was_read_and_warns() {
     let capture = engine::sample::sample_capture();
     let report = run(&capture[..capture.len() - 10]).unwrap();
-    assert_eq!(report.metadata.total_packets, engine::sample::SAMPLE_PACKETS - 1);
-    assert!(report.metadata.warnings.iter().any(|w| w.contains("cut short")), "{:?}", report.metadata.warnings);
+    assert_eq!(
+        report.metadata.total_packets,
+        engine::sample::SAMPLE_PACKETS - 1
+    );
+    assert!(
+        report
+            .metadata
+            .warnings
+            .iter()
+            .any(|w| w.contains("cut short")),
+        "{:?}",
+        report.metadata.warnings
+    );
 }
 
 #[test]
 fn bit_flipped_captures_never_panic() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
     let mut rng = Rng(42);
-    let picks = ["cs_tcp_retransmissions.pcapng", "td_dns-badcookie.pcap", "pt_le_difficult_test202.pcapng", "td_LINKTYPE_RAW_ipv6.pcap", "cs_icmp_traceroute.pcapng", "td_802.1ad_QinQ.pcap"];
+    let picks = [
+        "cs_tcp_retransmissions.pcapng",
+        "td_dns-badcookie.pcap",
+        "pt_le_difficult_test202.pcapng",
+        "td_LINKTYPE_RAW_ipv6.pcap",
+        "cs_icmp_traceroute.pcapng",
+        "td_802.1ad_QinQ.pcap",
+    ];
     let mut variants = 0;
     for name in picks {
         let original = std::fs::read(dir.join(name)).unwrap();
@@ -114,11 +146,20 @@ fn gzip_compressed_captures_are_read_transparently() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&capture).unwrap();
     let report = run(&gz.finish().unwrap()).unwrap();
-    assert_eq!(report.metadata.total_packets, engine::sample::SAMPLE_PACKETS);
+    assert_eq!(
+        report.metadata.total_packets,
+        engine::sample::SAMPLE_PACKETS
+    );
 }
 
 #[test]
 fn the_shipped_sample_is_exactly_what_the_generator_writes() {
-    let shipped = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/sample.pcap")).unwrap();
-    assert_eq!(shipped, engine::sample::sample_capture(), "regenerate with: cargo run -p engine --example make_sample");
+    let shipped =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../samples/sample.pcap"))
+            .unwrap();
+    assert_eq!(
+        shipped,
+        engine::sample::sample_capture(),
+        "regenerate with: cargo run -p engine --example make_sample"
+    );
 }
