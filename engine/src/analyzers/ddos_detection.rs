@@ -12,7 +12,7 @@
 //! counting (Whang et al., 1990) on a 1024-bit map, so each destination costs a fixed 200 bytes.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,8 @@ const MANY_SOURCES: u64 = 50;
 const VERY_MANY_SOURCES: u64 = 100;
 /// v5: more packets than this raise the severity.
 const LARGE_VOLUME: u64 = 10_000;
+/// A "SYN flood" over more distinct destination ports than this is a port scan.
+const SCAN_PORTS: u64 = 50;
 /// SYN flood only while the victim answers at most this share of SYNs.
 const MAX_SYNACK_RATIO: f64 = 0.1;
 
@@ -108,6 +110,8 @@ struct Slot {
     counts: [u64; 3],
     synacks: u64,
     sources: [u64; SOURCE_BITS / 64],
+    /// Destination ports of the SYNs, same linear counting.
+    ports: [u64; SOURCE_BITS / 64],
 }
 
 impl Slot {
@@ -120,18 +124,23 @@ impl Slot {
             counts: [0; 3],
             synacks: 0,
             sources: [0; SOURCE_BITS / 64],
+            ports: [0; SOURCE_BITS / 64],
         }
     }
 
-    /// Linear counting estimate of distinct sources.
     fn distinct_sources(&self) -> u64 {
-        let ones: u32 = self.sources.iter().map(|w| w.count_ones()).sum();
-        let zeros = SOURCE_BITS as f64 - f64::from(ones);
-        if zeros <= 0.0 {
-            return SOURCE_BITS as u64 * 8;
-        }
-        (SOURCE_BITS as f64 * (SOURCE_BITS as f64 / zeros).ln()).round() as u64
+        linear_count(&self.sources)
     }
+}
+
+/// Linear counting estimate of the distinct values hashed into `bits`.
+fn linear_count(bits: &[u64; SOURCE_BITS / 64]) -> u64 {
+    let ones: u32 = bits.iter().map(|w| w.count_ones()).sum();
+    let zeros = SOURCE_BITS as f64 - f64::from(ones);
+    if zeros <= 0.0 {
+        return SOURCE_BITS as u64 * 8;
+    }
+    (SOURCE_BITS as f64 * (SOURCE_BITS as f64 / zeros).ln()).round() as u64
 }
 
 struct Flood {
@@ -183,6 +192,11 @@ impl DdosDetection {
             if synack_ratio.is_some_and(|r| r > MAX_SYNACK_RATIO) {
                 continue;
             }
+            // SYNs spread over many ports are a port scan (reported by port_scan_detection),
+            // not a flood of one service.
+            if kind == Kind::Syn && linear_count(&slot.ports) > SCAN_PORTS {
+                continue;
+            }
             let sources = slot.distinct_sources();
             let mut severity = if rate >= threshold * 10.0 {
                 Severity::Critical
@@ -231,7 +245,7 @@ impl DdosDetection {
         }
     }
 
-    fn count(&mut self, dst: IpAddr, src: IpAddr, kind: Kind, pkt: &Packet<'_>) {
+    fn count(&mut self, dst: IpAddr, src: IpAddr, dport: u16, kind: Kind, pkt: &Packet<'_>) {
         let index = pkt.ts_ns.div_euclid(SLOT_NS);
         if !self.slots.contains_key(&dst) && self.slots.len() >= MAX_DESTINATIONS {
             let ended: Vec<(IpAddr, Slot)> = self
@@ -260,9 +274,7 @@ impl DdosDetection {
         if let Some(old) = closed {
             self.close_slot(dst, &old);
         }
-        let mut h = self.hasher.build_hasher();
-        src.hash(&mut h);
-        let bit = (h.finish() as usize) % SOURCE_BITS;
+        let bit = (self.hasher.hash_one(src) as usize) % SOURCE_BITS;
         let Some(slot) = self.slots.get_mut(&dst) else {
             return;
         };
@@ -276,6 +288,10 @@ impl DdosDetection {
         }
         slot.counts[i] += 1;
         slot.sources[bit / 64] |= 1 << (bit % 64);
+        if kind == Kind::Syn {
+            let pbit = (self.hasher.hash_one(dport) as usize) % SOURCE_BITS;
+            slot.ports[pbit / 64] |= 1 << (pbit % 64);
+        }
     }
 }
 
@@ -302,7 +318,8 @@ impl Analyzer for DdosDetection {
         if excluded(ip, self.include_localhost) {
             return;
         }
-        self.count(ip.dst, ip.src, kind, pkt);
+        let dport = pkt.tcp().map(|t| t.dst_port).unwrap_or(0);
+        self.count(ip.dst, ip.src, dport, kind, pkt);
     }
 
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {

@@ -13,7 +13,7 @@
 //! The score adds the indicators' weights; the severity comes from the score.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -234,10 +234,7 @@ impl DnsTunnelingDetection {
             self.whitelisted += 1;
             return;
         }
-        let mut h = self.hasher.build_hasher();
-        src.hash(&mut h);
-        base.hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((src, base));
         if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
             self.groups.retain(|_, g| g.queries > 1);
             if self.groups.len() >= MAX_GROUPS {

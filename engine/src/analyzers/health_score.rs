@@ -379,8 +379,8 @@ fn security_recommendations(r: &Report) -> Vec<String> {
         .and_then(|d| d.scan_events.first())
     {
         out.push(format!(
-            "Port scan ({}, {:?}) from {}: {} ports on {} targets; review with `{}` and block the source if it is not an authorised scanner.",
-            e.scan_type, e.severity, e.source_ip, e.unique_ports, e.unique_targets, e.display_filter
+            "Port scan ({}, {}) from {}: {} ports on {} targets; review with `{}` and block the source if it is not an authorised scanner.",
+            e.scan_type, e.severity.as_str(), e.source_ip, e.unique_ports, e.unique_targets, e.display_filter
         ));
     }
     if let Some(e) = r
