@@ -3,15 +3,17 @@
 use engine::sample::{dns, icmp_echo, udp, PcapWriter, Tcp, MS};
 use engine::{analyze, Config, Options, Report};
 
-const T0: i64 = 1_700_000_000 * 1_000_000_000;
+mod security;
+
+pub(crate) const T0: i64 = 1_700_000_000 * 1_000_000_000;
 const C: &str = "10.0.0.1";
 const S: &str = "10.0.0.2";
 
-fn report(frames: &[(i64, Vec<u8>)]) -> Report {
+pub(crate) fn report(frames: &[(i64, Vec<u8>)]) -> Report {
     report_with(frames, &Options::default())
 }
 
-fn report_with(frames: &[(i64, Vec<u8>)], options: &Options) -> Report {
+pub(crate) fn report_with(frames: &[(i64, Vec<u8>)], options: &Options) -> Report {
     let mut w = PcapWriter::default();
     for (ms, f) in frames {
         w.frame(T0 + ms * MS, f);
@@ -20,7 +22,7 @@ fn report_with(frames: &[(i64, Vec<u8>)], options: &Options) -> Report {
 }
 
 /// A handshake on port 80 with client ISN 100 and server ISN 1000, at 0, 10 and 11 ms.
-fn handshake() -> Vec<(i64, Vec<u8>)> {
+pub(crate) fn handshake() -> Vec<(i64, Vec<u8>)> {
     vec![
         (0, Tcp::new(C, 40000, S, 80).seq(100).syn().frame()),
         (
