@@ -15,11 +15,11 @@
 //! ≥ 20 beacons +20, external destination +10; ≥ 60 is an event, ≥ 90 critical, ≥ 80 high,
 //! ≥ 70 medium.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
-use super::security::{excluded, ip_field, is_internal, worst_first, Severity, SeverityBreakdown};
+use super::security::{
+    addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
+};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
@@ -132,7 +132,7 @@ struct Tuple {
 pub struct C2BeaconingDetection {
     min_beacons: u64,
     include_localhost: bool,
-    tuples: FastMap<(IpAddr, IpAddr, u16, u8), Tuple>,
+    tuples: FastMap<(u128, u128, u16, u8), Tuple>,
     not_tracked: u64,
 }
 
@@ -148,7 +148,7 @@ impl C2BeaconingDetection {
 
     /// The event for a tuple, `Err(())` when a skip rule set it aside, `Ok(None)` when it is not
     /// periodic enough.
-    fn event(&self, key: &(IpAddr, IpAddr, u16, u8), t: &Tuple) -> Result<Option<BeaconEvent>, ()> {
+    fn event(&self, key: &(u128, u128, u16, u8), t: &Tuple) -> Result<Option<BeaconEvent>, ()> {
         let mut sizes = t.sizes;
         if t.beacon_bytes > 0 {
             sizes.add(t.beacon_bytes as f64);
@@ -165,6 +165,7 @@ impl C2BeaconingDetection {
             return Err(());
         }
         let (src, dst, port, proto) = *key;
+        let (src, dst) = (key_addr(src), key_addr(dst));
         let external = !is_internal(dst);
         let interval_cv = t.intervals.cv();
         let size_cv = sizes.cv();
@@ -233,7 +234,7 @@ impl Analyzer for C2BeaconingDetection {
         if excluded(ip, self.include_localhost) || (is_internal(ip.src) && is_internal(ip.dst)) {
             return;
         }
-        let key = (ip.src, ip.dst, dport, proto);
+        let key = (addr_key(ip.src), addr_key(ip.dst), dport, proto);
         let now = pkt.ts_ns;
         if !self.tuples.contains_key(&key) && self.tuples.len() >= MAX_TUPLES {
             self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);

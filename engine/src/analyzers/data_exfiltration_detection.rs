@@ -11,11 +11,12 @@
 //!   backdoors (high).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::security::{excluded, ip_field, is_internal, worst_first, Severity, SeverityBreakdown};
+use super::security::{
+    addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
+};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
@@ -92,6 +93,8 @@ struct Pair {
     unusual_port: u16,
     buckets: [u64; BUCKETS],
     bucket_index: i64,
+    /// Sum of `buckets`.
+    window: u64,
     peak_window: u64,
     first_ns: i64,
     last_ns: i64,
@@ -103,7 +106,7 @@ pub struct DataExfiltrationDetection {
     window_ns: i64,
     ratio: f64,
     include_localhost: bool,
-    pairs: FastMap<(IpAddr, IpAddr), Pair>,
+    pairs: FastMap<(u128, u128), Pair>,
     uploaded: u64,
     not_tracked: u64,
 }
@@ -122,7 +125,8 @@ impl DataExfiltrationDetection {
         }
     }
 
-    fn events(&self, (inside, outside): (IpAddr, IpAddr), p: &Pair) -> Vec<ExfiltrationEvent> {
+    fn events(&self, (inside, outside): (u128, u128), p: &Pair) -> Vec<ExfiltrationEvent> {
+        let (inside, outside) = (key_addr(inside), key_addr(outside));
         let ratio = (p.down > 0).then(|| p.up as f64 / p.down as f64);
         let base = ExfiltrationEvent {
             source_ip: inside.to_string(),
@@ -195,11 +199,8 @@ impl Analyzer for DataExfiltrationDetection {
             return;
         }
         let upload = src_in;
-        let key = if upload {
-            (ip.src, ip.dst)
-        } else {
-            (ip.dst, ip.src)
-        };
+        let (s, d) = (addr_key(ip.src), addr_key(ip.dst));
+        let key = if upload { (s, d) } else { (d, s) };
         if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
             self.pairs.retain(|_, p| p.up >= PRUNE_BELOW_BYTES);
             if self.pairs.len() >= MAX_PAIRS {
@@ -235,9 +236,12 @@ impl Analyzer for DataExfiltrationDetection {
         let step = index - p.bucket_index;
         if p.up == bytes || step >= BUCKETS as i64 {
             p.buckets = [0; BUCKETS];
+            p.window = 0;
         } else {
             for i in 1..=step.max(0) {
-                p.buckets[((p.bucket_index + i).rem_euclid(BUCKETS as i64)) as usize] = 0;
+                let b = &mut p.buckets[((p.bucket_index + i).rem_euclid(BUCKETS as i64)) as usize];
+                p.window -= *b;
+                *b = 0;
             }
         }
         if step > 0 || p.up == bytes {
@@ -245,8 +249,8 @@ impl Analyzer for DataExfiltrationDetection {
         }
         let slot = (p.bucket_index.rem_euclid(BUCKETS as i64)) as usize;
         p.buckets[slot] += bytes;
-        let window: u64 = p.buckets.iter().sum();
-        p.peak_window = p.peak_window.max(window);
+        p.window += bytes;
+        p.peak_window = p.peak_window.max(p.window);
     }
 
     fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {

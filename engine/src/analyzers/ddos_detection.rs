@@ -12,12 +12,12 @@
 //! counting (Whang et al., 1990) on a 1024-bit map, so each destination costs a fixed 200 bytes.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
-use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdown};
+use super::security::{
+    addr_key, excluded, ip_field, key_addr, worst_first, Severity, SeverityBreakdown,
+};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport, TCP_ACK, TCP_SYN};
@@ -133,6 +133,17 @@ impl Slot {
     }
 }
 
+/// A cheap, well-spread hash for the linear-counting bitmaps (the 128-bit multiply of
+/// wyhash/foldhash, folded).
+fn mix(v: u128) -> u64 {
+    let lo = (v as u64) ^ 0x9E37_79B9_7F4A_7C15;
+    let hi = ((v >> 64) as u64) ^ 0xD6E8_FEB8_6659_FD93;
+    let m = u128::from(lo).wrapping_mul(u128::from(hi | 1));
+    let x = (m as u64) ^ ((m >> 64) as u64);
+    let m2 = u128::from(x).wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (m2 as u64) ^ ((m2 >> 64) as u64)
+}
+
 /// Linear counting estimate of the distinct values hashed into `bits`.
 fn linear_count(bits: &[u64; SOURCE_BITS / 64]) -> u64 {
     let ones: u32 = bits.iter().map(|w| w.count_ones()).sum();
@@ -159,9 +170,8 @@ struct Flood {
 pub struct DdosDetection {
     rates: [f64; 3],
     include_localhost: bool,
-    slots: FastMap<IpAddr, Slot>,
-    floods: FastMap<(IpAddr, Kind), Flood>,
-    hasher: foldhash::fast::RandomState,
+    slots: FastMap<u128, Slot>,
+    floods: FastMap<(u128, Kind), Flood>,
     not_tracked: u64,
 }
 
@@ -173,12 +183,11 @@ impl DdosDetection {
             include_localhost: options.include_localhost,
             slots: fast_map(),
             floods: fast_map(),
-            hasher: foldhash::fast::RandomState::default(),
             not_tracked: 0,
         }
     }
 
-    fn close_slot(&mut self, dst: IpAddr, slot: &Slot) {
+    fn close_slot(&mut self, dst: u128, slot: &Slot) {
         let span_s = ((slot.last_ns - slot.first_ns) as f64 / 1e9).max(1.0);
         for kind in [Kind::Syn, Kind::Udp, Kind::Icmp] {
             let i = kind as usize;
@@ -245,10 +254,10 @@ impl DdosDetection {
         }
     }
 
-    fn count(&mut self, dst: IpAddr, src: IpAddr, dport: u16, kind: Kind, pkt: &Packet<'_>) {
+    fn count(&mut self, dst: u128, src: u128, dport: u16, kind: Kind, pkt: &Packet<'_>) {
         let index = pkt.ts_ns.div_euclid(SLOT_NS);
         if !self.slots.contains_key(&dst) && self.slots.len() >= MAX_DESTINATIONS {
-            let ended: Vec<(IpAddr, Slot)> = self
+            let ended: Vec<(u128, Slot)> = self
                 .slots
                 .iter()
                 .filter(|(_, s)| s.index < index)
@@ -274,7 +283,7 @@ impl DdosDetection {
         if let Some(old) = closed {
             self.close_slot(dst, &old);
         }
-        let bit = (self.hasher.hash_one(src) as usize) % SOURCE_BITS;
+        let bit = (mix(src) as usize) % SOURCE_BITS;
         let Some(slot) = self.slots.get_mut(&dst) else {
             return;
         };
@@ -289,7 +298,7 @@ impl DdosDetection {
         slot.counts[i] += 1;
         slot.sources[bit / 64] |= 1 << (bit % 64);
         if kind == Kind::Syn {
-            let pbit = (self.hasher.hash_one(dport) as usize) % SOURCE_BITS;
+            let pbit = (mix(u128::from(dport)) as usize) % SOURCE_BITS;
             slot.ports[pbit / 64] |= 1 << (pbit % 64);
         }
     }
@@ -302,7 +311,7 @@ impl Analyzer for DdosDetection {
                 if t.has(TCP_ACK) {
                     // The victim's answers: a SYN/ACK from the destination being counted.
                     if let Some(ip) = pkt.ip() {
-                        if let Some(s) = self.slots.get_mut(&ip.src) {
+                        if let Some(s) = self.slots.get_mut(&addr_key(ip.src)) {
                             s.synacks += 1;
                         }
                     }
@@ -319,7 +328,7 @@ impl Analyzer for DdosDetection {
             return;
         }
         let dport = pkt.tcp().map(|t| t.dst_port).unwrap_or(0);
-        self.count(ip.dst, ip.src, dport, kind, pkt);
+        self.count(addr_key(ip.dst), addr_key(ip.src), dport, kind, pkt);
     }
 
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
@@ -330,7 +339,8 @@ impl Analyzer for DdosDetection {
         let mut events: Vec<DdosEvent> = self
             .floods
             .iter()
-            .map(|((ip, kind), f)| {
+            .map(|((key, kind), f)| {
+                let ip = key_addr(*key);
                 let proto = match kind {
                     Kind::Syn => "tcp.flags.syn == 1 && tcp.flags.ack == 0",
                     Kind::Udp => "udp",
@@ -348,7 +358,7 @@ impl Analyzer for DdosDetection {
                     source_count: f.sources,
                     synack_ratio: f.synack_ratio.map(round3),
                     first_packet: f.first_frame,
-                    display_filter: format!("{} && ({proto})", ip_field(*ip, "dst")),
+                    display_filter: format!("{} && ({proto})", ip_field(ip, "dst")),
                 }
             })
             .collect();

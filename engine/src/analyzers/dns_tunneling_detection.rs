@@ -35,7 +35,7 @@ const MIN_QUERIES: u64 = 3;
 const MIN_INDICATORS: usize = 2;
 /// Share of queries above which TXT/NULL use or encoded labels count as an indicator.
 const SHARE_INDICATOR: f64 = 0.3;
-/// Names kept as examples per reported group.
+/// Long or encoded names kept as examples per group.
 const SAMPLE_NAMES: usize = 5;
 /// v5's encoding patterns.
 const BASE64_MIN_LEN: usize = 32;
@@ -170,14 +170,17 @@ pub fn shannon_entropy(s: &[u8]) -> f64 {
         return 0.0;
     }
     let n = f64::from(total);
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
+    // Only the symbols present contribute; walking the input again avoids scanning 256 slots.
+    let mut sum = 0.0;
+    for &c in s.iter().filter(|&&c| c != b'.') {
+        let k = &mut counts[usize::from(c)];
+        if *k > 0 {
+            let p = f64::from(*k) / n;
+            sum -= p * p.log2();
+            *k = 0;
+        }
+    }
+    sum
 }
 
 /// One of v5's encoding patterns in a label.
@@ -268,11 +271,14 @@ impl DnsTunnelingDetection {
         if qtype == QTYPE_TXT || qtype == QTYPE_NULL {
             g.txt_null += 1;
         }
-        if sub.split('.').any(|l| encoded_label(l.as_bytes())) {
+        let encoded = sub.split('.').any(|l| encoded_label(l.as_bytes()));
+        if encoded {
             g.encoded += 1;
         }
         g.last_ns = pkt.ts_ns;
-        if g.samples.len() < SAMPLE_NAMES {
+        // Examples only of names that look like payload: ordinary names are never copied.
+        let suspicious = encoded || len as f64 > self.avg_length;
+        if suspicious && g.samples.len() < SAMPLE_NAMES {
             g.samples.push(name.to_string());
         }
     }

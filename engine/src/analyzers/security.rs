@@ -98,6 +98,23 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// An address as one integer (IPv4 as IPv4-mapped IPv6), a cheaper hash key than `IpAddr`.
+pub fn addr_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The address back from [`addr_key`].
+pub fn key_addr(k: u128) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
 /// The Wireshark field for an address (`ip.addr` or `ipv6.addr`, with `.src`/`.dst` variants).
 pub fn ip_field(ip: IpAddr, which: &str) -> String {
     let base = if ip.is_ipv6() { "ipv6" } else { "ip" };
