@@ -39,6 +39,39 @@ pub struct Thresholds {
     pub temporal_slot_duration: f64,
     pub jitter_warning: f64,
     pub jitter_critical: f64,
+    // Security detectors. v5 hard-codes these in its detector constructors; same defaults here.
+    /// Distinct ports on at most 3 targets that make a horizontal scan.
+    pub port_scan_horizontal_threshold: u64,
+    /// Distinct targets on at most 3 ports that make a vertical scan.
+    pub port_scan_vertical_threshold: u64,
+    /// Seconds; scan attempts are counted per source within windows of this length.
+    pub port_scan_time_window: f64,
+    /// Share of SYNs without SYN/ACK above which a scan's severity is raised.
+    pub port_scan_failure_rate: f64,
+    /// Attempts per second above which a scan's severity is raised.
+    pub port_scan_rate: f64,
+    pub brute_force_min_attempts: u64,
+    pub brute_force_failure_rate: f64,
+    /// Attempts per second below which repeated failures are not called brute force.
+    pub brute_force_min_rate: f64,
+    /// Per second, per destination, within a 10 s slot.
+    pub ddos_syn_rate: f64,
+    pub ddos_udp_rate: f64,
+    pub ddos_icmp_rate: f64,
+    /// Average query name length, in characters.
+    pub dns_tunnel_avg_length: f64,
+    /// Shannon entropy of the subdomain part, in bits per character.
+    pub dns_tunnel_entropy: f64,
+    pub dns_tunnel_queries_per_minute: f64,
+    pub exfil_large_upload_mb: f64,
+    /// Seconds; sliding window for `exfil_large_upload_mb`.
+    pub exfil_window: f64,
+    /// Upload/download ratio for `suspicious_ratio`.
+    pub exfil_ratio: f64,
+    pub c2_min_beacons: u64,
+    pub lateral_min_targets: u64,
+    /// Seconds; window for rapid lateral movement.
+    pub lateral_window: f64,
 }
 
 impl Default for Thresholds {
@@ -73,6 +106,26 @@ impl Default for Thresholds {
             temporal_slot_duration: 60.0,
             jitter_warning: 0.03,
             jitter_critical: 0.05,
+            port_scan_horizontal_threshold: 10,
+            port_scan_vertical_threshold: 10,
+            port_scan_time_window: 60.0,
+            port_scan_failure_rate: 0.7,
+            port_scan_rate: 5.0,
+            brute_force_min_attempts: 10,
+            brute_force_failure_rate: 0.7,
+            brute_force_min_rate: 0.5,
+            ddos_syn_rate: 100.0,
+            ddos_udp_rate: 500.0,
+            ddos_icmp_rate: 100.0,
+            dns_tunnel_avg_length: 50.0,
+            dns_tunnel_entropy: 4.2,
+            dns_tunnel_queries_per_minute: 10.0,
+            exfil_large_upload_mb: 50.0,
+            exfil_window: 300.0,
+            exfil_ratio: 5.0,
+            c2_min_beacons: 10,
+            lateral_min_targets: 3,
+            lateral_window: 300.0,
         }
     }
 }

@@ -4,17 +4,19 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzers::{
-    asymmetric_traffic::AsymmetricTrafficReport, conversations::ConversationsReport,
-    dns::DnsReport, protocol_distribution::ProtocolDistributionReport,
+    asymmetric_traffic::AsymmetricTrafficReport, brute_force_detection::BruteForceReport,
+    burst::BurstReport, c2_beaconing_detection::C2BeaconingReport,
+    conversations::ConversationsReport, data_exfiltration_detection::DataExfiltrationReport,
+    ddos_detection::DdosReport, dns::DnsReport, dns_tunneling_detection::DnsTunnelingReport,
+    health_score::HealthScoreReport, icmp::IcmpReport, ip_fragmentation::IpFragmentationReport,
+    jitter::JitterReport, lateral_movement_detection::LateralMovementReport,
+    port_scan_detection::PortScanReport, protocol_distribution::ProtocolDistributionReport,
     retransmission::RetransmissionReport, rtt::RttReport, sack::SackReport,
+    service_classification::ServiceClassificationReport,
     syn_retransmissions::SynRetransmissionsReport, tcp_handshake::HandshakeReport,
     tcp_reset::TcpResetReport, tcp_timeout::TcpTimeoutReport, tcp_window::TcpWindowReport,
-    throughput::ThroughputReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
-    burst::BurstReport, conversations::ConversationsReport, dns::DnsReport, icmp::IcmpReport,
-    ip_fragmentation::IpFragmentationReport, jitter::JitterReport,
-    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
-    service_classification::ServiceClassificationReport, tcp_handshake::HandshakeReport,
-    temporal::TemporalReport, timestamps::TimestampsReport, top_talkers::TopTalkersReport,
+    temporal::TemporalReport, throughput::ThroughputReport, timestamps::TimestampsReport,
+    top_talkers::TopTalkersReport,
 };
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
@@ -45,6 +47,7 @@ pub struct Report {
     pub syn_retransmissions: Option<SynRetransmissionsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp_timeout: Option<TcpTimeoutReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub burst: Option<BurstReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temporal: Option<TemporalReport>,
@@ -55,16 +58,33 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_distribution: Option<ProtocolDistributionReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub asymmetric_traffic: Option<AsymmetricTrafficReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sack: Option<SackReport>,
     pub jitter: Option<JitterReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_classification: Option<ServiceClassificationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_scan_detection: Option<PortScanReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brute_force_detection: Option<BruteForceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ddos_detection: Option<DdosReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_tunneling_detection: Option<DnsTunnelingReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_exfiltration_detection: Option<DataExfiltrationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c2_beaconing_detection: Option<C2BeaconingReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lateral_movement_detection: Option<LateralMovementReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_fragmentation: Option<IpFragmentationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub asymmetric_traffic: Option<AsymmetricTrafficReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sack: Option<SackReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_score: Option<HealthScoreReport>,
     pub metadata: Metadata,
 }
 

@@ -10,17 +10,26 @@ use crate::tcp::TcpAnalysis;
 use crate::Options;
 
 pub mod asymmetric_traffic;
+pub mod brute_force_detection;
 pub mod burst;
+pub mod c2_beaconing_detection;
 pub mod conversations;
+pub mod data_exfiltration_detection;
+pub mod ddos_detection;
 pub mod dns;
+pub mod dns_tunneling_detection;
 pub mod evict;
+pub mod health_score;
 pub mod icmp;
 pub mod ip_fragmentation;
 pub mod jitter;
+pub mod lateral_movement_detection;
+pub mod port_scan_detection;
 pub mod protocol_distribution;
 pub mod retransmission;
 pub mod rtt;
 pub mod sack;
+pub mod security;
 pub mod service_classification;
 pub mod syn_retransmissions;
 pub mod tcp_handshake;
@@ -89,7 +98,7 @@ pub trait Analyzer {
     fn on_flow_end(&mut self, _flow: &FlowRecord) {}
 }
 
-/// Every analysis, in report order.
+/// Every analysis, in report order. `health_score` reads the other sections, so it stays last.
 pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(timestamps::Timestamps::new(config, options)),
@@ -114,6 +123,24 @@ pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
         Box::new(jitter::Jitter::new(config, options)),
         Box::new(service_classification::ServiceClassification::new(options)),
         Box::new(ip_fragmentation::IpFragmentation::new(options)),
+        Box::new(port_scan_detection::PortScanDetection::new(config, options)),
+        Box::new(brute_force_detection::BruteForceDetection::new(
+            config, options,
+        )),
+        Box::new(ddos_detection::DdosDetection::new(config, options)),
+        Box::new(dns_tunneling_detection::DnsTunnelingDetection::new(
+            config, options,
+        )),
+        Box::new(data_exfiltration_detection::DataExfiltrationDetection::new(
+            config, options,
+        )),
+        Box::new(c2_beaconing_detection::C2BeaconingDetection::new(
+            config, options,
+        )),
+        Box::new(lateral_movement_detection::LateralMovementDetection::new(
+            config, options,
+        )),
         Box::new(conversations::Conversations::new(options)),
+        Box::new(health_score::HealthScore),
     ]
 }

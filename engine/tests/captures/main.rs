@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use engine::{analyze, Config, Options, Report};
 
 mod render;
+mod security;
 mod tcp_analyses;
 mod traffic;
 

@@ -1,0 +1,482 @@
+//! The security detectors and the health score on packets built here.
+
+use engine::analyzers::health_score::{score, HealthInputs};
+use engine::sample::{dns, udp, PcapWriter, Tcp, MS};
+use engine::{analyze, Config, Options, Report};
+
+use crate::{report, report_with, T0};
+
+const ATTACKER: &str = "10.0.0.5";
+const VICTIM: &str = "10.0.0.9";
+const OUTSIDE: &str = "198.51.100.7";
+
+fn report_config(frames: &[(i64, Vec<u8>)], config: &Config) -> Report {
+    let mut w = PcapWriter::default();
+    for (ms, f) in frames {
+        w.frame(T0 + ms * MS, f);
+    }
+    analyze(&w.bytes[..], config, &Options::default()).expect("valid capture")
+}
+
+fn syn(ms: i64, src: &str, sport: u16, dst: &str, dport: u16) -> (i64, Vec<u8>) {
+    (
+        ms,
+        Tcp::new(src, sport, dst, dport)
+            .seq(1000 + u32::from(sport))
+            .syn()
+            .frame(),
+    )
+}
+
+/// A TCP segment from `src:sport` whose payload is `text`.
+fn tcp_text(
+    ms: i64,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    seq: u32,
+    text: &[u8],
+) -> (i64, Vec<u8>) {
+    let mut f = Tcp::new(src, sport, dst, dport)
+        .seq(seq)
+        .ack(1)
+        .psh()
+        .payload(text.len())
+        .frame();
+    let start = f.len() - text.len();
+    f[start..].copy_from_slice(text);
+    (ms, f)
+}
+
+#[test]
+fn twenty_unanswered_syns_to_twenty_ports_are_a_critical_horizontal_scan() {
+    let f: Vec<_> = (0..20)
+        .map(|i| syn(i * 10, ATTACKER, 40000 + i as u16, VICTIM, 1 + i as u16))
+        .collect();
+    let ps = report(&f).port_scan_detection.unwrap();
+    assert_eq!(ps.total_scans_detected, 1);
+    let e = &ps.scan_events[0];
+    assert_eq!(e.scan_type, "horizontal");
+    assert_eq!(
+        (
+            e.unique_ports,
+            e.unique_targets,
+            e.total_attempts,
+            e.failed_attempts
+        ),
+        (20, 1, 20, 20)
+    );
+    // 20 ports → medium, all failed → high, 105 attempts/s → critical.
+    assert_eq!(e.severity.as_str(), "critical");
+    assert_eq!(e.duration, 0.19);
+    assert_eq!(e.first_packet, 1);
+}
+
+#[test]
+fn ports_probed_in_two_separate_minutes_are_not_added_together() {
+    let mut f: Vec<_> = (0..8)
+        .map(|i| syn(i * 10, ATTACKER, 40000 + i as u16, VICTIM, 1 + i as u16))
+        .collect();
+    f.extend((0..8).map(|i| {
+        syn(
+            70_000 + i * 10,
+            ATTACKER,
+            41000 + i as u16,
+            VICTIM,
+            100 + i as u16,
+        )
+    }));
+    assert_eq!(
+        report(&f).port_scan_detection.unwrap().total_scans_detected,
+        0
+    );
+}
+
+#[test]
+fn a_client_whose_connections_are_answered_is_not_a_vertical_scan() {
+    let mut f = Vec::new();
+    for i in 0..12u16 {
+        let server = format!("203.0.113.{}", i + 1);
+        f.push(syn(i64::from(i) * 10, ATTACKER, 40000 + i, &server, 443));
+        f.push((
+            i64::from(i) * 10 + 5,
+            Tcp::new(&server, 443, ATTACKER, 40000 + i)
+                .seq(7)
+                .ack(1001 + u32::from(40000 + i))
+                .syn()
+                .frame(),
+        ));
+    }
+    assert_eq!(
+        report(&f).port_scan_detection.unwrap().total_scans_detected,
+        0
+    );
+}
+
+#[test]
+fn a_scan_of_localhost_is_ignored_unless_localhost_is_included() {
+    let f: Vec<_> = (0..20)
+        .map(|i| {
+            syn(
+                i * 10,
+                "127.0.0.1",
+                40000 + i as u16,
+                "127.0.0.1",
+                1 + i as u16,
+            )
+        })
+        .collect();
+    assert_eq!(
+        report(&f).port_scan_detection.unwrap().total_scans_detected,
+        0
+    );
+    let with = Options {
+        include_localhost: true,
+        ..Options::default()
+    };
+    assert_eq!(
+        report_with(&f, &with)
+            .port_scan_detection
+            .unwrap()
+            .total_scans_detected,
+        1
+    );
+}
+
+#[test]
+fn twelve_unanswered_ssh_syns_are_critical_connection_level_brute_force() {
+    let f: Vec<_> = (0..12)
+        .map(|i| syn(i * 100, ATTACKER, 40000 + i as u16, VICTIM, 22))
+        .collect();
+    let bf = report(&f).brute_force_detection.unwrap();
+    assert_eq!(bf.total_attacks_detected, 1);
+    let e = &bf.brute_force_events[0];
+    assert_eq!(
+        (e.service.as_str(), e.evidence.as_str()),
+        ("SSH", "connection_failures")
+    );
+    assert_eq!(
+        (e.total_attempts, e.failed_attempts, e.success_rate),
+        (12, 12, 0.0)
+    );
+    // 12 attempts → low; failure 1.0 → medium; 10.9/s → high; SSH → critical.
+    assert_eq!(e.severity.as_str(), "critical");
+    assert_eq!(
+        e.display_filter,
+        "ip.addr == 10.0.0.5 && ip.addr == 10.0.0.9 && tcp.port == 22"
+    );
+}
+
+#[test]
+fn ten_ftp_530_replies_are_brute_force_even_when_every_connection_succeeds() {
+    let mut f = Vec::new();
+    for i in 0..10u16 {
+        let t = i64::from(i) * 200;
+        f.push(syn(t, ATTACKER, 40000 + i, VICTIM, 21));
+        f.push((
+            t + 1,
+            Tcp::new(VICTIM, 21, ATTACKER, 40000 + i)
+                .seq(5)
+                .ack(1001 + u32::from(40000 + i))
+                .syn()
+                .frame(),
+        ));
+        f.push(tcp_text(
+            t + 50,
+            VICTIM,
+            21,
+            ATTACKER,
+            40000 + i,
+            6,
+            b"530 Login incorrect.\r\n",
+        ));
+    }
+    let bf = report(&f).brute_force_detection.unwrap();
+    assert_eq!(bf.total_attacks_detected, 1);
+    let e = &bf.brute_force_events[0];
+    assert_eq!(e.evidence, "authentication_failures");
+    assert_eq!(
+        (e.auth_failures, e.syn_attempts, e.syn_answered),
+        (10, 10, 10)
+    );
+    assert_eq!(e.first_packet, 1);
+    assert_eq!(e.last_packet, 30);
+}
+
+#[test]
+fn a_thousand_syns_a_second_from_many_sources_unanswered_are_a_critical_syn_flood() {
+    let f: Vec<_> = (0..1500)
+        .map(|i| {
+            syn(
+                i,
+                &format!("203.0.113.{}", i % 200 + 1),
+                1024 + (i % 60000) as u16,
+                VICTIM,
+                80,
+            )
+        })
+        .collect();
+    let d = report(&f).ddos_detection.unwrap();
+    assert_eq!(d.total_attacks_detected, 1);
+    let e = &d.ddos_events[0];
+    assert_eq!(
+        (e.attack_type.as_str(), e.total_packets),
+        ("syn_flood", 1500)
+    );
+    assert_eq!(e.severity.as_str(), "critical");
+    assert!(
+        e.source_count > 150 && e.source_count < 250,
+        "{}",
+        e.source_count
+    );
+    assert_eq!(e.synack_ratio, Some(0.0));
+}
+
+#[test]
+fn six_hundred_udp_datagrams_in_a_second_are_a_udp_flood_and_fifty_are_not() {
+    let flood: Vec<_> = (0..600)
+        .map(|i| (i * 1000 / 600, udp(OUTSIDE, 5000, VICTIM, 9999, &[0; 64])))
+        .collect();
+    let d = report(&flood).ddos_detection.unwrap();
+    assert_eq!(d.ddos_events[0].attack_type, "udp_flood");
+    assert_eq!(d.ddos_events[0].severity.as_str(), "low");
+    let calm: Vec<_> = (0..50)
+        .map(|i| (i * 20, udp(OUTSIDE, 5000, VICTIM, 9999, &[0; 64])))
+        .collect();
+    assert_eq!(
+        report(&calm).ddos_detection.unwrap().total_attacks_detected,
+        0
+    );
+}
+
+#[test]
+fn hex_encoded_txt_queries_to_one_domain_are_dns_tunneling() {
+    let f: Vec<_> = (0..10)
+        .map(|i| {
+            let name = format!(
+                "{:040x}.tunnel.example",
+                0x1234_5678_9abc_def0_u128.wrapping_mul(i as u128 + 7)
+            );
+            (
+                i * 1000,
+                udp(
+                    ATTACKER,
+                    5000 + i as u16,
+                    VICTIM,
+                    53,
+                    &dns(i as u16, false, 0, &name, 16),
+                ),
+            )
+        })
+        .collect();
+    let t = report(&f).dns_tunneling_detection.unwrap();
+    assert_eq!(t.total_tunneling_detected, 1);
+    let e = &t.tunneling_events[0];
+    assert_eq!((e.domain.as_str(), e.query_count), ("tunnel.example", 10));
+    assert_eq!(
+        e.indicators,
+        vec![
+            "long_queries",
+            "high_query_rate",
+            "encoded_labels",
+            "txt_null_records"
+        ]
+    );
+    assert_eq!((e.score, e.severity.as_str()), (75, "high"));
+    assert_eq!(e.avg_query_length, 55.0);
+}
+
+#[test]
+fn ordinary_and_whitelisted_queries_are_not_tunneling() {
+    let mut f = Vec::new();
+    for i in 0..30 {
+        let name = if i % 2 == 0 {
+            "www.example.com".to_string()
+        } else {
+            format!("{:040x}.google.com", i)
+        };
+        f.push((
+            i * 100,
+            udp(
+                ATTACKER,
+                5000,
+                VICTIM,
+                53,
+                &dns(i as u16, false, 0, &name, 1),
+            ),
+        ));
+    }
+    let t = report(&f).dns_tunneling_detection.unwrap();
+    assert_eq!(t.total_tunneling_detected, 0);
+    assert_eq!(t.whitelisted_queries, 15);
+}
+
+#[test]
+fn an_ipv6_upload_over_the_threshold_is_a_large_upload() {
+    let config = Config {
+        thresholds: engine::config::Thresholds {
+            exfil_large_upload_mb: 1.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f: Vec<_> = (0..1000)
+        .map(|i| (i, udp("fd00::5", 5000, "2001:db8::7", 443, &[0; 1000])))
+        .collect();
+    let x = report_config(&f, &config)
+        .data_exfiltration_detection
+        .unwrap();
+    assert_eq!(x.total_exfiltration_detected, 1);
+    let e = &x.exfiltration_events[0];
+    assert_eq!(
+        (e.exfil_type.as_str(), e.source_ip.as_str()),
+        ("large_upload", "fd00::5")
+    );
+    // 1000 frames of 14 + 40 + 8 + 1000 bytes.
+    assert_eq!(e.bytes_uploaded, 1_062_000);
+    assert_eq!(e.peak_window_bytes, 1_062_000);
+    assert_eq!(e.upload_download_ratio, None);
+}
+
+#[test]
+fn uploads_spread_beyond_the_window_are_not_one_large_upload() {
+    let config = Config {
+        thresholds: engine::config::Thresholds {
+            exfil_large_upload_mb: 1.0,
+            exfil_window: 10.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // 600 KB, then 600 KB a minute later: never 1 MB within 10 s.
+    let f: Vec<_> = (0..1200)
+        .map(|i| {
+            (
+                if i < 600 { i } else { 60_000 + i },
+                udp(ATTACKER, 5000, OUTSIDE, 443, &[0; 958]),
+            )
+        })
+        .collect();
+    let x = report_config(&f, &config)
+        .data_exfiltration_detection
+        .unwrap();
+    assert_eq!(x.total_exfiltration_detected, 0);
+    assert_eq!(x.total_bytes_uploaded, 1_200_000);
+}
+
+#[test]
+fn twelve_identical_beacons_every_seven_seconds_to_the_internet_are_c2_beaconing() {
+    let f: Vec<_> = (0..12)
+        .map(|i| (i * 7000, udp(ATTACKER, 40000, OUTSIDE, 8443, &[0; 100])))
+        .collect();
+    let c = report(&f).c2_beaconing_detection.unwrap();
+    assert_eq!(c.total_beacons_detected, 1);
+    let e = &c.beaconing_events[0];
+    assert_eq!(
+        (e.beacon_count, e.mean_interval, e.interval_cv, e.size_cv),
+        (12, 7.0, 0.0, 0.0)
+    );
+    // interval CV +40, size CV +30, external +10.
+    assert_eq!((e.score, e.severity.as_str()), (80, "high"));
+}
+
+#[test]
+fn a_sixty_second_heartbeat_is_set_aside_as_v5_does() {
+    let f: Vec<_> = (0..12)
+        .map(|i| (i * 60_000, udp(ATTACKER, 40000, OUTSIDE, 8443, &[0; 100])))
+        .collect();
+    let c = report(&f).c2_beaconing_detection.unwrap();
+    assert_eq!((c.total_beacons_detected, c.skipped_periodic), (0, 1));
+}
+
+#[test]
+fn smb_rdp_and_winrm_to_five_internal_hosts_in_a_minute_is_lateral_movement() {
+    let mut f = Vec::new();
+    for (i, port) in [445u16, 3389, 5985, 445, 445].iter().enumerate() {
+        f.push(syn(
+            i as i64 * 10_000,
+            ATTACKER,
+            40000 + i as u16,
+            &format!("10.0.0.{}", 20 + i),
+            *port,
+        ));
+    }
+    let l = report(&f).lateral_movement_detection.unwrap();
+    assert_eq!(l.total_movements_detected, 3);
+    let kinds: Vec<(&str, &str)> = l
+        .lateral_movement_events
+        .iter()
+        .map(|e| (e.movement_type.as_str(), e.severity.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("multi_target_admin", "high"),
+            ("rapid_movement", "high"),
+            ("admin_protocol_spread", "medium")
+        ]
+    );
+    assert_eq!(
+        l.lateral_movement_events[0].protocols,
+        vec!["SMB", "RDP", "WinRM"]
+    );
+}
+
+#[test]
+fn admin_connections_to_the_internet_are_not_lateral_movement() {
+    let f: Vec<_> = (0..5)
+        .map(|i| {
+            syn(
+                i * 10,
+                ATTACKER,
+                40000 + i as u16,
+                &format!("203.0.113.{}", i + 1),
+                22,
+            )
+        })
+        .collect();
+    assert_eq!(
+        report(&f)
+            .lateral_movement_detection
+            .unwrap()
+            .total_movements_detected,
+        0
+    );
+}
+
+#[test]
+fn the_health_score_adds_v5_weighted_penalties_and_gives_the_y1541_class() {
+    let h = score(&HealthInputs {
+        total_packets: 1000,
+        tcp_packets: Some(1000),
+        retransmissions: 20,
+        dns_transactions: Some(100),
+        dns_failures: 10,
+        median_rtt_ms: Some(100.0),
+        mean_jitter_ms: Some(30.0),
+        ..Default::default()
+    });
+    let weighted: Vec<f64> = h.metric_scores.iter().map(|m| m.weighted_penalty).collect();
+    // 2 % retrans → 25 × 25 %; 2 % loss → 22 × 20 %; 100 ms → 9 × 20 %; 10 % DNS → 40 × 15 %;
+    // 30 ms jitter → 13.67 × 10 %; no anomalies.
+    assert_eq!(weighted, vec![6.25, 4.4, 1.8, 6.0, 1.37, 0.0]);
+    assert_eq!(h.overall_score, 80.2);
+    assert_eq!((h.qos_class, h.severity.as_str()), (2, "warning"));
+}
+
+#[test]
+fn missing_rtt_and_jitter_sections_cost_nothing_and_say_so() {
+    let r = report(&crate::handshake());
+    let h = r.health_score.unwrap();
+    assert_eq!(h.overall_score, 100.0);
+    let rtt = h
+        .metric_scores
+        .iter()
+        .find(|m| m.metric_name == "RTT (Latency)")
+        .unwrap();
+    assert_eq!(
+        (rtt.penalty, rtt.threshold_status.as_str()),
+        (0.0, "not_measured")
+    );
+}

@@ -1,0 +1,114 @@
+//! The security detectors and the health score on real captures.
+
+use crate::capture_report;
+
+#[test]
+fn the_nmap_syn_scan_is_a_critical_horizontal_scan_from_the_internal_scanner() {
+    let r = capture_report("cs_synscan.pcapng");
+    let ps = r.port_scan_detection.unwrap();
+    assert_eq!(ps.total_scans_detected, 1);
+    let e = &ps.scan_events[0];
+    assert_eq!(
+        (e.source_ip.as_str(), e.scan_type.as_str()),
+        ("172.16.0.8", "horizontal")
+    );
+    assert_eq!(e.unique_ports, 1000);
+    assert_eq!(e.unique_targets, 1);
+    assert_eq!(e.severity.as_str(), "critical");
+    assert!(e.failed_attempts * 100 > e.total_attempts * 99);
+    assert_eq!(e.first_packet, 1);
+}
+
+#[test]
+fn a_syn_scan_is_not_also_reported_as_a_syn_flood() {
+    let r = capture_report("cs_synscan.pcapng");
+    assert_eq!(r.ddos_detection.unwrap().total_attacks_detected, 0);
+    assert_eq!(r.brute_force_detection.unwrap().total_attacks_detected, 0);
+}
+
+#[test]
+fn the_ftp_password_guesser_is_brute_force_by_its_530_replies() {
+    let r = capture_report("cs_ppa1e_ftp-crack.pcap");
+    let bf = r.brute_force_detection.unwrap();
+    assert_eq!(bf.total_attacks_detected, 1);
+    let e = &bf.brute_force_events[0];
+    assert_eq!(
+        (e.source_ip.as_str(), e.target_ip.as_str(), e.target_port),
+        ("10.234.125.254", "10.121.70.151", 21)
+    );
+    assert_eq!(e.evidence, "authentication_failures");
+    // tshark: 705 frames with ftp.response.code == 530, none with 230.
+    assert_eq!((e.auth_failures, e.auth_successes), (705, 0));
+    assert_eq!(e.severity.as_str(), "critical");
+    assert_eq!(r.port_scan_detection.unwrap().total_scans_detected, 0);
+}
+
+#[test]
+fn a_normal_web_page_load_raises_no_security_finding() {
+    for name in [
+        "cs_http_espn.pcapng",
+        "cs_tcp_handshake.pcapng",
+        "cs_dns_lab.pcapng",
+    ] {
+        let r = capture_report(name);
+        assert_eq!(
+            r.port_scan_detection.unwrap().total_scans_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.brute_force_detection.unwrap().total_attacks_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.ddos_detection.unwrap().total_attacks_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.dns_tunneling_detection.unwrap().total_tunneling_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.data_exfiltration_detection
+                .unwrap()
+                .total_exfiltration_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.c2_beaconing_detection.unwrap().total_beacons_detected,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            r.lateral_movement_detection
+                .unwrap()
+                .total_movements_detected,
+            0,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_clean_page_load_is_qos_class_0_and_the_ftp_attack_capture_scores_poor() {
+    // The page load has no loss or DNS failure; only its internet RTT costs a little.
+    let clean = capture_report("cs_http_espn.pcapng").health_score.unwrap();
+    assert!(clean.overall_score >= 95.0, "{}", clean.overall_score);
+    assert_eq!(clean.qos_class, 0);
+    let bad = capture_report("cs_ppa1e_ftp-crack.pcap")
+        .health_score
+        .unwrap();
+    assert!(bad.overall_score < 65.0, "{}", bad.overall_score);
+    assert!(bad
+        .recommendations
+        .iter()
+        .any(|r| r.contains("Brute force on FTP")));
+    assert!(bad
+        .recommendations
+        .iter()
+        .any(|r| r.contains("tcp.stream == ")));
+}
