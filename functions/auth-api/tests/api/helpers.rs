@@ -1,3 +1,8 @@
+//! Shared by the auth-api and admin-api suites (the latter includes this file by path), so
+//! each suite uses only part of it.
+#![allow(dead_code)]
+
+//!
 //! `spawn_app` for the account functions: a fresh database with the real migrations, the real
 //! handlers called in-process with the `lambda_http::Request` a Lambda would receive.
 
