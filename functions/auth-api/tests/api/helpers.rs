@@ -1,10 +1,9 @@
+//! `spawn_app` for the account functions: a fresh database with the real migrations, the real
+//! handlers called in-process with the `lambda_http::Request` a Lambda would receive.
+//!
 //! Shared by the auth-api and admin-api suites (the latter includes this file by path), so
 //! each suite uses only part of it.
 #![allow(dead_code)]
-
-//!
-//! `spawn_app` for the account functions: a fresh database with the real migrations, the real
-//! handlers called in-process with the `lambda_http::Request` a Lambda would receive.
 
 use auth_api::State;
 use db::test_support::{fresh_database, TestDatabase};
