@@ -42,7 +42,9 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
     let resp = if req.method() == Method::OPTIONS {
         state.cors.preflight(origin.as_deref())
     } else {
-        route(state, &req).await.unwrap_or_else(ApiError::into_response)
+        route(state, &req)
+            .await
+            .unwrap_or_else(ApiError::into_response)
     };
     auth_api::log_request(&req, resp.status(), started);
     finalize(resp, &state.cors, origin.as_deref())
@@ -89,7 +91,9 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
         (["api", "admin", "users", "bulk", a], &Method::POST) => {
             R::Bulk(Action::parse(a).ok_or_else(|| ApiError::NotFound("no such route".into()))?)
         }
-        (["api", "admin", "users", id, "reset-password"], &Method::POST) => R::Reset(id.to_string()),
+        (["api", "admin", "users", id, "reset-password"], &Method::POST) => {
+            R::Reset(id.to_string())
+        }
         (["api", "admin", "users", id, a], &Method::PUT) => match Action::parse(a) {
             Some(action) => R::Act(id.to_string(), action),
             None => return Err(ApiError::NotFound("no such route".into())),
@@ -129,11 +133,18 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> 
         Some("pending") => Some(StatusFilter::Pending),
         Some("approved") => Some(StatusFilter::Approved),
         Some("blocked") => Some(StatusFilter::Blocked),
-        Some(_) => return Err(ApiError::Validation("status must be pending, approved or blocked".into())),
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "status must be pending, approved or blocked".into(),
+            ))
+        }
     };
     let role = match q.get("role").map(String::as_str) {
         None | Some("") => None,
-        Some(r) => Some(Role::parse(r).ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?),
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
+        ),
     };
     let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
         match q.get(name) {
@@ -142,7 +153,9 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> 
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))),
+                .ok_or_else(|| {
+                    ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))
+                }),
         }
     };
     let limit = number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?;
@@ -186,13 +199,18 @@ struct CreateUserRequest {
 }
 
 #[tracing::instrument(skip_all)]
-async fn create(state: &State, req: &Request, admin: &AuthUser) -> Result<Response<Body>, ApiError> {
+async fn create(
+    state: &State,
+    req: &Request,
+    admin: &AuthUser,
+) -> Result<Response<Body>, ApiError> {
     let body: CreateUserRequest = parse_json(req)?;
     let username = Username::parse(&body.username)?;
     let email = Email::parse(&body.email)?;
     let role = match body.role.as_deref() {
         None => Role::User,
-        Some(r) => Role::parse(r).ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
     };
     let temporary = password::generate_password(password::GENERATED_PASSWORD_CHARS);
     let to_hash = temporary.clone();
@@ -217,7 +235,9 @@ async fn create(state: &State, req: &Request, admin: &AuthUser) -> Result<Respon
     {
         Ok(u) => u,
         Err(db::DbError::Duplicate(_)) => {
-            return Err(ApiError::BadRequest("username or email already registered".into()))
+            return Err(ApiError::BadRequest(
+                "username or email already registered".into(),
+            ))
         }
         Err(e) => return Err(db_error(e)),
     };
@@ -237,7 +257,9 @@ fn refusal(admin: &AuthUser, target: &User, action: Action) -> Option<String> {
     match action {
         Action::Approve if target.is_approved => Some("user is already approved".into()),
         Action::Block if target.id == admin.user.id => Some("you cannot block yourself".into()),
-        Action::Block if target.role == Role::Admin => Some("administrators cannot be blocked".into()),
+        Action::Block if target.role == Role::Admin => {
+            Some("administrators cannot be blocked".into())
+        }
         Action::Block if !target.is_active => Some("user is already blocked".into()),
         Action::Unblock if target.is_active => Some("user is not blocked".into()),
         _ => None,
@@ -255,7 +277,11 @@ async fn apply(
         return Ok(Err((StatusCode::NOT_FOUND, "user not found".into(), None)));
     };
     if let Some(reason) = refusal(admin, &target, action) {
-        return Ok(Err((StatusCode::BAD_REQUEST, reason, Some(target.username))));
+        return Ok(Err((
+            StatusCode::BAD_REQUEST,
+            reason,
+            Some(target.username),
+        )));
     }
     let updated = match action {
         Action::Approve => users::approve(client, id, admin.user.id).await,
@@ -273,7 +299,12 @@ async fn apply(
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %id, action = ?action))]
-async fn act_one(state: &State, admin: &AuthUser, id: Uuid, action: Action) -> Result<Response<Body>, ApiError> {
+async fn act_one(
+    state: &State,
+    admin: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<Response<Body>, ApiError> {
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     match apply(&client, admin, id, action).await? {
         Ok(user) => Ok(json_response(StatusCode::OK, &UserResponse::from(&user))),
@@ -293,7 +324,9 @@ async fn delete(state: &State, admin: &AuthUser, id: Uuid) -> Result<Response<Bo
         return Err(ApiError::BadRequest("you cannot delete yourself".into()));
     }
     if target.role == Role::Admin {
-        return Err(ApiError::BadRequest("administrators cannot be deleted".into()));
+        return Err(ApiError::BadRequest(
+            "administrators cannot be deleted".into(),
+        ));
     }
     let (user, tasks_deleted) = users::delete(&client, id)
         .await
@@ -326,10 +359,17 @@ struct BulkResult {
 }
 
 #[tracing::instrument(skip_all, fields(action = ?action))]
-async fn bulk(state: &State, req: &Request, admin: &AuthUser, action: Action) -> Result<Response<Body>, ApiError> {
+async fn bulk(
+    state: &State,
+    req: &Request,
+    admin: &AuthUser,
+    action: Action,
+) -> Result<Response<Body>, ApiError> {
     let body: BulkRequest = parse_json(req)?;
     if body.user_ids.is_empty() || body.user_ids.len() > MAX_BULK_IDS {
-        return Err(ApiError::Validation(format!("user_ids must hold 1 to {MAX_BULK_IDS} ids")));
+        return Err(ApiError::Validation(format!(
+            "user_ids must hold 1 to {MAX_BULK_IDS} ids"
+        )));
     }
     let mut ids = Vec::with_capacity(body.user_ids.len());
     let mut seen = HashSet::new();
@@ -371,7 +411,11 @@ async fn bulk(state: &State, req: &Request, admin: &AuthUser, action: Action) ->
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-async fn reset_password(state: &State, admin: &AuthUser, id: Uuid) -> Result<Response<Body>, ApiError> {
+async fn reset_password(
+    state: &State,
+    admin: &AuthUser,
+    id: Uuid,
+) -> Result<Response<Body>, ApiError> {
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     let target = users::find_by_id(&client, id)
         .await

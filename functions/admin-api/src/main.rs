@@ -16,7 +16,9 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
-    let state = State::new(settings).await.context("building the database pool")?;
+    let state = State::new(settings)
+        .await
+        .context("building the database pool")?;
     let state = &state;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Infallible>(admin_api::handle(state, req).await)

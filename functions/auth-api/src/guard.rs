@@ -62,7 +62,9 @@ pub fn token_of(req: &Request) -> Option<(&str, AuthSource)> {
             .eq_ignore_ascii_case("bearer")
             .then(|| (token.trim(), AuthSource::Bearer));
     }
-    cookie(req, ACCESS_TOKEN_COOKIE).filter(|t| !t.is_empty()).map(|t| (t, AuthSource::Cookie))
+    cookie(req, ACCESS_TOKEN_COOKIE)
+        .filter(|t| !t.is_empty())
+        .map(|t| (t, AuthSource::Cookie))
 }
 
 /// Authenticates the request: a valid token whose token version matches the active user's.
@@ -85,11 +87,19 @@ pub async fn authenticate(state: &State, req: &Request) -> Result<AuthUser, ApiE
         tracing::info!(user_id = %user.id, "revoked token refused");
         return Err(invalid_token());
     }
-    let auth = AuthUser { user, claims, source };
+    let auth = AuthUser {
+        user,
+        claims,
+        source,
+    };
     if source == AuthSource::Cookie && is_state_changing(req.method()) {
-        let ok = header_str(req, CSRF_HEADER).is_some_and(|t| state.csrf.verify(t, &auth.csrf_subject()));
+        let ok = header_str(req, CSRF_HEADER)
+            .is_some_and(|t| state.csrf.verify(t, &auth.csrf_subject()));
         if !ok {
-            return Err(ApiError::forbidden("csrf_failed", "missing or invalid X-CSRF-Token header"));
+            return Err(ApiError::forbidden(
+                "csrf_failed",
+                "missing or invalid X-CSRF-Token header",
+            ));
         }
     }
     Ok(auth)
@@ -109,7 +119,10 @@ pub fn require_password_current(auth: &AuthUser) -> Result<(), ApiError> {
 /// Admin routes: a valid non-admin user gets 403.
 pub fn require_admin(auth: &AuthUser) -> Result<(), ApiError> {
     if !auth.is_admin() {
-        return Err(ApiError::forbidden("forbidden", "admin privileges required"));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "admin privileges required",
+        ));
     }
     require_password_current(auth)
 }

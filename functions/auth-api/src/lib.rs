@@ -20,8 +20,8 @@ mod state;
 pub use state::State;
 
 use common::http::{
-    access_token_cookie, clear_access_token_cookie, finalize, header_str, json_response, parse_form_or_json,
-    parse_json, segments,
+    access_token_cookie, clear_access_token_cookie, finalize, header_str, json_response,
+    parse_form_or_json, parse_json, segments,
 };
 use common::ApiError;
 use db::rate_limits::{self, LOGIN_ACCOUNT, LOGIN_IP, REGISTER_IP};
@@ -49,7 +49,9 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
     let resp = if req.method() == Method::OPTIONS {
         state.cors.preflight(origin.as_deref())
     } else {
-        route(state, &req).await.unwrap_or_else(ApiError::into_response)
+        route(state, &req)
+            .await
+            .unwrap_or_else(ApiError::into_response)
     };
     log_request(&req, resp.status(), started);
     finalize(resp, &state.cors, origin.as_deref())
@@ -88,8 +90,12 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
 }
 
 /// Runs CPU-heavy argon2 work off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
 }
 
 #[derive(Serialize)]
@@ -154,9 +160,13 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, ApiErr
         .await
         .map_err(db_error)?
     {
-        return Err(ApiError::TooManyRequests { retry_after_secs: wait });
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait,
+        });
     }
-    rate_limits::hit(&client, REGISTER_IP, &ip, 3600).await.map_err(db_error)?;
+    rate_limits::hit(&client, REGISTER_IP, &ip, 3600)
+        .await
+        .map_err(db_error)?;
 
     let username = Username::parse(&body.username)?;
     let email = Email::parse(&body.email)?;
@@ -178,12 +188,17 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, ApiErr
     let user = match users::insert(&client, &new).await {
         Ok(u) => u,
         Err(db::DbError::Duplicate(_)) => {
-            return Err(ApiError::BadRequest("username or email already registered".into()))
+            return Err(ApiError::BadRequest(
+                "username or email already registered".into(),
+            ))
         }
         Err(e) => return Err(db_error(e)),
     };
     tracing::info!(target: "audit", user_id = %user.id, "user registered, pending approval");
-    Ok(json_response(StatusCode::CREATED, &UserResponse::from(&user)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &UserResponse::from(&user),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -214,7 +229,9 @@ fn bad_credentials() -> ApiError {
 async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let body: LoginRequest = parse_form_or_json(req)?;
     if body.username.is_empty() || body.password.is_empty() {
-        return Err(ApiError::Validation("username and password are required".into()));
+        return Err(ApiError::Validation(
+            "username and password are required".into(),
+        ));
     }
     if body.username.chars().count() > MAX_LOGIN_USERNAME_CHARS
         || body.password.chars().count() > MAX_LOGIN_PASSWORD_CHARS
@@ -235,15 +252,25 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     )
     .await
     .map_err(db_error)?;
-    let blocked_ip = rate_limits::blocked_for(&client, LOGIN_IP, &ip, limits.window_seconds, limits.max_failures_per_ip)
-        .await
-        .map_err(db_error)?;
+    let blocked_ip = rate_limits::blocked_for(
+        &client,
+        LOGIN_IP,
+        &ip,
+        limits.window_seconds,
+        limits.max_failures_per_ip,
+    )
+    .await
+    .map_err(db_error)?;
     if let Some(wait) = blocked_account.max(blocked_ip) {
         tracing::warn!(target: "audit", account = %account, ip = %ip, "login throttled");
-        return Err(ApiError::TooManyRequests { retry_after_secs: wait });
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait,
+        });
     }
 
-    let user = users::find_by_username(&client, &account).await.map_err(db_error)?;
+    let user = users::find_by_username(&client, &account)
+        .await
+        .map_err(db_error)?;
     let password = body.password;
     let verified = match &user {
         Some(u) => {
@@ -284,18 +311,29 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
         ));
     }
 
-    rate_limits::clear(&client, LOGIN_ACCOUNT, &account).await.map_err(db_error)?;
+    rate_limits::clear(&client, LOGIN_ACCOUNT, &account)
+        .await
+        .map_err(db_error)?;
     if verified.needs_rehash {
         // Same password, today's argon2 parameters; no token is revoked by this.
         let new_hash = blocking(move || password::hash_password(&password))
             .await?
             .map_err(ApiError::internal)?;
-        users::update_hash(&client, user.id, &new_hash).await.map_err(db_error)?;
+        users::update_hash(&client, user.id, &new_hash)
+            .await
+            .map_err(db_error)?;
     }
-    users::record_login(&client, user.id).await.map_err(db_error)?;
+    users::record_login(&client, user.id)
+        .await
+        .map_err(db_error)?;
     let issued = state
         .tokens
-        .issue(user.id, &user.username, user.role.as_str(), user.token_version)
+        .issue(
+            user.id,
+            &user.username,
+            user.role.as_str(),
+            user.token_version,
+        )
         .map_err(ApiError::internal)?;
     tracing::info!(target: "audit", user_id = %user.id, "login succeeded");
 
@@ -308,8 +346,10 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
             password_must_change: user.password_must_change,
         },
     );
-    resp.headers_mut()
-        .append(SET_COOKIE, access_token_cookie(&issued.token, issued.expires_in));
+    resp.headers_mut().append(
+        SET_COOKIE,
+        access_token_cookie(&issued.token, issued.expires_in),
+    );
     Ok(resp)
 }
 
@@ -333,14 +373,18 @@ async fn logout(state: &State, req: &Request) -> Result<Response<Body>, ApiError
         StatusCode::OK,
         &json!({"message": "logged out", "revoked": revoked}),
     );
-    resp.headers_mut().append(SET_COOKIE, clear_access_token_cookie());
+    resp.headers_mut()
+        .append(SET_COOKIE, clear_access_token_cookie());
     Ok(resp)
 }
 
 #[tracing::instrument(skip_all)]
 async fn me(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let auth = authenticate(state, req).await?;
-    Ok(json_response(StatusCode::OK, &UserResponse::from(&auth.user)))
+    Ok(json_response(
+        StatusCode::OK,
+        &UserResponse::from(&auth.user),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -383,24 +427,35 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
     .await
     .map_err(db_error)?
     {
-        return Err(ApiError::TooManyRequests { retry_after_secs: wait });
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait,
+        });
     }
     let (hash, current) = (user.hashed_password.clone(), body.current_password.clone());
     let ok = blocking(move || password::verify_password(&hash, &current))
         .await?
         .map_err(ApiError::internal)?;
     if ok.is_none() {
-        rate_limits::hit(&client, LOGIN_ACCOUNT, &user.username, limits.window_seconds)
-            .await
-            .map_err(db_error)?;
+        rate_limits::hit(
+            &client,
+            LOGIN_ACCOUNT,
+            &user.username,
+            limits.window_seconds,
+        )
+        .await
+        .map_err(db_error)?;
         return Err(ApiError::BadRequest("current password is incorrect".into()));
     }
     if body.new_password == body.current_password {
-        return Err(ApiError::BadRequest("the new password must differ from the current one".into()));
+        return Err(ApiError::BadRequest(
+            "the new password must differ from the current one".into(),
+        ));
     }
     password::check_policy(&body.new_password, &user.username, &user.email)
         .map_err(|v| ApiError::BadRequest(v.to_string()))?;
-    let history = users::recent_password_hashes(&client, user.id).await.map_err(db_error)?;
+    let history = users::recent_password_hashes(&client, user.id)
+        .await
+        .map_err(db_error)?;
     let new_password = body.new_password;
     let (reused, new_hash) = blocking(move || {
         let reused = history
@@ -425,7 +480,12 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
         })?;
     let issued = state
         .tokens
-        .issue(updated.id, &updated.username, updated.role.as_str(), updated.token_version)
+        .issue(
+            updated.id,
+            &updated.username,
+            updated.role.as_str(),
+            updated.token_version,
+        )
         .map_err(ApiError::internal)?;
     tracing::info!(target: "audit", user_id = %updated.id, "password changed, earlier tokens revoked");
 
@@ -439,8 +499,10 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
         },
     );
     if auth.source == AuthSource::Cookie {
-        resp.headers_mut()
-            .append(SET_COOKIE, access_token_cookie(&issued.token, issued.expires_in));
+        resp.headers_mut().append(
+            SET_COOKIE,
+            access_token_cookie(&issued.token, issued.expires_in),
+        );
     }
     Ok(resp)
 }

@@ -62,7 +62,10 @@ impl Username {
                 "username must be {USERNAME_MIN} to {USERNAME_MAX} characters"
             )));
         }
-        if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
             return Err(ApiError::Validation(
                 "username may only contain letters, digits, '_' and '-'".into(),
             ));
@@ -86,7 +89,10 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let s = raw.trim();
         let bad = || ApiError::Validation("email is not a valid address".into());
-        if s.is_empty() || s.chars().count() > EMAIL_MAX || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if s.is_empty()
+            || s.chars().count() > EMAIL_MAX
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(bad());
         }
         let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
@@ -96,7 +102,9 @@ impl Email {
             || !domain.contains('.')
             || domain.starts_with('.')
             || domain.ends_with('.')
-            || !domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+            || !domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
         {
             return Err(bad());
         }
@@ -124,7 +132,13 @@ mod tests {
     #[test]
     fn usernames_are_lower_cased_and_restricted() {
         assert_eq!(Username::parse(" Alice_01 ").unwrap().as_str(), "alice_01");
-        for bad in ["ab", "a'; DROP TABLE users; --", "ali ce", &"a".repeat(51), "élodie"] {
+        for bad in [
+            "ab",
+            "a'; DROP TABLE users; --",
+            "ali ce",
+            &"a".repeat(51),
+            "élodie",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad}");
         }
     }
@@ -132,7 +146,15 @@ mod tests {
     #[test]
     fn emails_need_a_plausible_shape() {
         assert!(Email::parse("alice@example.com").is_ok());
-        for bad in ["alice", "@example.com", "a@b", "a@@b.com", "a b@c.com", "a@exa mple.com", "x@' OR 1=1--.com"] {
+        for bad in [
+            "alice",
+            "@example.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@exa mple.com",
+            "x@' OR 1=1--.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

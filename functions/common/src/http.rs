@@ -127,7 +127,10 @@ impl ApiError {
         );
         match self {
             ApiError::TooManyRequests { retry_after_secs } => {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
             }
             ApiError::Unauthorized { .. } => {
                 resp.headers_mut()
@@ -220,7 +223,10 @@ impl Cors {
 
     pub fn apply(&self, origin: Option<&str>, headers: &mut HeaderMap) {
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(value) = self.allowed(origin).and_then(|o| HeaderValue::from_str(o).ok()) {
+        if let Some(value) = self
+            .allowed(origin)
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
@@ -248,7 +254,10 @@ impl Cors {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("Authorization, Content-Type, X-CSRF-Token"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         resp
     }
 }
@@ -323,7 +332,13 @@ fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
 }
 
 fn media_type(req: &Request) -> Option<String> {
-    header_str(req, "content-type").map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    header_str(req, "content-type").map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
 }
 
 /// Parses a JSON body: malformed JSON is a 400, a well-formed body of the wrong shape a 422.
@@ -338,7 +353,9 @@ pub fn parse_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 
 fn json_from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::Validation(format!("invalid request body: {e}")),
+        serde_json::error::Category::Data => {
+            ApiError::Validation(format!("invalid request body: {e}"))
+        }
         _ => ApiError::BadRequest("malformed JSON body".into()),
     })
 }
@@ -363,7 +380,8 @@ pub fn is_state_changing(method: &Method) -> bool {
 /// `Set-Cookie` for the browser's copy of the access token (HttpOnly, Secure, SameSite=Strict).
 pub fn access_token_cookie(token: &str, max_age_secs: u64) -> HeaderValue {
     let v = format!("{ACCESS_TOKEN_COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; Secure; SameSite=Strict");
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("access_token=; Path=/; Max-Age=0"))
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("access_token=; Path=/; Max-Age=0"))
 }
 
 /// `Set-Cookie` that removes the access token cookie.
@@ -373,7 +391,11 @@ pub fn clear_access_token_cookie() -> HeaderValue {
 
 /// The path split into segments: `/api/admin/users/x/approve` → `["api","admin","users","x","approve"]`.
 pub fn segments(req: &Request) -> Vec<&str> {
-    req.uri().path().split('/').filter(|s| !s.is_empty()).collect()
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -397,16 +419,28 @@ mod tests {
     #[test]
     fn malformed_json_is_400_and_wrong_shape_is_422() {
         let r = req_with(&[("content-type", "application/json")], "{nope");
-        assert_eq!(parse_json::<Creds>(&r).unwrap_err().status(), StatusCode::BAD_REQUEST);
-        let r = req_with(&[("content-type", "application/json")], r#"{"username": 3}"#);
-        assert_eq!(parse_json::<Creds>(&r).unwrap_err().status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            parse_json::<Creds>(&r).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        let r = req_with(
+            &[("content-type", "application/json")],
+            r#"{"username": 3}"#,
+        );
+        assert_eq!(
+            parse_json::<Creds>(&r).unwrap_err().status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 
     #[test]
     fn oversized_body_is_413() {
         let big = format!(r#"{{"username":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
         let r = req_with(&[("content-type", "application/json")], &big);
-        assert_eq!(parse_json::<Creds>(&r).unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            parse_json::<Creds>(&r).unwrap_err().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
     }
 
     #[test]

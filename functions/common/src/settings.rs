@@ -124,10 +124,16 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let environment = match get("ENVIRONMENT").as_deref() {
-            None | Some("development") | Some("dev") | Some("local") | Some("test") => Environment::Development,
+            None | Some("development") | Some("dev") | Some("local") | Some("test") => {
+                Environment::Development
+            }
             Some("production") | Some("prod") => Environment::Production,
             Some(other) => {
                 return Err(SettingsError::Invalid {
@@ -148,7 +154,9 @@ impl Settings {
             });
         }
 
-        let url = get("DATABASE_URL").ok_or(SettingsError::Missing { var: "DATABASE_URL" })?;
+        let url = get("DATABASE_URL").ok_or(SettingsError::Missing {
+            var: "DATABASE_URL",
+        })?;
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(SettingsError::Invalid {
                 var: "DATABASE_URL",
@@ -191,7 +199,10 @@ impl Settings {
         let allowed_origins = match get("ALLOWED_ORIGINS") {
             Some(list) => parse_origins(&list)?,
             None if production => Vec::new(),
-            None => vec!["http://localhost:8000".into(), "http://127.0.0.1:8000".into()],
+            None => vec![
+                "http://localhost:8000".into(),
+                "http://127.0.0.1:8000".into(),
+            ],
         };
 
         Ok(Settings {
@@ -207,7 +218,9 @@ impl Settings {
             csrf_secret_key,
             max_upload_size_mb: number(&get, "MAX_UPLOAD_SIZE_MB", 500, 1, 100 * 1024)?,
             report_ttl_hours: number(&get, "REPORT_TTL_HOURS", 24, 1, 24 * 365)?,
-            log_level: get("LOG_LEVEL").unwrap_or_else(|| "info".into()).to_lowercase(),
+            log_level: get("LOG_LEVEL")
+                .unwrap_or_else(|| "info".into())
+                .to_lowercase(),
             log_format,
             allowed_origins,
             app_port: number(&get, "APP_PORT", 8000, 1, 65535)?,
@@ -216,13 +229,25 @@ impl Settings {
             aws_endpoint_url: get("AWS_ENDPOINT_URL"),
             admin_password: get("ADMIN_PASSWORD").map(Secret),
             upload_rate_limit_requests: number(&get, "UPLOAD_RATE_LIMIT_REQUESTS", 5, 1, 100_000)?,
-            upload_rate_limit_window_seconds: number(&get, "UPLOAD_RATE_LIMIT_WINDOW_SECONDS", 60, 1, 86_400)?,
+            upload_rate_limit_window_seconds: number(
+                &get,
+                "UPLOAD_RATE_LIMIT_WINDOW_SECONDS",
+                60,
+                1,
+                86_400,
+            )?,
             login_limits: LoginLimits {
                 max_failures_per_account: number(&get, "LOGIN_MAX_FAILURES", 5, 1, 1000)?,
                 max_failures_per_ip: number(&get, "LOGIN_IP_MAX_FAILURES", 20, 1, 100_000)?,
                 window_seconds: number(&get, "LOGIN_WINDOW_SECONDS", 900, 1, 86_400)?,
             },
-            register_limit_per_ip_per_hour: number(&get, "REGISTER_RATE_LIMIT_PER_HOUR", 10, 1, 100_000)?,
+            register_limit_per_ip_per_hour: number(
+                &get,
+                "REGISTER_RATE_LIMIT_PER_HOUR",
+                10,
+                1,
+                100_000,
+            )?,
         })
     }
 
@@ -231,7 +256,11 @@ impl Settings {
     }
 }
 
-fn secret(get: &impl Fn(&str) -> Option<String>, var: &'static str, production: bool) -> Result<Secret, SettingsError> {
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    production: bool,
+) -> Result<Secret, SettingsError> {
     match get(var) {
         Some(v) if production => {
             if v.chars().count() < MIN_SECRET_LEN {
@@ -247,7 +276,9 @@ fn secret(get: &impl Fn(&str) -> Option<String>, var: &'static str, production: 
             if distinct.len() < 10 {
                 return Err(SettingsError::WeakSecret {
                     var,
-                    reason: "too few distinct characters; generate it randomly (e.g. 64 hex characters)".into(),
+                    reason:
+                        "too few distinct characters; generate it randomly (e.g. 64 hex characters)"
+                            .into(),
                 });
             }
             Ok(Secret(v))
@@ -260,11 +291,19 @@ fn secret(get: &impl Fn(&str) -> Option<String>, var: &'static str, production: 
     }
 }
 
-fn number<T>(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: T, min: T, max: T) -> Result<T, SettingsError>
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, SettingsError>
 where
     T: FromStr + PartialOrd + fmt::Display + Copy,
 {
-    let Some(raw) = get(var) else { return Ok(default) };
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
     let value: T = raw.parse().map_err(|_| SettingsError::Invalid {
         var,
         reason: format!("'{raw}' is not a number"),
@@ -288,7 +327,9 @@ fn parse_origins(list: &str) -> Result<Vec<String>, SettingsError> {
                 reason: format!("'{origin}' is not allowed; list exact origins"),
             });
         }
-        if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with('/') {
+        if !(origin.starts_with("https://") || origin.starts_with("http://"))
+            || origin.ends_with('/')
+        {
             return Err(SettingsError::Invalid {
                 var: "ALLOWED_ORIGINS",
                 reason: format!("'{origin}' is not an origin like https://example.com"),
@@ -302,7 +343,9 @@ fn parse_origins(list: &str) -> Result<Vec<String>, SettingsError> {
 /// `bytes` random bytes as lower-case hex.
 pub fn random_hex(bytes: usize) -> String {
     let mut rng = rand::rng();
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -311,7 +354,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -321,22 +367,37 @@ mod tests {
 
     #[test]
     fn production_without_secret_key_fails_naming_the_variable() {
-        let err = settings(&[DB, ("ENVIRONMENT", "production"), ("CSRF_SECRET_KEY", STRONG2)]).unwrap_err();
+        let err = settings(&[
+            DB,
+            ("ENVIRONMENT", "production"),
+            ("CSRF_SECRET_KEY", STRONG2),
+        ])
+        .unwrap_err();
         assert_eq!(err.var(), "SECRET_KEY");
         assert!(err.to_string().contains("SECRET_KEY"));
     }
 
     #[test]
     fn production_with_short_csrf_key_fails_naming_the_variable() {
-        let err = settings(&[DB, ("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("CSRF_SECRET_KEY", "short")])
-            .unwrap_err();
+        let err = settings(&[
+            DB,
+            ("ENVIRONMENT", "production"),
+            ("SECRET_KEY", STRONG),
+            ("CSRF_SECRET_KEY", "short"),
+        ])
+        .unwrap_err();
         assert_eq!(err.var(), "CSRF_SECRET_KEY");
     }
 
     #[test]
     fn production_refuses_the_same_key_twice() {
-        let err = settings(&[DB, ("ENVIRONMENT", "production"), ("SECRET_KEY", STRONG), ("CSRF_SECRET_KEY", STRONG)])
-            .unwrap_err();
+        let err = settings(&[
+            DB,
+            ("ENVIRONMENT", "production"),
+            ("SECRET_KEY", STRONG),
+            ("CSRF_SECRET_KEY", STRONG),
+        ])
+        .unwrap_err();
         assert_eq!(err.var(), "CSRF_SECRET_KEY");
     }
 
@@ -355,9 +416,16 @@ mod tests {
 
     #[test]
     fn bad_numbers_name_their_variable() {
-        assert_eq!(settings(&[DB, ("DATABASE_MAX_SIZE", "lots")]).unwrap_err().var(), "DATABASE_MAX_SIZE");
         assert_eq!(
-            settings(&[DB, ("DATABASE_MIN_SIZE", "20"), ("DATABASE_MAX_SIZE", "5")]).unwrap_err().var(),
+            settings(&[DB, ("DATABASE_MAX_SIZE", "lots")])
+                .unwrap_err()
+                .var(),
+            "DATABASE_MAX_SIZE"
+        );
+        assert_eq!(
+            settings(&[DB, ("DATABASE_MIN_SIZE", "20"), ("DATABASE_MAX_SIZE", "5")])
+                .unwrap_err()
+                .var(),
             "DATABASE_MIN_SIZE"
         );
     }

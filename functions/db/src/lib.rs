@@ -86,5 +86,7 @@ pub async fn ping(pool: &Pool) -> Result<(), DbError> {
         client.simple_query("SELECT 1").await?;
         Ok::<_, DbError>(())
     };
-    tokio::time::timeout(PING_TIMEOUT, check).await.map_err(|_| DbError::Timeout)?
+    tokio::time::timeout(PING_TIMEOUT, check)
+        .await
+        .map_err(|_| DbError::Timeout)?
 }

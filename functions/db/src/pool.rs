@@ -32,7 +32,10 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Pool, DbError> {
         }
         mode => {
             pg.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(mode, settings.ssl_root_cert.as_deref())?);
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+                mode,
+                settings.ssl_root_cert.as_deref(),
+            )?);
             Manager::from_config(pg, tls, manager_config)
         }
     };
@@ -77,8 +80,9 @@ fn tls_config(mode: SslMode, root_cert: Option<&str>) -> Result<rustls::ClientCo
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = root_cert {
-        let pem = std::fs::read(path)
-            .map_err(|e| DbError::Config(format!("DATABASE_SSL_ROOT_CERT {path} unreadable: {e}")))?;
+        let pem = std::fs::read(path).map_err(|e| {
+            DbError::Config(format!("DATABASE_SSL_ROOT_CERT {path} unreadable: {e}"))
+        })?;
         for cert in rustls_pemfile_certs(&pem) {
             roots
                 .add(cert)
@@ -117,7 +121,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -126,7 +135,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -31,7 +31,9 @@ pub async fn blocked_for(
              WHERE bucket = $1 AND key = $2 AND window_start + make_interval(secs => $3::float8) > now()",
         )
         .await?;
-    let row = c.query_opt(&stmt, &[&bucket, &clip(key), &f64::from(window_secs)]).await?;
+    let row = c
+        .query_opt(&stmt, &[&bucket, &clip(key), &f64::from(window_secs)])
+        .await?;
     Ok(match row {
         Some(r) => {
             let hits: i32 = r.try_get(0)?;
@@ -44,7 +46,12 @@ pub async fn blocked_for(
 
 /// Counts one hit; a window that has elapsed starts again. Returns the hits in the window.
 #[tracing::instrument(skip(c))]
-pub async fn hit(c: &impl GenericClient, bucket: &str, key: &str, window_secs: u32) -> Result<u32, DbError> {
+pub async fn hit(
+    c: &impl GenericClient,
+    bucket: &str,
+    key: &str,
+    window_secs: u32,
+) -> Result<u32, DbError> {
     let stmt = c
         .prepare_cached(
             "INSERT INTO rate_limits AS r (bucket, key, window_start, hits) VALUES ($1, $2, now(), 1)
@@ -55,7 +62,9 @@ pub async fn hit(c: &impl GenericClient, bucket: &str, key: &str, window_secs: u
              RETURNING hits",
         )
         .await?;
-    let row = c.query_one(&stmt, &[&bucket, &clip(key), &f64::from(window_secs)]).await?;
+    let row = c
+        .query_one(&stmt, &[&bucket, &clip(key), &f64::from(window_secs)])
+        .await?;
     let hits: i32 = row.try_get(0)?;
     Ok(hits.max(0) as u32)
 }
@@ -63,7 +72,9 @@ pub async fn hit(c: &impl GenericClient, bucket: &str, key: &str, window_secs: u
 /// Forgets the counter (e.g. the account's failures after a successful login).
 #[tracing::instrument(skip(c))]
 pub async fn clear(c: &impl GenericClient, bucket: &str, key: &str) -> Result<(), DbError> {
-    let stmt = c.prepare_cached("DELETE FROM rate_limits WHERE bucket = $1 AND key = $2").await?;
+    let stmt = c
+        .prepare_cached("DELETE FROM rate_limits WHERE bucket = $1 AND key = $2")
+        .await?;
     c.execute(&stmt, &[&bucket, &clip(key)]).await?;
     Ok(())
 }
@@ -71,10 +82,9 @@ pub async fn clear(c: &impl GenericClient, bucket: &str, key: &str) -> Result<()
 /// Removes counters whose window ended more than `older_than_secs` ago (janitor).
 #[tracing::instrument(skip(c))]
 pub async fn purge(c: &impl GenericClient, older_than_secs: u32) -> Result<u64, DbError> {
-    Ok(c
-        .execute(
-            "DELETE FROM rate_limits WHERE window_start < now() - make_interval(secs => $1::float8)",
-            &[&f64::from(older_than_secs)],
-        )
-        .await?)
+    Ok(c.execute(
+        "DELETE FROM rate_limits WHERE window_start < now() - make_interval(secs => $1::float8)",
+        &[&f64::from(older_than_secs)],
+    )
+    .await?)
 }

@@ -30,8 +30,10 @@ pub async fn insert_pending(c: &impl GenericClient, t: &NewTask) -> Result<(), D
 
 #[tracing::instrument(skip(c))]
 pub async fn count_for_owner(c: &impl GenericClient, owner_id: Uuid) -> Result<i64, DbError> {
-    Ok(c
-        .query_one("SELECT count(*) FROM tasks WHERE owner_id = $1", &[&owner_id])
-        .await?
-        .try_get(0)?)
+    Ok(c.query_one(
+        "SELECT count(*) FROM tasks WHERE owner_id = $1",
+        &[&owner_id],
+    )
+    .await?
+    .try_get(0)?)
 }

@@ -62,8 +62,14 @@ impl TestDatabase {
             ("DATABASE_URL".into(), self.url.clone()),
             ("DATABASE_MIN_SIZE".into(), "0".into()),
             ("DATABASE_MAX_SIZE".into(), "4".into()),
-            ("SECRET_KEY".into(), "test-secret-key-0123456789abcdef0123456789abcdef".into()),
-            ("CSRF_SECRET_KEY".into(), "test-csrf-key-fedcba9876543210fedcba9876543210".into()),
+            (
+                "SECRET_KEY".into(),
+                "test-secret-key-0123456789abcdef0123456789abcdef".into(),
+            ),
+            (
+                "CSRF_SECRET_KEY".into(),
+                "test-csrf-key-fedcba9876543210fedcba9876543210".into(),
+            ),
             ("ALLOWED_ORIGINS".into(), "http://localhost:8000".into()),
             ("LOG_FORMAT".into(), "text".into()),
         ]);
@@ -154,7 +160,10 @@ mod tests {
             with_database("postgres://u:p@127.0.0.1:55432/pcap_analyzer", "t1"),
             "postgres://u:p@127.0.0.1:55432/t1"
         );
-        assert_eq!(with_database("postgres://u:p@h/d?sslmode=disable", "t"), "postgres://u:p@h/t?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u:p@h/d?sslmode=disable", "t"),
+            "postgres://u:p@h/t?sslmode=disable"
+        );
         assert_eq!(redacted("postgres://u:secret@h/d"), "postgres://***@h/d");
     }
 }

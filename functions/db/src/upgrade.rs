@@ -29,7 +29,9 @@ pub struct BriseGlace {
 
 impl std::fmt::Debug for BriseGlace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BriseGlace").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("BriseGlace")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,10 @@ pub async fn migrate(pool: &Pool) -> Result<(), DbError> {
 /// The password is `admin_password` (from `ADMIN_PASSWORD`, checked against the policy) or 24
 /// random characters; a generated one must be changed at first login.
 #[tracing::instrument(skip_all)]
-pub async fn upgrade(pool: &Pool, admin_password: Option<&str>) -> Result<Option<BriseGlace>, DbError> {
+pub async fn upgrade(
+    pool: &Pool,
+    admin_password: Option<&str>,
+) -> Result<Option<BriseGlace>, DbError> {
     let mut client = pool.get().await?;
     with_migration_lock(&mut client, Some(admin_password)).await
 }
@@ -73,10 +78,15 @@ async fn with_migration_lock(
     client: &mut crate::Client,
     admin: Option<Option<&str>>,
 ) -> Result<Option<BriseGlace>, DbError> {
-    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
     let result = async {
         let pg: &mut tokio_postgres::Client = client;
-        let report = embedded::migrations::runner().set_grouped(false).run_async(pg).await?;
+        let report = embedded::migrations::runner()
+            .set_grouped(false)
+            .run_async(pg)
+            .await?;
         for m in report.applied_migrations() {
             tracing::info!(migration = %m, "applied");
         }
@@ -87,13 +97,18 @@ async fn with_migration_lock(
     }
     .await;
     // Session-level lock: release it even on failure, since the connection goes back to the pool.
-    let unlock = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY]).await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
     let created = result?;
     unlock?;
     Ok(created)
 }
 
-async fn ensure_admin(client: &crate::Client, admin_password: Option<&str>) -> Result<Option<BriseGlace>, DbError> {
+async fn ensure_admin(
+    client: &crate::Client,
+    admin_password: Option<&str>,
+) -> Result<Option<BriseGlace>, DbError> {
     if users::admin_exists(client).await? {
         return Ok(None);
     }
@@ -103,7 +118,10 @@ async fn ensure_admin(client: &crate::Client, admin_password: Option<&str>) -> R
                 .map_err(|v| DbError::Config(format!("ADMIN_PASSWORD is refused: {v}")))?;
             (p.to_string(), false)
         }
-        None => (password::generate_password(password::GENERATED_PASSWORD_CHARS), true),
+        None => (
+            password::generate_password(password::GENERATED_PASSWORD_CHARS),
+            true,
+        ),
     };
     let to_hash = plain.clone();
     let hash = tokio::task::spawn_blocking(move || password::hash_password(&to_hash))

@@ -53,7 +53,8 @@ pub struct User {
     pub token_version: i32,
 }
 
-const COLUMNS: &str = "id, username, email, hashed_password, role, is_active, is_approved, approved_by, \
+const COLUMNS: &str =
+    "id, username, email, hashed_password, role, is_active, is_approved, approved_by, \
     approved_at, created_at, last_login, password_must_change, is_2fa_enabled, token_version";
 
 impl TryFrom<&Row> for User {
@@ -66,7 +67,8 @@ impl TryFrom<&Row> for User {
             username: row.try_get("username")?,
             email: row.try_get("email")?,
             hashed_password: row.try_get("hashed_password")?,
-            role: Role::parse(&role).ok_or_else(|| DbError::Data(format!("unknown role {role}")))?,
+            role: Role::parse(&role)
+                .ok_or_else(|| DbError::Data(format!("unknown role {role}")))?,
             is_active: row.try_get("is_active")?,
             is_approved: row.try_get("is_approved")?,
             approved_by: row.try_get("approved_by")?,
@@ -131,21 +133,31 @@ pub async fn insert(c: &impl GenericClient, new: &NewUser) -> Result<User, DbErr
 
 #[tracing::instrument(skip(c))]
 pub async fn find_by_id(c: &impl GenericClient, id: Uuid) -> Result<Option<User>, DbError> {
-    let stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = $1")).await?;
+    let stmt = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        .await?;
     one(c.query_opt(&stmt, &[&id]).await?)
 }
 
 /// Looks a user up by (lower-cased) username.
 #[tracing::instrument(skip(c))]
-pub async fn find_by_username(c: &impl GenericClient, username: &str) -> Result<Option<User>, DbError> {
-    let stmt = c.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE username = $1")).await?;
+pub async fn find_by_username(
+    c: &impl GenericClient,
+    username: &str,
+) -> Result<Option<User>, DbError> {
+    let stmt = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE username = $1"))
+        .await?;
     one(c.query_opt(&stmt, &[&username]).await?)
 }
 
 #[tracing::instrument(skip(c))]
 pub async fn admin_exists(c: &impl GenericClient) -> Result<bool, DbError> {
     let row = c
-        .query_one("SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')",
+            &[],
+        )
         .await?;
     Ok(row.try_get(0)?)
 }
@@ -167,7 +179,9 @@ pub async fn change_password(
          h AS (INSERT INTO password_history (user_id, hashed_password) SELECT id, hashed_password FROM u)
          SELECT {COLUMNS} FROM u"
     );
-    let user = one(c.query_opt(&sql, &[&id, &hashed_password, &must_change]).await?)?;
+    let user = one(c
+        .query_opt(&sql, &[&id, &hashed_password, &must_change])
+        .await?)?;
     c.execute(
         "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN (
             SELECT id FROM password_history WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)",
@@ -179,7 +193,10 @@ pub async fn change_password(
 
 /// The user's most recent password hashes, newest first.
 #[tracing::instrument(skip(c))]
-pub async fn recent_password_hashes(c: &impl GenericClient, id: Uuid) -> Result<Vec<String>, DbError> {
+pub async fn recent_password_hashes(
+    c: &impl GenericClient,
+    id: Uuid,
+) -> Result<Vec<String>, DbError> {
     let rows = c
         .query(
             "SELECT hashed_password FROM password_history WHERE user_id = $1
@@ -187,20 +204,31 @@ pub async fn recent_password_hashes(c: &impl GenericClient, id: Uuid) -> Result<
             &[&id, &PASSWORD_HISTORY_DEPTH],
         )
         .await?;
-    rows.iter().map(|r| r.try_get(0).map_err(DbError::from)).collect()
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(DbError::from))
+        .collect()
 }
 
 /// Replaces the hash of the same password (rehash with today's parameters): no revocation.
 #[tracing::instrument(skip(c, hashed_password))]
-pub async fn update_hash(c: &impl GenericClient, id: Uuid, hashed_password: &str) -> Result<(), DbError> {
-    c.execute("UPDATE users SET hashed_password = $2 WHERE id = $1", &[&id, &hashed_password])
-        .await?;
+pub async fn update_hash(
+    c: &impl GenericClient,
+    id: Uuid,
+    hashed_password: &str,
+) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE users SET hashed_password = $2 WHERE id = $1",
+        &[&id, &hashed_password],
+    )
+    .await?;
     Ok(())
 }
 
 #[tracing::instrument(skip(c))]
 pub async fn record_login(c: &impl GenericClient, id: Uuid) -> Result<(), DbError> {
-    let stmt = c.prepare_cached("UPDATE users SET last_login = now() WHERE id = $1").await?;
+    let stmt = c
+        .prepare_cached("UPDATE users SET last_login = now() WHERE id = $1")
+        .await?;
     c.execute(&stmt, &[&id]).await?;
     Ok(())
 }
@@ -208,8 +236,11 @@ pub async fn record_login(c: &impl GenericClient, id: Uuid) -> Result<(), DbErro
 /// Revokes every token of the user (logout everywhere).
 #[tracing::instrument(skip(c))]
 pub async fn bump_token_version(c: &impl GenericClient, id: Uuid) -> Result<(), DbError> {
-    c.execute("UPDATE users SET token_version = token_version + 1 WHERE id = $1", &[&id])
-        .await?;
+    c.execute(
+        "UPDATE users SET token_version = token_version + 1 WHERE id = $1",
+        &[&id],
+    )
+    .await?;
     Ok(())
 }
 
@@ -232,7 +263,10 @@ pub struct UserFilter {
 
 /// One page of users, newest first, and the total matching the filter.
 #[tracing::instrument(skip(c))]
-pub async fn list(c: &impl GenericClient, filter: &UserFilter) -> Result<(Vec<User>, i64), DbError> {
+pub async fn list(
+    c: &impl GenericClient,
+    filter: &UserFilter,
+) -> Result<(Vec<User>, i64), DbError> {
     let status = filter.status.map(|s| match s {
         StatusFilter::Pending => "pending",
         StatusFilter::Approved => "approved",
@@ -251,7 +285,10 @@ pub async fn list(c: &impl GenericClient, filter: &UserFilter) -> Result<(Vec<Us
         )
         .await?;
     let total: i64 = c
-        .query_one(&format!("SELECT count(*) FROM users WHERE {condition}"), &[&status, &role])
+        .query_one(
+            &format!("SELECT count(*) FROM users WHERE {condition}"),
+            &[&status, &role],
+        )
         .await?
         .try_get(0)?;
     let users = rows.iter().map(User::try_from).collect::<Result<_, _>>()?;
@@ -273,7 +310,11 @@ pub async fn approve(c: &impl GenericClient, id: Uuid, by: Uuid) -> Result<Optio
 
 /// Blocks (revoking every token) or unblocks a user.
 #[tracing::instrument(skip(c))]
-pub async fn set_active(c: &impl GenericClient, id: Uuid, active: bool) -> Result<Option<User>, DbError> {
+pub async fn set_active(
+    c: &impl GenericClient,
+    id: Uuid,
+    active: bool,
+) -> Result<Option<User>, DbError> {
     one(c
         .query_opt(
             &format!(

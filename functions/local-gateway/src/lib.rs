@@ -17,7 +17,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Routes a request to the function owning its path, as API Gateway does.
-pub async fn dispatch(state: &State, req: lambda_http::Request) -> lambda_http::Response<lambda_http::Body> {
+pub async fn dispatch(
+    state: &State,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
     if admin_api::owns_path(req.uri().path()) {
         admin_api::handle(state, req).await
     } else {
@@ -25,7 +28,11 @@ pub async fn dispatch(state: &State, req: lambda_http::Request) -> lambda_http::
     }
 }
 
-async fn adapt(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+async fn adapt(
+    state: &State,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     // Same cap as the handlers': API Gateway itself refuses large payloads before a Lambda runs.
     let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
@@ -42,7 +49,11 @@ async fn adapt(state: &State, req: hyper::Request<Incoming>, peer: SocketAddr) -
         }
         Err(_) => {
             let origin = parts.headers.get("origin").and_then(|v| v.to_str().ok());
-            finalize(ApiError::PayloadTooLarge.into_response(), &state.cors, origin)
+            finalize(
+                ApiError::PayloadTooLarge.into_response(),
+                &state.cors,
+                origin,
+            )
         }
     };
     let (parts, body) = resp.into_parts();

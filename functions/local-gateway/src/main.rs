@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         HashMap::new()
     };
-    let settings = match common::Settings::from_lookup(|k| std::env::var(k).ok().or_else(|| file.get(k).cloned())) {
+    let settings = match common::Settings::from_lookup(|k| {
+        std::env::var(k).ok().or_else(|| file.get(k).cloned())
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("local-gateway: configuration error: {e}");
@@ -36,9 +38,15 @@ async fn main() -> anyhow::Result<()> {
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
     let addr = SocketAddr::from(([127, 0, 0, 1], settings.app_port));
-    let state = auth_api::State::new(settings).await.context("building the database pool")?;
+    let state = auth_api::State::new(settings)
+        .await
+        .context("building the database pool")?;
 
-    let admin_password = state.settings.admin_password.as_ref().map(|s| s.expose().to_string());
+    let admin_password = state
+        .settings
+        .admin_password
+        .as_ref()
+        .map(|s| s.expose().to_string());
     match db::upgrade(&state.pool, admin_password.as_deref()).await {
         Ok(Some(admin)) => println!("{}", admin.banner()),
         Ok(None) => {}

@@ -13,9 +13,14 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
-    let pool = db::connect(&settings.database).await.context("connecting to the database")?;
+    let pool = db::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
     let admin_password = settings.admin_password.as_ref().map(|s| s.expose());
-    match db::upgrade(&pool, admin_password).await.context("database upgrade failed")? {
+    match db::upgrade(&pool, admin_password)
+        .await
+        .context("database upgrade failed")?
+    {
         Some(admin) => println!("{}", admin.banner()),
         None => println!("database is up to date"),
     }

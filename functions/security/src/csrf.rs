@@ -36,8 +36,14 @@ impl CsrfService {
 
     fn mac(&self, subject: &str, expiry: u64, nonce: &str) -> HmacSha256 {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-        let mut mac = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        for part in [DOMAIN, subject.as_bytes(), expiry.to_string().as_bytes(), nonce.as_bytes()] {
+        let mut mac = HmacSha256::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        for part in [
+            DOMAIN,
+            subject.as_bytes(),
+            expiry.to_string().as_bytes(),
+            nonce.as_bytes(),
+        ] {
             mac.update(&(part.len() as u32).to_be_bytes());
             mac.update(part);
         }
@@ -66,12 +72,17 @@ impl CsrfService {
             return false;
         }
         let mut parts = token.split('.');
-        let (Some(expiry), Some(nonce), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(expiry), Some(nonce), Some(tag), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return false;
         };
-        let Ok(expiry) = expiry.parse::<u64>() else { return false };
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else { return false };
+        let Ok(expiry) = expiry.parse::<u64>() else {
+            return false;
+        };
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
         // Constant-time comparison inside `verify_slice`.
         expiry > now && self.mac(subject, expiry, nonce).verify_slice(&tag).is_ok()
     }
@@ -95,7 +106,11 @@ mod tests {
         let s = CsrfService::new(b"k");
         let t = s.issue_at("u", 1000);
         assert!(!s.verify_at(&t, "u", 1000 + CSRF_TTL_SECS + 1));
-        let bumped = t.replacen(&(1000 + CSRF_TTL_SECS).to_string(), &(9_000_000_000u64).to_string(), 1);
+        let bumped = t.replacen(
+            &(1000 + CSRF_TTL_SECS).to_string(),
+            &(9_000_000_000u64).to_string(),
+            1,
+        );
         assert!(!s.verify_at(&bumped, "u", 1000));
         assert!(!CsrfService::new(b"other").verify_at(&t, "u", 1000));
         assert!(!s.verify("", "u"));

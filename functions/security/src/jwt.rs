@@ -94,7 +94,13 @@ impl TokenService {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, username: &str, role: &str, token_version: i32) -> Result<IssuedToken, SecurityError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        username: &str,
+        role: &str,
+        token_version: i32,
+    ) -> Result<IssuedToken, SecurityError> {
         let now = now_secs();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -116,7 +122,8 @@ impl TokenService {
 
     /// Signs arbitrary claims; tests use it to forge expired or foreign tokens.
     pub fn sign(&self, claims: &Claims) -> Result<String, SecurityError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(SecurityError::Signing)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .map_err(SecurityError::Signing)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
@@ -127,9 +134,9 @@ impl TokenService {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => TokenError::Expired,
-                ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                    TokenError::BadSignature
-                }
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidAlgorithm
+                | ErrorKind::InvalidAlgorithmName => TokenError::BadSignature,
                 ErrorKind::InvalidIssuer => TokenError::BadClaims("iss".into()),
                 ErrorKind::InvalidAudience => TokenError::BadClaims("aud".into()),
                 ErrorKind::MissingRequiredClaim(c) => TokenError::BadClaims(format!("missing {c}")),
@@ -184,7 +191,10 @@ mod tests {
     fn alg_none_token_is_refused() {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&valid_claims()).unwrap());
-        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert!(service().verify(&token).is_err(), "{token}");
         }
     }
@@ -231,15 +241,24 @@ mod tests {
     fn wrong_audience_or_issuer_is_refused() {
         let mut c = valid_claims();
         c.aud = "someone-else".into();
-        assert!(matches!(service().verify(&service().sign(&c).unwrap()), Err(TokenError::BadClaims(_))));
+        assert!(matches!(
+            service().verify(&service().sign(&c).unwrap()),
+            Err(TokenError::BadClaims(_))
+        ));
         let mut c = valid_claims();
         c.iss = "evil".into();
-        assert!(matches!(service().verify(&service().sign(&c).unwrap()), Err(TokenError::BadClaims(_))));
+        assert!(matches!(
+            service().verify(&service().sign(&c).unwrap()),
+            Err(TokenError::BadClaims(_))
+        ));
     }
 
     #[test]
     fn oversized_or_garbage_tokens_are_malformed() {
-        assert_eq!(service().verify(&"a".repeat(MAX_TOKEN_BYTES + 1)), Err(TokenError::Malformed));
+        assert_eq!(
+            service().verify(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(TokenError::Malformed)
+        );
         assert!(service().verify("' OR 1=1 --").is_err());
     }
 }

@@ -25,7 +25,8 @@ pub const GENERATED_PASSWORD_CHARS: usize = 24;
 
 fn hasher() -> Argon2<'static> {
     // The parameters are constants inside Argon2's accepted ranges, so this cannot fail.
-    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None).unwrap_or(Params::DEFAULT);
+    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
+        .unwrap_or(Params::DEFAULT);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -45,8 +46,12 @@ pub struct Verified {
 }
 
 /// Checks `password` against a stored PHC hash. `Ok(None)` is a wrong password.
-pub fn verify_password(stored_hash: &str, password: &str) -> Result<Option<Verified>, SecurityError> {
-    let parsed = PasswordHash::new(stored_hash).map_err(|e| SecurityError::BadStoredHash(e.to_string()))?;
+pub fn verify_password(
+    stored_hash: &str,
+    password: &str,
+) -> Result<Option<Verified>, SecurityError> {
+    let parsed =
+        PasswordHash::new(stored_hash).map_err(|e| SecurityError::BadStoredHash(e.to_string()))?;
     match hasher().verify_password(password.as_bytes(), &parsed) {
         Ok(()) => Ok(Some(Verified {
             needs_rehash: !has_current_params(&parsed),
@@ -61,7 +66,11 @@ fn has_current_params(parsed: &PasswordHash) -> bool {
         return false;
     }
     match Params::try_from(parsed) {
-        Ok(p) => p.m_cost() == ARGON2_M_COST_KIB && p.t_cost() == ARGON2_T_COST && p.p_cost() == ARGON2_P_COST,
+        Ok(p) => {
+            p.m_cost() == ARGON2_M_COST_KIB
+                && p.t_cost() == ARGON2_T_COST
+                && p.p_cost() == ARGON2_P_COST
+        }
         Err(_) => false,
     }
 }
@@ -70,7 +79,9 @@ fn has_current_params(parsed: &PasswordHash) -> bool {
 /// unknown user costs the same time as one with a wrong password (no user enumeration by timing).
 pub fn dummy_verify(password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    let hash = DUMMY.get_or_init(|| hash_password(&generate_password(GENERATED_PASSWORD_CHARS)).unwrap_or_default());
+    let hash = DUMMY.get_or_init(|| {
+        hash_password(&generate_password(GENERATED_PASSWORD_CHARS)).unwrap_or_default()
+    });
     let _ = verify_password(hash, password);
 }
 
@@ -82,10 +93,44 @@ pub struct PolicyViolation(pub String);
 /// Passwords seen in every breach list. The check is on the password with digits and symbols
 /// stripped and lower-cased, which also catches "Password2024!" and friends.
 const COMMON_WORDS: &[&str] = &[
-    "password", "passwort", "motdepasse", "qwerty", "qwertyuiop", "azerty", "azertyuiop", "letmein", "welcome",
-    "admin", "administrator", "changeme", "iloveyou", "dragon", "monkey", "football", "baseball", "sunshine",
-    "princess", "master", "shadow", "superman", "trustno", "abc", "abcdef", "abcdefgh", "secret", "login",
-    "pcapanalyzer", "pcap", "wireshark", "test", "testtest", "user", "root", "toor", "hello", "freedom",
+    "password",
+    "passwort",
+    "motdepasse",
+    "qwerty",
+    "qwertyuiop",
+    "azerty",
+    "azertyuiop",
+    "letmein",
+    "welcome",
+    "admin",
+    "administrator",
+    "changeme",
+    "iloveyou",
+    "dragon",
+    "monkey",
+    "football",
+    "baseball",
+    "sunshine",
+    "princess",
+    "master",
+    "shadow",
+    "superman",
+    "trustno",
+    "abc",
+    "abcdef",
+    "abcdefgh",
+    "secret",
+    "login",
+    "pcapanalyzer",
+    "pcap",
+    "wireshark",
+    "test",
+    "testtest",
+    "user",
+    "root",
+    "toor",
+    "hello",
+    "freedom",
 ];
 
 /// The password policy: 12–128 characters, enough variety, not built on the username or email,
@@ -103,7 +148,9 @@ pub fn check_policy(password: &str, username: &str, email: &str) -> Result<(), P
         )));
     }
     if password.chars().any(char::is_control) {
-        return Err(PolicyViolation("password must not contain control characters".into()));
+        return Err(PolicyViolation(
+            "password must not contain control characters".into(),
+        ));
     }
     let mut distinct: Vec<char> = password.chars().collect();
     distinct.sort_unstable();
@@ -117,16 +164,26 @@ pub fn check_policy(password: &str, username: &str, email: &str) -> Result<(), P
         return Err(PolicyViolation("password is too common".into()));
     }
     if is_sequence(&lower) {
-        return Err(PolicyViolation("password is a keyboard or number sequence".into()));
+        return Err(PolicyViolation(
+            "password is a keyboard or number sequence".into(),
+        ));
     }
     // A password built on the username or email is guessed first; one that merely contains
     // them (e.g. "MySecureAdminPassword123!" for admin) is fine when the rest is strong.
     for (personal, what) in [
         (username.to_lowercase(), "username"),
-        (email.split('@').next().unwrap_or("").to_lowercase(), "email address"),
+        (
+            email.split('@').next().unwrap_or("").to_lowercase(),
+            "email address",
+        ),
     ] {
-        if personal.chars().count() >= 3 && lower.contains(&personal) && weak_remainder(&lower.replace(&personal, "")) {
-            return Err(PolicyViolation(format!("password is too close to the {what}")));
+        if personal.chars().count() >= 3
+            && lower.contains(&personal)
+            && weak_remainder(&lower.replace(&personal, ""))
+        {
+            return Err(PolicyViolation(format!(
+                "password is too close to the {what}"
+            )));
         }
     }
     Ok(())
@@ -141,7 +198,9 @@ fn weak_remainder(rest: &str) -> bool {
 
 fn is_sequence(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() > 1 && b.windows(2).all(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0].wrapping_sub(1))
+    b.len() > 1
+        && b.windows(2)
+            .all(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0].wrapping_sub(1))
 }
 
 /// A random password from an alphabet without look-alike characters (no 0/O, 1/l/I), which
@@ -174,9 +233,14 @@ mod tests {
         let h = hash_password("correct horse battery staple").unwrap();
         assert_eq!(
             verify_password(&h, "correct horse battery staple").unwrap(),
-            Some(Verified { needs_rehash: false })
+            Some(Verified {
+                needs_rehash: false
+            })
         );
-        assert_eq!(verify_password(&h, "correct horse battery stapler").unwrap(), None);
+        assert_eq!(
+            verify_password(&h, "correct horse battery stapler").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -214,7 +278,10 @@ mod tests {
             ("alice12345678", "username"),
             ("alice!alice!", "username"),
         ] {
-            assert!(check_policy(pw, "alice", "alice@example.com").is_err(), "{why}: {pw}");
+            assert!(
+                check_policy(pw, "alice", "alice@example.com").is_err(),
+                "{why}: {pw}"
+            );
         }
         assert!(check_policy(&"x1y2z3".repeat(30), "u", "u@e.x").is_err());
     }

@@ -12,7 +12,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// Routes like API Gateway: admin paths to admin-api, the rest to auth-api.
-fn gateway<'s>(state: &'s State, req: Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 's>> {
+fn gateway<'s>(
+    state: &'s State,
+    req: Request,
+) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 's>> {
     if admin_api::owns_path(req.uri().path()) {
         Box::pin(admin_api::handle(state, req))
     } else {
@@ -45,7 +48,10 @@ fn ids_of(r: &TestResponse) -> Vec<String> {
 async fn v5_migration_guide_flow_step_by_step() {
     // First start: the brise-glace admin is created and its password printed once.
     let app = TestApp::spawn().await;
-    let admin = db::upgrade(&app.db.pool, None).await.unwrap().expect("brise-glace admin");
+    let admin = db::upgrade(&app.db.pool, None)
+        .await
+        .unwrap()
+        .expect("brise-glace admin");
     assert!(admin.banner().contains("ADMIN BRISE-GLACE ACCOUNT CREATED"));
     let first_password = admin.generated_password.clone().unwrap();
 
@@ -55,7 +61,10 @@ async fn v5_migration_guide_flow_step_by_step() {
     assert_eq!(login.body["password_must_change"], true);
     let token = login.body["access_token"].as_str().unwrap().to_string();
     let early = send(&app, Req::new("GET", "/api/users").bearer(&token)).await;
-    assert_eq!((early.status, early.error_code()), (403, "password_change_required"));
+    assert_eq!(
+        (early.status, early.error_code()),
+        (403, "password_change_required")
+    );
 
     let changed = send(
         &app,
@@ -79,10 +88,17 @@ async fn v5_migration_guide_flow_step_by_step() {
     assert_eq!(reg.status, 201);
     let alice_id = reg.body["id"].as_str().unwrap().to_string();
     let refused = app.login("alice", "SecurePassword123!").await;
-    assert_eq!((refused.status, refused.error_code()), (403, "pending_approval"));
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (403, "pending_approval")
+    );
 
     // The admin finds her among the pending users and approves her.
-    let pending = send(&app, Req::new("GET", "/api/users?status=pending").bearer(&admin_token)).await;
+    let pending = send(
+        &app,
+        Req::new("GET", "/api/users?status=pending").bearer(&admin_token),
+    )
+    .await;
     assert_eq!(pending.status, 200);
     assert_eq!(ids_of(&pending), vec!["alice"]);
     let approved = send(
@@ -96,14 +112,29 @@ async fn v5_migration_guide_flow_step_by_step() {
     // She logs in and reads her profile.
     let alice = app.token("alice", "SecurePassword123!").await;
     let me = send(&app, Req::new("GET", "/api/users/me").bearer(&alice)).await;
-    assert_eq!((me.status, me.body["username"].as_str()), (200, Some("alice")));
+    assert_eq!(
+        (me.status, me.body["username"].as_str()),
+        (200, Some("alice"))
+    );
 
     // The admin lists users with filters, and with pagination.
-    let users = send(&app, Req::new("GET", "/api/users?role=user&status=approved").bearer(&admin_token)).await;
+    let users = send(
+        &app,
+        Req::new("GET", "/api/users?role=user&status=approved").bearer(&admin_token),
+    )
+    .await;
     assert_eq!(ids_of(&users), vec!["alice"]);
-    let admins = send(&app, Req::new("GET", "/api/users?role=admin").bearer(&admin_token)).await;
+    let admins = send(
+        &app,
+        Req::new("GET", "/api/users?role=admin").bearer(&admin_token),
+    )
+    .await;
     assert_eq!(ids_of(&admins), vec!["admin"]);
-    let page = send(&app, Req::new("GET", "/api/users?limit=1&offset=0").bearer(&admin_token)).await;
+    let page = send(
+        &app,
+        Req::new("GET", "/api/users?limit=1&offset=0").bearer(&admin_token),
+    )
+    .await;
     assert_eq!(page.body["total"], 2);
     assert_eq!(page.body["limit"], 1);
     assert_eq!(page.body["users"].as_array().unwrap().len(), 1);
@@ -119,15 +150,35 @@ async fn a_normal_user_gets_403_on_every_admin_route_and_nobody_gets_in_without_
     let bulk = json!({"user_ids": [id]});
     let routes: Vec<(&str, String, Option<serde_json::Value>)> = vec![
         ("GET", "/api/users".into(), None),
-        ("POST", "/api/admin/users".into(), Some(json!({"username": "x-new", "email": "x@new.co"}))),
+        (
+            "POST",
+            "/api/admin/users".into(),
+            Some(json!({"username": "x-new", "email": "x@new.co"})),
+        ),
         ("PUT", format!("/api/admin/users/{id}/approve"), None),
         ("PUT", format!("/api/admin/users/{id}/block"), None),
         ("PUT", format!("/api/admin/users/{id}/unblock"), None),
         ("DELETE", format!("/api/admin/users/{id}"), None),
-        ("POST", "/api/admin/users/bulk/approve".into(), Some(bulk.clone())),
-        ("POST", "/api/admin/users/bulk/block".into(), Some(bulk.clone())),
-        ("POST", "/api/admin/users/bulk/unblock".into(), Some(bulk.clone())),
-        ("POST", format!("/api/admin/users/{id}/reset-password"), Some(json!({}))),
+        (
+            "POST",
+            "/api/admin/users/bulk/approve".into(),
+            Some(bulk.clone()),
+        ),
+        (
+            "POST",
+            "/api/admin/users/bulk/block".into(),
+            Some(bulk.clone()),
+        ),
+        (
+            "POST",
+            "/api/admin/users/bulk/unblock".into(),
+            Some(bulk.clone()),
+        ),
+        (
+            "POST",
+            format!("/api/admin/users/{id}/reset-password"),
+            Some(json!({})),
+        ),
     ];
     for (method, path, body) in routes {
         fn with<'a>(r: Req<'a>, body: &Option<serde_json::Value>) -> Req<'a> {
@@ -152,14 +203,34 @@ async fn blocking_revokes_tokens_at_once_and_unblocking_lets_the_user_back() {
     let u = app.insert_user("bob", Role::User, true).await;
     let bob = app.token("bob", PASSWORD).await;
 
-    let blocked = send(&app, Req::new("PUT", &format!("/api/admin/users/{}/block", u.id)).bearer(&admin)).await;
-    assert_eq!((blocked.status, &blocked.body["is_active"]), (200, &json!(false)));
-    assert_eq!(send(&app, Req::new("GET", "/api/users/me").bearer(&bob)).await.status, 401);
+    let blocked = send(
+        &app,
+        Req::new("PUT", &format!("/api/admin/users/{}/block", u.id)).bearer(&admin),
+    )
+    .await;
+    assert_eq!(
+        (blocked.status, &blocked.body["is_active"]),
+        (200, &json!(false))
+    );
+    assert_eq!(
+        send(&app, Req::new("GET", "/api/users/me").bearer(&bob))
+            .await
+            .status,
+        401
+    );
     assert_eq!(app.login("bob", PASSWORD).await.status, 403);
-    let again = send(&app, Req::new("PUT", &format!("/api/admin/users/{}/block", u.id)).bearer(&admin)).await;
+    let again = send(
+        &app,
+        Req::new("PUT", &format!("/api/admin/users/{}/block", u.id)).bearer(&admin),
+    )
+    .await;
     assert_eq!(again.status, 400);
 
-    let unblocked = send(&app, Req::new("PUT", &format!("/api/admin/users/{}/unblock", u.id)).bearer(&admin)).await;
+    let unblocked = send(
+        &app,
+        Req::new("PUT", &format!("/api/admin/users/{}/unblock", u.id)).bearer(&admin),
+    )
+    .await;
     assert_eq!(unblocked.status, 200);
     assert_eq!(app.login("bob", PASSWORD).await.status, 200);
 }
@@ -173,15 +244,29 @@ async fn admins_cannot_block_or_delete_themselves_or_other_admins() {
         format!("/api/admin/users/{}/block", me.id),
         format!("/api/admin/users/{}/block", other.id),
     ] {
-        assert_eq!(send(&app, Req::new("PUT", &path).bearer(&admin)).await.status, 400, "{path}");
+        assert_eq!(
+            send(&app, Req::new("PUT", &path).bearer(&admin))
+                .await
+                .status,
+            400,
+            "{path}"
+        );
     }
     for id in [me.id, other.id] {
-        let r = send(&app, Req::new("DELETE", &format!("/api/admin/users/{id}")).bearer(&admin)).await;
+        let r = send(
+            &app,
+            Req::new("DELETE", &format!("/api/admin/users/{id}")).bearer(&admin),
+        )
+        .await;
         assert_eq!(r.status, 400);
     }
     let reset = send(
         &app,
-        Req::new("POST", &format!("/api/admin/users/{}/reset-password", other.id)).bearer(&admin),
+        Req::new(
+            "POST",
+            &format!("/api/admin/users/{}/reset-password", other.id),
+        )
+        .bearer(&admin),
     )
     .await;
     assert_eq!(reset.status, 403);
@@ -208,13 +293,26 @@ async fn deleting_a_user_cascades_to_its_tasks_and_kills_its_token() {
     .await
     .unwrap();
 
-    let r = send(&app, Req::new("DELETE", &format!("/api/admin/users/{}", u.id)).bearer(&admin)).await;
+    let r = send(
+        &app,
+        Req::new("DELETE", &format!("/api/admin/users/{}", u.id)).bearer(&admin),
+    )
+    .await;
 
     assert_eq!(r.status, 200, "{}", r.raw);
     assert_eq!(r.body["tasks_deleted"], 1);
     assert_eq!(db::tasks::count_for_owner(&client, u.id).await.unwrap(), 0);
-    assert_eq!(send(&app, Req::new("GET", "/api/users/me").bearer(&carl)).await.status, 401);
-    let gone = send(&app, Req::new("DELETE", &format!("/api/admin/users/{}", u.id)).bearer(&admin)).await;
+    assert_eq!(
+        send(&app, Req::new("GET", "/api/users/me").bearer(&carl))
+            .await
+            .status,
+        401
+    );
+    let gone = send(
+        &app,
+        Req::new("DELETE", &format!("/api/admin/users/{}", u.id)).bearer(&admin),
+    )
+    .await;
     assert_eq!(gone.status, 404);
 }
 
@@ -263,10 +361,18 @@ async fn password_reset_revokes_tokens_and_issues_a_working_temporary_password()
 
     assert_eq!(r.status, 200, "{}", r.raw);
     let temporary = r.body["temporary_password"].as_str().unwrap();
-    assert_eq!(send(&app, Req::new("GET", "/api/users/me").bearer(&old)).await.status, 401);
+    assert_eq!(
+        send(&app, Req::new("GET", "/api/users/me").bearer(&old))
+            .await
+            .status,
+        401
+    );
     assert_eq!(app.login("emil", PASSWORD).await.status, 401);
     let login = app.login("emil", temporary).await;
-    assert_eq!((login.status, &login.body["password_must_change"]), (200, &json!(true)));
+    assert_eq!(
+        (login.status, &login.body["password_must_change"]),
+        (200, &json!(true))
+    );
 }
 
 #[tokio::test]
@@ -284,21 +390,40 @@ async fn bulk_actions_report_each_id_and_are_capped_at_100() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.raw);
-    assert_eq!((r.body["total"].as_u64(), r.body["success"].as_u64(), r.body["failed"].as_u64()), (Some(3), Some(1), Some(2)));
+    assert_eq!(
+        (
+            r.body["total"].as_u64(),
+            r.body["success"].as_u64(),
+            r.body["failed"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
     assert_eq!(r.body["results"][0]["status"], "success");
     assert_eq!(r.body["results"][1]["reason"], "user is already approved");
     assert_eq!(r.body["results"][2]["reason"], "user not found");
 
     let blocked = send(
         &app,
-        Req::new("POST", "/api/admin/users/bulk/block").bearer(&admin).json(json!({"user_ids": [a.id, b.id]})),
+        Req::new("POST", "/api/admin/users/bulk/block")
+            .bearer(&admin)
+            .json(json!({"user_ids": [a.id, b.id]})),
     )
     .await;
     assert_eq!(blocked.body["success"], 2);
 
     let too_many: Vec<String> = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    for body in [json!({"user_ids": too_many}), json!({"user_ids": []}), json!({"user_ids": [a.id, a.id]})] {
-        let r = send(&app, Req::new("POST", "/api/admin/users/bulk/unblock").bearer(&admin).json(body)).await;
+    for body in [
+        json!({"user_ids": too_many}),
+        json!({"user_ids": []}),
+        json!({"user_ids": [a.id, a.id]}),
+    ] {
+        let r = send(
+            &app,
+            Req::new("POST", "/api/admin/users/bulk/unblock")
+                .bearer(&admin)
+                .json(body),
+        )
+        .await;
         assert_eq!(r.status, 422, "{}", r.raw);
     }
 }
@@ -314,14 +439,22 @@ async fn hostile_admin_inputs_are_refused_without_a_500() {
         Req::new("GET", "/api/users?offset=-1"),
         Req::new("PUT", "/api/admin/users/1%20OR%201=1/approve"),
         Req::new("DELETE", "/api/admin/users/not-a-uuid"),
-        Req::new("POST", "/api/admin/users").json(json!({"username": "x'; DROP TABLE users;--", "email": "a@b.co"})),
-        Req::new("POST", "/api/admin/users").json(json!({"username": "valid-name", "email": "a@b.co", "role": "root"})),
-        Req::new("POST", "/api/admin/users/bulk/approve").json(json!({"user_ids": ["' OR 1=1 --"]})),
+        Req::new("POST", "/api/admin/users")
+            .json(json!({"username": "x'; DROP TABLE users;--", "email": "a@b.co"})),
+        Req::new("POST", "/api/admin/users")
+            .json(json!({"username": "valid-name", "email": "a@b.co", "role": "root"})),
+        Req::new("POST", "/api/admin/users/bulk/approve")
+            .json(json!({"user_ids": ["' OR 1=1 --"]})),
         Req::new("POST", "/api/admin/users/bulk/approve").raw("application/json", "[[[[["),
     ];
     for req in cases {
         let r = send(&app, req.bearer(&admin)).await;
-        assert!([400, 404, 422].contains(&r.status), "got {} {}", r.status, r.raw);
+        assert!(
+            [400, 404, 422].contains(&r.status),
+            "got {} {}",
+            r.status,
+            r.raw
+        );
         assert!(r.body["error"].is_string());
     }
     let count = send(&app, Req::new("GET", "/api/users").bearer(&admin)).await;

@@ -42,7 +42,10 @@ impl TestResponse {
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("access_token=").map(|r| r.split(';').next().unwrap_or("").to_string()))
+            .find_map(|c| {
+                c.strip_prefix("access_token=")
+                    .map(|r| r.split(';').next().unwrap_or("").to_string())
+            })
     }
 }
 
@@ -96,7 +99,9 @@ impl<'a> Req<'a> {
     }
 
     pub fn build(self) -> Request {
-        let mut b = lambda_http::http::Request::builder().method(self.method).uri(self.path);
+        let mut b = lambda_http::http::Request::builder()
+            .method(self.method)
+            .uri(self.path);
         match self.auth {
             Auth::None => {}
             Auth::Bearer(t) => b = b.header("authorization", format!("Bearer {t}")),
@@ -118,7 +123,12 @@ impl<'a> Req<'a> {
     }
 }
 
-pub type Dispatch = for<'s> fn(&'s State, Request) -> std::pin::Pin<Box<dyn std::future::Future<Output = lambda_http::Response<Body>> + Send + 's>>;
+pub type Dispatch = for<'s> fn(
+    &'s State,
+    Request,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = lambda_http::Response<Body>> + Send + 's>,
+>;
 
 pub fn auth_dispatch<'s>(
     state: &'s State,
@@ -166,7 +176,10 @@ impl TestApp {
     pub async fn token(&self, username: &str, password: &str) -> String {
         let r = self.login(username, password).await;
         assert_eq!(r.status, 200, "login of {username} failed: {}", r.raw);
-        r.body["access_token"].as_str().expect("access_token").to_string()
+        r.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn register(&self, username: &str, password: &str) -> TestResponse {
@@ -207,7 +220,9 @@ impl TestApp {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -19,7 +19,11 @@ const SECURITY_HEADERS: [&str; 5] = [
 ];
 
 fn assert_error_shape(r: &helpers::TestResponse) {
-    assert!(r.body["error"].is_string() && r.body["message"].is_string(), "not the error shape: {}", r.raw);
+    assert!(
+        r.body["error"].is_string() && r.body["message"].is_string(),
+        "not the error shape: {}",
+        r.raw
+    );
 }
 
 // ------------------------------------------------------------------ health and headers
@@ -45,9 +49,16 @@ async fn every_response_carries_security_headers_and_errors_have_one_shape() {
     ] {
         let r = app.send(req).await;
         for h in SECURITY_HEADERS {
-            assert!(r.header(h).is_some(), "{h} missing on a {} answer", r.status);
+            assert!(
+                r.header(h).is_some(),
+                "{h} missing on a {} answer",
+                r.status
+            );
         }
-        assert!(!r.header("content-security-policy").unwrap().contains("unsafe-inline"));
+        assert!(!r
+            .header("content-security-policy")
+            .unwrap()
+            .contains("unsafe-inline"));
         if r.status >= 400 {
             assert_error_shape(&r);
         }
@@ -66,7 +77,10 @@ async fn cors_answers_only_allowed_origins() {
     let preflight = app
         .send(Req::new("OPTIONS", "/api/token").header("origin", "https://evil.example"))
         .await;
-    assert_eq!(ok.header("access-control-allow-origin"), Some("http://localhost:8000"));
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("http://localhost:8000")
+    );
     assert_eq!(evil.header("access-control-allow-origin"), None);
     assert_eq!(preflight.status, 403);
 }
@@ -115,7 +129,9 @@ async fn approved_user_logs_in_with_a_form_or_json_and_reads_its_profile() {
 
     let form = app.login("dave", PASSWORD).await;
     let json_login = app
-        .send(Req::new("POST", "/api/token").json(json!({"username": "dave", "password": PASSWORD})))
+        .send(
+            Req::new("POST", "/api/token").json(json!({"username": "dave", "password": PASSWORD})),
+        )
         .await;
 
     assert_eq!(form.status, 200, "{}", form.raw);
@@ -127,7 +143,9 @@ async fn approved_user_logs_in_with_a_form_or_json_and_reads_its_profile() {
     }
     assert_eq!(json_login.status, 200);
     let token = form.body["access_token"].as_str().unwrap();
-    let me = app.send(Req::new("GET", "/api/users/me").bearer(token)).await;
+    let me = app
+        .send(Req::new("GET", "/api/users/me").bearer(token))
+        .await;
     assert_eq!(me.status, 200);
     assert_eq!(me.body["username"], "dave");
     assert!(me.body["last_login"].is_string());
@@ -158,7 +176,10 @@ async fn login_for_an_unknown_user_answers_like_a_wrong_password() {
     wrong_t.sort();
     let (u, w) = (unknown_t[1].as_secs_f64(), wrong_t[1].as_secs_f64());
     // Both run one argon2 verification; a missing one would be ~100x faster.
-    assert!(u > w / 3.0 && u < w * 3.0, "unknown {u:.4}s vs wrong password {w:.4}s");
+    assert!(
+        u > w / 3.0 && u < w * 3.0,
+        "unknown {u:.4}s vs wrong password {w:.4}s"
+    );
 }
 
 #[tokio::test]
@@ -174,7 +195,11 @@ async fn sixth_failed_login_in_the_window_gets_429_with_retry_after() {
 
     assert_eq!(sixth.status, 429, "{}", sixth.raw);
     assert_error_shape(&sixth);
-    let wait: u64 = sixth.header("retry-after").expect("Retry-After").parse().unwrap();
+    let wait: u64 = sixth
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&wait), "{wait}");
 }
 
@@ -201,7 +226,9 @@ async fn blocked_user_is_refused_at_login_and_its_token_dies_at_once() {
     let client = app.db.pool.get().await.unwrap();
     users::set_active(&client, user.id, false).await.unwrap();
 
-    let me = app.send(Req::new("GET", "/api/users/me").bearer(&token)).await;
+    let me = app
+        .send(Req::new("GET", "/api/users/me").bearer(&token))
+        .await;
     let wrong = app.login("hank", "Not-The-Password-1").await;
     let right = app.login("hank", PASSWORD).await;
     assert_eq!(me.status, 401);
@@ -260,7 +287,12 @@ async fn forged_expired_and_foreign_tokens_are_all_401() {
     let wrong_aud = ours.sign(&wrong_aud).unwrap();
 
     let garbage = "x".repeat(10_000);
-    assert_eq!(app.send(Req::new("GET", "/api/users/me").bearer(&good)).await.status, 200);
+    assert_eq!(
+        app.send(Req::new("GET", "/api/users/me").bearer(&good))
+            .await
+            .status,
+        200
+    );
     for (name, token) in [
         ("alg none", alg_none.as_str()),
         ("flipped signature bit", flipped.as_str()),
@@ -269,10 +301,14 @@ async fn forged_expired_and_foreign_tokens_are_all_401() {
         ("wrong aud", wrong_aud.as_str()),
         ("garbage", garbage.as_str()),
     ] {
-        let r = app.send(Req::new("GET", "/api/users/me").bearer(token)).await;
+        let r = app
+            .send(Req::new("GET", "/api/users/me").bearer(token))
+            .await;
         assert_eq!(r.status, 401, "{name}: {}", r.raw);
         assert_error_shape(&r);
-        let c = app.send(Req::new("GET", "/api/users/me").cookie(token, None)).await;
+        let c = app
+            .send(Req::new("GET", "/api/users/me").cookie(token, None))
+            .await;
         assert_eq!(c.status, 401, "{name} as cookie");
     }
 }
@@ -284,22 +320,33 @@ async fn token_issued_before_a_password_change_is_refused_and_the_new_one_works(
     let old = app.token("judy", PASSWORD).await;
     let other_session = app.token("judy", PASSWORD).await;
 
-    let r = app
-        .send(
-            Req::new("PUT", "/api/users/me")
-                .bearer(&old)
-                .json(json!({"current_password": PASSWORD, "new_password": "Brand-New-Passphrase-42"})),
-        )
+    let r =
+        app.send(Req::new("PUT", "/api/users/me").bearer(&old).json(
+            json!({"current_password": PASSWORD, "new_password": "Brand-New-Passphrase-42"}),
+        ))
         .await;
     assert_eq!(r.status, 200, "{}", r.raw);
     let fresh = r.body["access_token"].as_str().unwrap().to_string();
 
     for stale in [&old, &other_session] {
-        assert_eq!(app.send(Req::new("GET", "/api/users/me").bearer(stale)).await.status, 401);
+        assert_eq!(
+            app.send(Req::new("GET", "/api/users/me").bearer(stale))
+                .await
+                .status,
+            401
+        );
     }
-    assert_eq!(app.send(Req::new("GET", "/api/users/me").bearer(&fresh)).await.status, 200);
+    assert_eq!(
+        app.send(Req::new("GET", "/api/users/me").bearer(&fresh))
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.login("judy", PASSWORD).await.status, 401);
-    assert_eq!(app.login("judy", "Brand-New-Passphrase-42").await.status, 200);
+    assert_eq!(
+        app.login("judy", "Brand-New-Passphrase-42").await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -311,10 +358,16 @@ async fn password_change_refuses_a_wrong_current_password_and_recent_reuse() {
         Req::new("PUT", "/api/users/me").json(json!({"current_password": cur, "new_password": new}))
     };
 
-    let wrong = app.send(put("Not-The-Password-1", "Brand-New-Passphrase-42").bearer(&token)).await;
-    let first = app.send(put(PASSWORD, "Brand-New-Passphrase-42").bearer(&token)).await;
+    let wrong = app
+        .send(put("Not-The-Password-1", "Brand-New-Passphrase-42").bearer(&token))
+        .await;
+    let first = app
+        .send(put(PASSWORD, "Brand-New-Passphrase-42").bearer(&token))
+        .await;
     let token = first.body["access_token"].as_str().unwrap().to_string();
-    let back = app.send(put("Brand-New-Passphrase-42", PASSWORD).bearer(&token)).await;
+    let back = app
+        .send(put("Brand-New-Passphrase-42", PASSWORD).bearer(&token))
+        .await;
 
     assert_eq!(wrong.status, 400);
     assert_eq!(first.status, 200);
@@ -329,7 +382,12 @@ async fn token_of_a_deleted_user_is_refused() {
     let token = app.token("leo", PASSWORD).await;
     let client = app.db.pool.get().await.unwrap();
     users::delete(&client, user.id).await.unwrap();
-    assert_eq!(app.send(Req::new("GET", "/api/users/me").bearer(&token)).await.status, 401);
+    assert_eq!(
+        app.send(Req::new("GET", "/api/users/me").bearer(&token))
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -338,12 +396,19 @@ async fn logout_revokes_the_token_and_clears_the_cookie() {
     app.insert_user("mia", Role::User, true).await;
     let token = app.token("mia", PASSWORD).await;
 
-    let r = app.send(Req::new("POST", "/api/logout").bearer(&token)).await;
+    let r = app
+        .send(Req::new("POST", "/api/logout").bearer(&token))
+        .await;
 
     assert_eq!(r.status, 200);
     assert_eq!(r.body["revoked"], true);
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
-    assert_eq!(app.send(Req::new("GET", "/api/users/me").bearer(&token)).await.status, 401);
+    assert_eq!(
+        app.send(Req::new("GET", "/api/users/me").bearer(&token))
+            .await
+            .status,
+        401
+    );
 }
 
 // ------------------------------------------------------------------ CSRF
@@ -355,16 +420,26 @@ async fn cookie_authenticated_put_needs_a_valid_csrf_token_while_bearer_does_not
     let login = app.login("nina", PASSWORD).await;
     let cookie = login.cookie_token().expect("cookie");
     let change = |new: &str| {
-        Req::new("PUT", "/api/users/me").json(json!({"current_password": PASSWORD, "new_password": new}))
+        Req::new("PUT", "/api/users/me")
+            .json(json!({"current_password": PASSWORD, "new_password": new}))
     };
 
     // Reads with the cookie alone are fine.
-    assert_eq!(app.send(Req::new("GET", "/api/users/me").cookie(&cookie, None)).await.status, 200);
-    let csrf = app.send(Req::new("GET", "/api/csrf/token").cookie(&cookie, None)).await;
+    assert_eq!(
+        app.send(Req::new("GET", "/api/users/me").cookie(&cookie, None))
+            .await
+            .status,
+        200
+    );
+    let csrf = app
+        .send(Req::new("GET", "/api/csrf/token").cookie(&cookie, None))
+        .await;
     assert_eq!(csrf.body["header_name"], "X-CSRF-Token");
     let csrf = csrf.body["csrf_token"].as_str().unwrap().to_string();
 
-    let missing = app.send(change("Brand-New-Passphrase-42").cookie(&cookie, None)).await;
+    let missing = app
+        .send(change("Brand-New-Passphrase-42").cookie(&cookie, None))
+        .await;
     let forged = app
         .send(change("Brand-New-Passphrase-42").cookie(&cookie, Some("1999999999.AAAA.AAAA")))
         .await;
@@ -373,7 +448,9 @@ async fn cookie_authenticated_put_needs_a_valid_csrf_token_while_bearer_does_not
 
     // The same request with a bearer token needs no CSRF token.
     let bearer = login.body["access_token"].as_str().unwrap();
-    let with_bearer = app.send(change("Brand-New-Passphrase-42").bearer(bearer)).await;
+    let with_bearer = app
+        .send(change("Brand-New-Passphrase-42").bearer(bearer))
+        .await;
     assert_eq!(with_bearer.status, 200, "{}", with_bearer.raw);
 
     // And with a fresh cookie plus its CSRF token the cookie path works too.
@@ -386,8 +463,14 @@ async fn cookie_authenticated_put_needs_a_valid_csrf_token_while_bearer_does_not
                 .cookie(&cookie, Some(&csrf)),
         )
         .await;
-    assert_eq!(stale_csrf.status, 403, "a CSRF token from before the password change is dead");
-    let csrf = app.send(Req::new("GET", "/api/csrf/token").cookie(&cookie, None)).await.body["csrf_token"]
+    assert_eq!(
+        stale_csrf.status, 403,
+        "a CSRF token from before the password change is dead"
+    );
+    let csrf = app
+        .send(Req::new("GET", "/api/csrf/token").cookie(&cookie, None))
+        .await
+        .body["csrf_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -409,7 +492,10 @@ async fn sql_ish_and_oversized_inputs_are_refused_without_a_500() {
     app.insert_user("olga", Role::User, true).await;
     let token = app.token("olga", PASSWORD).await;
     let long = "a".repeat(10_000);
-    let huge = format!(r#"{{"username":"{}","email":"a@b.co","password":"x"}}"#, "a".repeat(70_000));
+    let huge = format!(
+        r#"{{"username":"{}","email":"a@b.co","password":"x"}}"#,
+        "a".repeat(70_000)
+    );
 
     let cases: Vec<(&str, Req, &[u16])> = vec![
         (
@@ -465,7 +551,12 @@ async fn sql_ish_and_oversized_inputs_are_refused_without_a_500() {
     ];
     for (name, req, expected) in cases {
         let r = app.send(req).await;
-        assert!(expected.contains(&r.status), "{name}: got {} {}", r.status, r.raw);
+        assert!(
+            expected.contains(&r.status),
+            "{name}: got {} {}",
+            r.status,
+            r.raw
+        );
         assert_error_shape(&r);
     }
     // The table is still there and nobody was promoted.
@@ -480,7 +571,10 @@ fn production_start_without_secret_key_exits_naming_the_variable() {
         .env_clear()
         .env("ENVIRONMENT", "production")
         .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/none")
-        .env("CSRF_SECRET_KEY", "fedcba9876543210fedcba9876543210fedcba98")
+        .env(
+            "CSRF_SECRET_KEY",
+            "fedcba9876543210fedcba9876543210fedcba98",
+        )
         .output()
         .expect("run auth-api");
     let stderr = String::from_utf8_lossy(&out.stderr);

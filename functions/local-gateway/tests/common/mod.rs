@@ -33,8 +33,16 @@ impl Gateway {
         Gateway { addr, db, state }
     }
 
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");
@@ -64,7 +72,8 @@ impl Gateway {
         match token {
             Some(t) => {
                 let h = format!("Bearer {t}");
-                self.request("GET", path, &[("authorization", &h)], "").await
+                self.request("GET", path, &[("authorization", &h)], "")
+                    .await
             }
             None => self.request("GET", path, &[], "").await,
         }

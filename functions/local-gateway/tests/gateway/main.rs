@@ -11,7 +11,12 @@ async fn health_is_served_over_http_with_the_security_headers() {
     let r = gw.get("/api/health", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["database"], "connected");
-    for h in ["content-security-policy", "strict-transport-security", "x-content-type-options", "x-frame-options"] {
+    for h in [
+        "content-security-policy",
+        "strict-transport-security",
+        "x-content-type-options",
+        "x-frame-options",
+    ] {
         assert!(r.headers.contains_key(h), "{h}");
     }
 }
@@ -52,7 +57,12 @@ async fn an_oversized_body_is_refused_with_413_before_any_handler() {
     let gw = Gateway::spawn().await;
     let body = "x".repeat(200 * 1024);
     let r = gw
-        .request("POST", "/api/register", &[("content-type", "application/json")], &body)
+        .request(
+            "POST",
+            "/api/register",
+            &[("content-type", "application/json")],
+            &body,
+        )
         .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.body["error"], "payload_too_large");
@@ -67,14 +77,22 @@ async fn login_failures_are_counted_per_client_address() {
                 "POST",
                 "/api/token",
                 &[("content-type", "application/json")],
-                &format!(r#"{{"username":"u{}","password":"Wrong-Password-1"}}"#, uuid::Uuid::new_v4().simple()),
+                &format!(
+                    r#"{{"username":"u{}","password":"Wrong-Password-1"}}"#,
+                    uuid::Uuid::new_v4().simple()
+                ),
             )
             .await;
         assert_eq!(r.status, 401);
     }
     // 20 failures from 127.0.0.1 on 20 different accounts: the address is now throttled too.
     let r = gw
-        .request("POST", "/api/token", &[("content-type", "application/json")], r#"{"username":"fresh","password":"Wrong-Password-1"}"#)
+        .request(
+            "POST",
+            "/api/token",
+            &[("content-type", "application/json")],
+            r#"{"username":"fresh","password":"Wrong-Password-1"}"#,
+        )
         .await;
     assert_eq!(r.status, 429);
     assert!(r.headers.contains_key("retry-after"));
@@ -86,7 +104,10 @@ fn production_start_without_secret_key_exits_naming_the_variable() {
         .env_clear()
         .env("ENVIRONMENT", "production")
         .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/none")
-        .env("CSRF_SECRET_KEY", "fedcba9876543210fedcba9876543210fedcba98")
+        .env(
+            "CSRF_SECRET_KEY",
+            "fedcba9876543210fedcba9876543210fedcba98",
+        )
         .output()
         .expect("run local-gateway");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -21,13 +21,21 @@ fn stop_postgres() {
     let pg_bin = env.get("PG_BIN").expect("PG_BIN in localstack/local.env");
     let pgdata = env.get("PGDATA").expect("PGDATA in localstack/local.env");
     let pg_ctl = format!("{pg_bin}/pg_ctl");
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     let status = if is_root {
         Command::new("runuser")
-            .args(["-u", "postgres", "--", &pg_ctl, "-D", pgdata, "-m", "fast", "-w", "stop"])
+            .args([
+                "-u", "postgres", "--", &pg_ctl, "-D", pgdata, "-m", "fast", "-w", "stop",
+            ])
             .status()
     } else {
-        Command::new(&pg_ctl).args(["-D", pgdata, "-m", "fast", "-w", "stop"]).status()
+        Command::new(&pg_ctl)
+            .args(["-D", pgdata, "-m", "fast", "-w", "stop"])
+            .status()
     }
     .expect("run pg_ctl");
     assert!(status.success(), "pg_ctl stop failed");
@@ -35,7 +43,9 @@ fn stop_postgres() {
 
 /// Brings everything back with the project's own idempotent script.
 fn start_postgres() {
-    let status = Command::new(repo_root().join("localstack/up")).status().expect("run localstack/up");
+    let status = Command::new(repo_root().join("localstack/up"))
+        .status()
+        .expect("run localstack/up");
     assert!(status.success(), "localstack/up failed to restart Postgres");
 }
 
@@ -59,10 +69,18 @@ async fn health_is_503_while_postgres_is_down_and_recovers_when_it_returns() {
     assert_eq!(down.status, 503, "{}", down.raw);
     assert_eq!(down.body["database"], "disconnected");
     assert_eq!(down.body["error"], "service_unavailable");
-    assert!(t.elapsed() < Duration::from_secs(8), "health must answer quickly when the DB is down");
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "health must answer quickly when the DB is down"
+    );
     // Other routes say 503 too, in the usual error shape, never 500.
     let login = gw
-        .request("POST", "/api/token", &[("content-type", "application/json")], r#"{"username":"a","password":"b"}"#)
+        .request(
+            "POST",
+            "/api/token",
+            &[("content-type", "application/json")],
+            r#"{"username":"a","password":"b"}"#,
+        )
         .await;
     assert_eq!(login.status, 503, "{}", login.raw);
 
@@ -74,7 +92,11 @@ async fn health_is_503_while_postgres_is_down_and_recovers_when_it_returns() {
             assert_eq!(r.body["database"], "connected");
             break;
         }
-        assert!(Instant::now() < deadline, "health did not recover: {}", r.raw);
+        assert!(
+            Instant::now() < deadline,
+            "health did not recover: {}",
+            r.raw
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
