@@ -121,17 +121,30 @@ fn production_start_without_secret_key_exits_naming_the_variable() {
 async fn every_route_in_the_openapi_document_is_served() {
     let gw = Gateway::spawn().await;
     let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(doc_path).unwrap()).unwrap();
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(doc_path).unwrap()).unwrap();
     let paths = doc["paths"].as_mapping().expect("paths");
     let mut checked = 0;
     for (path, item) in paths {
-        let path = path.as_str().unwrap().replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let path = path
+            .as_str()
+            .unwrap()
+            .replace("{id}", &uuid::Uuid::new_v4().to_string());
         for (method, _) in item.as_mapping().unwrap() {
             let method = method.as_str().unwrap().to_uppercase();
             let r = gw
-                .request(&method, &path, &[("content-type", "application/json")], "{}")
+                .request(
+                    &method,
+                    &path,
+                    &[("content-type", "application/json")],
+                    "{}",
+                )
                 .await;
-            assert!(![404, 405].contains(&r.status), "{method} {path} is documented but not served: {}", r.raw);
+            assert!(
+                ![404, 405].contains(&r.status),
+                "{method} {path} is documented but not served: {}",
+                r.raw
+            );
             checked += 1;
         }
     }
