@@ -1,0 +1,450 @@
+//! `admin-api`: user administration, admins only (a valid non-admin token gets 403).
+//!
+//! | route | effect |
+//! |---|---|
+//! | `GET /api/users?status=&role=&limit=&offset=` | list, newest first; with `offset` the answer is `{users,total,offset,limit}` (v5) |
+//! | `POST /api/admin/users` | create an approved user with a temporary password |
+//! | `PUT /api/admin/users/{id}/approve`, `/block`, `/unblock` | state changes; block revokes tokens |
+//! | `DELETE /api/admin/users/{id}` | delete, tasks and progress cascade |
+//! | `POST /api/admin/users/bulk/approve`, `/block`, `/unblock` | the same for 1–100 ids |
+//! | `POST /api/admin/users/{id}/reset-password` | new temporary password, tokens revoked |
+//!
+//! Admins cannot block, delete or reset another admin (nor themselves) here, as in v5.
+#![deny(unsafe_code)]
+
+use auth_api::guard::{authenticate, db_error, require_admin, AuthUser};
+use auth_api::model::{parse_user_id, Email, UserResponse, Username};
+use auth_api::State;
+use common::http::{finalize, header_str, json_response, parse_json, query_params, segments};
+use common::ApiError;
+use db::users::{self, NewUser, Role, StatusFilter, User, UserFilter};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use security::password;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashSet;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// Largest bulk request (v5: 1–100 ids).
+pub const MAX_BULK_IDS: usize = 100;
+/// Default and largest page of `GET /api/users` (v5 default 100).
+pub const DEFAULT_PAGE: i64 = 100;
+pub const MAX_PAGE: i64 = 500;
+/// Offsets beyond this are refused rather than scanning forever.
+pub const MAX_OFFSET: i64 = 1_000_000;
+
+/// Serves one request: routing, admin check, error mapping, headers.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let origin = header_str(&req, "origin").map(str::to_owned);
+    let resp = if req.method() == Method::OPTIONS {
+        state.cors.preflight(origin.as_deref())
+    } else {
+        route(state, &req)
+            .await
+            .unwrap_or_else(ApiError::into_response)
+    };
+    auth_api::log_request(&req, resp.status(), started);
+    finalize(resp, &state.cors, origin.as_deref())
+}
+
+/// `true` for the paths this function serves (used by `local-gateway` to dispatch).
+pub fn owns_path(path: &str) -> bool {
+    path == "/api/users" || path == "/api/users/" || path.starts_with("/api/admin/")
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Approve,
+    Block,
+    Unblock,
+}
+
+impl Action {
+    fn parse(s: &str) -> Option<Action> {
+        match s {
+            "approve" => Some(Action::Approve),
+            "block" => Some(Action::Block),
+            "unblock" => Some(Action::Unblock),
+            _ => None,
+        }
+    }
+}
+
+async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    let segs = segments(req);
+    let m = req.method().clone();
+    // Known route shapes first, so that an unknown path is a 404 whoever asks.
+    enum R {
+        List,
+        Create,
+        Act(String, Action),
+        Delete(String),
+        Bulk(Action),
+        Reset(String),
+    }
+    let r = match (segs.as_slice(), &m) {
+        (["api", "users"], &Method::GET) => R::List,
+        (["api", "admin", "users"], &Method::POST) => R::Create,
+        (["api", "admin", "users", "bulk", a], &Method::POST) => {
+            R::Bulk(Action::parse(a).ok_or_else(|| ApiError::NotFound("no such route".into()))?)
+        }
+        (["api", "admin", "users", id, "reset-password"], &Method::POST) => {
+            R::Reset(id.to_string())
+        }
+        (["api", "admin", "users", id, a], &Method::PUT) => match Action::parse(a) {
+            Some(action) => R::Act(id.to_string(), action),
+            None => return Err(ApiError::NotFound("no such route".into())),
+        },
+        (["api", "admin", "users", id], &Method::DELETE) => R::Delete(id.to_string()),
+        (["api", "users"], _)
+        | (["api", "admin", "users"], _)
+        | (["api", "admin", "users", _], _)
+        | (["api", "admin", "users", _, _], _) => return Err(ApiError::MethodNotAllowed),
+        _ => return Err(ApiError::NotFound("no such route".into())),
+    };
+    let admin = authenticate(state, req).await?;
+    require_admin(&admin)?;
+    match r {
+        R::List => list(state, req).await,
+        R::Create => create(state, req, &admin).await,
+        R::Act(id, a) => act_one(state, &admin, parse_user_id(&id)?, a).await,
+        R::Delete(id) => delete(state, &admin, parse_user_id(&id)?).await,
+        R::Bulk(a) => bulk(state, req, &admin, a).await,
+        R::Reset(id) => reset_password(state, &admin, parse_user_id(&id)?).await,
+    }
+}
+
+#[derive(Serialize)]
+struct Page {
+    users: Vec<UserResponse>,
+    total: i64,
+    offset: i64,
+    limit: i64,
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    let q = query_params(req)?;
+    let status = match q.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some("pending") => Some(StatusFilter::Pending),
+        Some("approved") => Some(StatusFilter::Approved),
+        Some("blocked") => Some(StatusFilter::Blocked),
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "status must be pending, approved or blocked".into(),
+            ))
+        }
+    };
+    let role = match q.get("role").map(String::as_str) {
+        None | Some("") => None,
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
+        ),
+    };
+    let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))
+                }),
+        }
+    };
+    let limit = number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?;
+    let offset = number("offset", 0, 0, MAX_OFFSET)?;
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let (found, total) = users::list(
+        &client,
+        &UserFilter {
+            status,
+            role,
+            limit,
+            offset,
+        },
+    )
+    .await
+    .map_err(db_error)?;
+    let users: Vec<UserResponse> = found.iter().map(UserResponse::from).collect();
+    // v5 answered a bare list unless `offset` was given; clients of both forms keep working.
+    if q.contains_key("offset") {
+        Ok(json_response(
+            StatusCode::OK,
+            &Page {
+                users,
+                total,
+                offset,
+                limit,
+            },
+        ))
+    } else {
+        Ok(json_response(StatusCode::OK, &users))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserRequest {
+    username: String,
+    email: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(
+    state: &State,
+    req: &Request,
+    admin: &AuthUser,
+) -> Result<Response<Body>, ApiError> {
+    let body: CreateUserRequest = parse_json(req)?;
+    let username = Username::parse(&body.username)?;
+    let email = Email::parse(&body.email)?;
+    let role = match body.role.as_deref() {
+        None => Role::User,
+        Some(r) => Role::parse(r)
+            .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
+    };
+    let temporary = password::generate_password(password::GENERATED_PASSWORD_CHARS);
+    let to_hash = temporary.clone();
+    let hash = tokio::task::spawn_blocking(move || password::hash_password(&to_hash))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let user = match users::insert(
+        &client,
+        &NewUser {
+            username: username.into_inner(),
+            email: email.into_inner(),
+            hashed_password: hash,
+            role,
+            is_approved: true,
+            approved_by: Some(admin.user.id),
+            password_must_change: true,
+        },
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(db::DbError::Duplicate(_)) => {
+            return Err(ApiError::BadRequest(
+                "username or email already registered".into(),
+            ))
+        }
+        Err(e) => return Err(db_error(e)),
+    };
+    tracing::warn!(target: "audit", admin_id = %admin.user.id, user_id = %user.id, role = role.as_str(), "admin created user");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({
+            "user": UserResponse::from(&user),
+            "temporary_password": temporary,
+            "message": "user created; the temporary password must be changed at first login",
+        }),
+    ))
+}
+
+/// Why an action cannot apply to `target`, if it cannot (v5's 400 cases).
+fn refusal(admin: &AuthUser, target: &User, action: Action) -> Option<String> {
+    match action {
+        Action::Approve if target.is_approved => Some("user is already approved".into()),
+        Action::Block if target.id == admin.user.id => Some("you cannot block yourself".into()),
+        Action::Block if target.role == Role::Admin => {
+            Some("administrators cannot be blocked".into())
+        }
+        Action::Block if !target.is_active => Some("user is already blocked".into()),
+        Action::Unblock if target.is_active => Some("user is not blocked".into()),
+        _ => None,
+    }
+}
+
+/// Applies one action; `Err` is the refusal reason shown to the admin.
+async fn apply(
+    client: &db::Client,
+    admin: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<Result<User, (StatusCode, String, Option<String>)>, ApiError> {
+    let Some(target) = users::find_by_id(client, id).await.map_err(db_error)? else {
+        return Ok(Err((StatusCode::NOT_FOUND, "user not found".into(), None)));
+    };
+    if let Some(reason) = refusal(admin, &target, action) {
+        return Ok(Err((
+            StatusCode::BAD_REQUEST,
+            reason,
+            Some(target.username),
+        )));
+    }
+    let updated = match action {
+        Action::Approve => users::approve(client, id, admin.user.id).await,
+        Action::Block => users::set_active(client, id, false).await,
+        Action::Unblock => users::set_active(client, id, true).await,
+    }
+    .map_err(db_error)?;
+    match updated {
+        Some(u) => {
+            tracing::warn!(target: "audit", admin_id = %admin.user.id, user_id = %u.id, action = ?action, "admin action");
+            Ok(Ok(u))
+        }
+        None => Ok(Err((StatusCode::NOT_FOUND, "user not found".into(), None))),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id, action = ?action))]
+async fn act_one(
+    state: &State,
+    admin: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<Response<Body>, ApiError> {
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    match apply(&client, admin, id, action).await? {
+        Ok(user) => Ok(json_response(StatusCode::OK, &UserResponse::from(&user))),
+        Err((StatusCode::NOT_FOUND, m, _)) => Err(ApiError::NotFound(m)),
+        Err((_, m, _)) => Err(ApiError::BadRequest(m)),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+async fn delete(state: &State, admin: &AuthUser, id: Uuid) -> Result<Response<Body>, ApiError> {
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let target = users::find_by_id(&client, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    if target.id == admin.user.id {
+        return Err(ApiError::BadRequest("you cannot delete yourself".into()));
+    }
+    if target.role == Role::Admin {
+        return Err(ApiError::BadRequest(
+            "administrators cannot be deleted".into(),
+        ));
+    }
+    let (user, tasks_deleted) = users::delete(&client, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    tracing::warn!(target: "audit", admin_id = %admin.user.id, user_id = %user.id, tasks_deleted, "admin deleted user");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "message": "user deleted",
+            "user_id": user.id,
+            "username": user.username,
+            "tasks_deleted": tasks_deleted,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    user_ids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct BulkResult {
+    user_id: String,
+    username: Option<String>,
+    status: &'static str,
+    reason: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(action = ?action))]
+async fn bulk(
+    state: &State,
+    req: &Request,
+    admin: &AuthUser,
+    action: Action,
+) -> Result<Response<Body>, ApiError> {
+    let body: BulkRequest = parse_json(req)?;
+    if body.user_ids.is_empty() || body.user_ids.len() > MAX_BULK_IDS {
+        return Err(ApiError::Validation(format!(
+            "user_ids must hold 1 to {MAX_BULK_IDS} ids"
+        )));
+    }
+    let mut ids = Vec::with_capacity(body.user_ids.len());
+    let mut seen = HashSet::new();
+    for raw in &body.user_ids {
+        let id = parse_user_id(raw)?;
+        if !seen.insert(id) {
+            return Err(ApiError::Validation("user_ids must be unique".into()));
+        }
+        ids.push(id);
+    }
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
+        results.push(match apply(&client, admin, id, action).await? {
+            Ok(u) => BulkResult {
+                user_id: id.to_string(),
+                username: Some(u.username),
+                status: "success",
+                reason: None,
+            },
+            Err((_, reason, username)) => BulkResult {
+                user_id: id.to_string(),
+                username,
+                status: "failed",
+                reason: Some(reason),
+            },
+        });
+    }
+    let success = results.iter().filter(|r| r.status == "success").count();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "total": results.len(),
+            "success": success,
+            "failed": results.len() - success,
+            "results": results,
+        }),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+async fn reset_password(
+    state: &State,
+    admin: &AuthUser,
+    id: Uuid,
+) -> Result<Response<Body>, ApiError> {
+    let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let target = users::find_by_id(&client, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    if target.role == Role::Admin {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "the password of an administrator cannot be reset here",
+        ));
+    }
+    let temporary = password::generate_password(password::GENERATED_PASSWORD_CHARS);
+    let to_hash = temporary.clone();
+    let hash = tokio::task::spawn_blocking(move || password::hash_password(&to_hash))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    users::change_password(&client, id, &hash, true)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
+    tracing::warn!(target: "audit", admin_id = %admin.user.id, user_id = %id, "admin reset password");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "user_id": id,
+            "username": target.username,
+            "temporary_password": temporary,
+            "message": "password reset; the user must change it at next login",
+        }),
+    ))
+}

@@ -1,0 +1,81 @@
+//! `local-gateway`: every HTTP function of pcap-analyzer behind one local port, with the same
+//! routes as API Gateway, so the UI, curl and the end-to-end tests talk to one address.
+//!
+//! Each request is turned into the `lambda_http::Request` a Lambda would get (plus the client
+//! address) and handed to the function that owns its path.
+#![deny(unsafe_code)]
+
+use auth_api::State;
+use common::http::{finalize, ClientIp, MAX_BODY_BYTES};
+use common::ApiError;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Routes a request to the function owning its path, as API Gateway does.
+pub async fn dispatch(
+    state: &State,
+    req: lambda_http::Request,
+) -> lambda_http::Response<lambda_http::Body> {
+    if admin_api::owns_path(req.uri().path()) {
+        admin_api::handle(state, req).await
+    } else {
+        auth_api::handle(state, req).await
+    }
+}
+
+async fn adapt(
+    state: &State,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    // Same cap as the handlers': API Gateway itself refuses large payloads before a Lambda runs.
+    let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let body = if bytes.is_empty() {
+                lambda_http::Body::Empty
+            } else {
+                lambda_http::Body::from(bytes.to_vec())
+            };
+            let mut lreq = lambda_http::Request::from_parts(parts, body);
+            lreq.extensions_mut().insert(ClientIp(peer.ip()));
+            dispatch(state, lreq).await
+        }
+        Err(_) => {
+            let origin = parts.headers.get("origin").and_then(|v| v.to_str().ok());
+            finalize(
+                ApiError::PayloadTooLarge.into_response(),
+                &state.cors,
+                origin,
+            )
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    hyper::Response::from_parts(parts, Full::new(Bytes::from(body.as_ref().to_vec())))
+}
+
+/// Serves HTTP/1.1 on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(adapt(&state, req, peer).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! A real `local-gateway` server on a loopback port and a minimal HTTP/1.1 client for it.
+#![allow(dead_code)]
+
+use auth_api::State;
+use db::test_support::{fresh_database, TestDatabase};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    pub state: Arc<State>,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: serde_json::Value,
+    pub raw: String,
+}
+
+impl Gateway {
+    /// Serves a fresh, migrated database on 127.0.0.1 at a free port.
+    pub async fn spawn() -> Gateway {
+        let db = fresh_database().await;
+        let state = Arc::new(State::with_pool(db.settings(&[]), db.pool.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(local_gateway::serve(listener, state.clone()));
+        Gateway { addr, db, state }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Answer {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let resp = sender.send_request(req).await.expect("response");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let raw = String::from_utf8_lossy(&bytes).to_string();
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&raw).unwrap_or(serde_json::Value::Null),
+            raw,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        match token {
+            Some(t) => {
+                let h = format!("Bearer {t}");
+                self.request("GET", path, &[("authorization", &h)], "")
+                    .await
+            }
+            None => self.request("GET", path, &[], "").await,
+        }
+    }
+}
