@@ -20,6 +20,12 @@ if [ "$(id -u)" -eq 0 ]; then PSQL=(runuser -u postgres -- "${PSQL[@]}"); fi
     [ -n "$db" ] && "${PSQL[@]}" -c "DROP DATABASE IF EXISTS \"$db\"" >/dev/null
 done
 
+# `--services-only`: start the services and clean up, run no test (the top-level test command
+# runs every crate's tests itself).
+if [ "${1:-}" = "--services-only" ]; then
+    exit 0
+fi
+
 # One cargo invocation: test binaries run one after another, so the Postgres outage test
 # (local-gateway's `outage` binary) never overlaps another suite.
 cargo test --locked -p common -p security -p db -p auth-api -p admin-api -p local-gateway "$@"
