@@ -171,6 +171,8 @@ pub fn evict_idle<K: Eq + std::hash::Hash, V>(
 #[derive(Debug, Clone)]
 pub struct FlowRecord {
     pub key: FlowKey,
+    /// Slot in the flow table (what [`FlowTouch::slot`] gave its packets).
+    pub slot: u32,
     /// Direction of the flow's first packet (its initiator, as far as the capture shows).
     pub first_dir: Direction,
     /// Unique over the capture, also across evictions (0-based, in order of appearance).
@@ -232,8 +234,10 @@ impl FlowTable {
         let slot = match self.index.get(&key) {
             Some(&slot) => slot,
             None => {
+                let slot = self.free.last().copied().unwrap_or(self.slots.len() as u32);
                 let record = FlowRecord {
                     key,
+                    slot,
                     first_dir: dir,
                     id: self.next_id,
                     packets: [0; 2],
@@ -342,5 +346,48 @@ mod tests {
         let (k2, d2) = FlowKey::new(y, 80, x, 1234, 6);
         assert_eq!(k1, k2);
         assert_ne!(d1, d2);
+    }
+}
+
+/// Per-direction state of an analysis, stored by flow-table slot: no hash lookup per packet.
+/// The analysis must hand back a slot's state in `on_flow_end` (with [`PerFlow::take`]);
+/// a slot given to a new flow starts empty.
+pub struct PerFlow<T> {
+    slots: Vec<Option<(FlowKey, [Option<T>; 2])>>,
+}
+
+impl<T> Default for PerFlow<T> {
+    fn default() -> Self {
+        PerFlow { slots: Vec::new() }
+    }
+}
+
+impl<T> PerFlow<T> {
+    /// The state of the packet's direction of its flow (`None` for packets outside flows).
+    pub fn state(
+        &mut self,
+        meta: &crate::analyzers::PacketMeta,
+    ) -> Option<(&mut Option<T>, FlowKey, Direction)> {
+        let (key, dir) = meta.flow?;
+        let slot = meta.flow_slot as usize;
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        let entry = &mut self.slots[slot];
+        if meta.flow_new || entry.as_ref().is_none_or(|(k, _)| *k != key) {
+            *entry = Some((key, [None, None]));
+        }
+        let (_, states) = entry.as_mut()?;
+        Some((&mut states[dir.index()], key, dir))
+    }
+
+    /// Removes and returns the states of a slot (when its flow ends).
+    pub fn take(&mut self, slot: u32) -> Option<(FlowKey, [Option<T>; 2])> {
+        self.slots.get_mut(slot as usize).and_then(Option::take)
+    }
+
+    /// Removes and returns every state left.
+    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, [Option<T>; 2])> + '_ {
+        self.slots.drain(..).flatten()
     }
 }

@@ -20,7 +20,6 @@
 //! quantiles below that, an evenly thinned sample above); flows idle for more than a session gap
 //! are closed and summarised when the table grows, so memory follows the live flows.
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_FIN, TCP_RST, TCP_SYN};
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::{round3, Distribution, Summary};
 use crate::time::iso_utc;
@@ -43,10 +42,6 @@ const AFTER_RST_FIN_GAP_NS: i64 = 100_000_000;
 pub const TCP_TOLERANCE: f64 = 4.0;
 /// Samples kept per flow for its quantiles.
 const MAX_SAMPLES_PER_FLOW: usize = 32;
-/// Live flows before idle ones are closed.
-const SWEEP_AT_FLOWS: usize = 25_000;
-/// Hard bound on live flows: past it, the least recently seen are closed even if not idle.
-const MAX_FLOWS: usize = 50_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FlowJitter {
@@ -193,8 +188,8 @@ fn quantile(sorted: &[f32], q: f64) -> f64 {
 pub struct Jitter {
     warning_ms: f64,
     critical_ms: f64,
-    flows: FastMap<Key, FlowState>,
-    next_sweep_at: usize,
+    /// Per flow-table slot and direction: no hash lookup per packet.
+    flows: PerFlow<Box<FlowState>>,
     total_flows: u64,
     analyzed: u64,
     high_count: u64,
@@ -212,8 +207,7 @@ impl Jitter {
         Jitter {
             warning_ms: config.thresholds.jitter_warning * 1000.0,
             critical_ms: config.thresholds.jitter_critical * 1000.0,
-            flows: fast_map(),
-            next_sweep_at: SWEEP_AT_FLOWS,
+            flows: PerFlow::default(),
             total_flows: 0,
             analyzed: 0,
             high_count: 0,
@@ -235,6 +229,14 @@ impl Jitter {
             )
         } else {
             (self.warning_ms, self.critical_ms)
+        }
+    }
+
+    fn close_both(&mut self, key: FlowKey, states: [Option<Box<FlowState>>; 2]) {
+        for (dir, state) in [Direction::AtoB, Direction::BtoA].into_iter().zip(states) {
+            if let Some(f) = state {
+                self.close((key, dir), *f);
+            }
         }
     }
 
@@ -299,30 +301,6 @@ impl Jitter {
         self.ranked.truncate(MAX_FINDINGS);
     }
 
-    /// Closes flows idle for longer than a session gap; if the table is still over its bound,
-    /// the least recently seen go too.
-    fn sweep(&mut self, now_ns: i64) {
-        let mut horizon = SESSION_GAP_NS;
-        loop {
-            let idle: Vec<Key> = self
-                .flows
-                .iter()
-                .filter(|(_, f)| now_ns.saturating_sub(f.last_ns) > horizon)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in idle {
-                if let Some(f) = self.flows.remove(&k) {
-                    self.close(k, f);
-                }
-            }
-            if self.flows.len() < MAX_FLOWS * 3 / 4 || horizon == 0 {
-                break;
-            }
-            horizon /= 2;
-        }
-        self.next_sweep_at = (self.flows.len() + SWEEP_AT_FLOWS / 2).max(SWEEP_AT_FLOWS);
-    }
-
     fn to_report(&self, c: &Closed) -> FlowJitter {
         let (k, dir) = c.key;
         let (src, sport, dst, dport) = k.oriented(dir);
@@ -355,23 +333,22 @@ impl Jitter {
 
 impl Analyzer for Jitter {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
-        let Some(key) = meta.flow else { return };
+        if meta.flow.is_none() {
+            return;
+        }
         let flags = match (pkt.tcp(), pkt.udp()) {
             (Some(t), _) => t.flags,
             (_, Some(_)) => 0,
             _ => return,
         };
         let ts = pkt.ts_ns;
-        if self.flows.len() >= self.next_sweep_at && !self.flows.contains_key(&key) {
-            self.sweep(ts);
-        }
-        let f = match self.flows.entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                self.total_flows += 1;
-                v.insert(FlowState::new(ts))
-            }
+        let Some((state, _, _)) = self.flows.state(meta) else {
+            return;
         };
+        let f = state.get_or_insert_with(|| {
+            self.total_flows += 1;
+            Box::new(FlowState::new(ts))
+        });
         if f.packets > 0 {
             let gap = ts.saturating_sub(f.last_ns).max(0);
             let split = if gap > SESSION_GAP_NS {
@@ -403,11 +380,16 @@ impl Analyzer for Jitter {
         f.last_rst_fin = flags & (TCP_RST | TCP_FIN) != 0;
     }
 
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if let Some((key, states)) = self.flows.take(flow.slot) {
+            self.close_both(key, states);
+        }
+    }
+
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let mut left: Vec<(Key, FlowState)> = self.flows.drain().collect();
-        left.sort_by_key(|(_, f)| f.first_ns);
-        for (k, f) in left {
-            self.close(k, f);
+        let left: Vec<(FlowKey, [Option<Box<FlowState>>; 2])> = self.flows.drain().collect();
+        for (key, states) in left {
+            self.close_both(key, states);
         }
         self.trim_ranked();
         let flows_with_jitter = self

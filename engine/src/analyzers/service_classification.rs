@@ -11,14 +11,13 @@
 //! Memory: a flow keeps a handful of counters; flows idle for [`FLOW_IDLE_NS`] are classified
 //! and dropped when the table grows, and only the ranked lists keep per-flow detail.
 
-use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, PacketMeta};
 use crate::decode::Packet;
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_RANKED};
 use crate::stats::round3;
 use crate::Options;
@@ -28,12 +27,6 @@ pub const MIN_BEHAVIOUR_CONFIDENCE: f64 = 0.5;
 /// Confidence of a label taken from the destination / source port (v5).
 const DST_PORT_CONFIDENCE: f64 = 1.0;
 const SRC_PORT_CONFIDENCE: f64 = 0.9;
-/// A flow without packets for this long is complete (the flow table's idle horizon).
-const FLOW_IDLE_NS: i64 = 120 * 1_000_000_000;
-/// Live flows before idle ones are classified and dropped.
-const SWEEP_AT_FLOWS: usize = 25_000;
-/// Hard bound on live flows: past it, the least recently seen are closed even if not idle.
-const MAX_FLOWS: usize = 50_000;
 
 /// v5's behaviour thresholds (`service_classifier.py`).
 const VOIP_SIZE_BYTES: (f64, f64) = (100.0, 300.0);
@@ -319,8 +312,8 @@ struct Closed {
 }
 
 pub struct ServiceClassification {
-    flows: FastMap<Key, FlowState>,
-    next_sweep_at: usize,
+    /// Per flow-table slot and direction: no hash lookup per packet.
+    flows: PerFlow<FlowState>,
     total: u64,
     by_port: u64,
     by_behaviour: u64,
@@ -332,8 +325,7 @@ pub struct ServiceClassification {
 impl ServiceClassification {
     pub fn new(_options: &Options) -> Self {
         ServiceClassification {
-            flows: fast_map(),
-            next_sweep_at: SWEEP_AT_FLOWS,
+            flows: PerFlow::default(),
             total: 0,
             by_port: 0,
             by_behaviour: 0,
@@ -380,26 +372,12 @@ impl ServiceClassification {
         }
     }
 
-    fn sweep(&mut self, now_ns: i64) {
-        let mut horizon = FLOW_IDLE_NS;
-        loop {
-            let idle: Vec<Key> = self
-                .flows
-                .iter()
-                .filter(|(_, f)| now_ns.saturating_sub(f.last_ns) > horizon)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in idle {
-                if let Some(f) = self.flows.remove(&k) {
-                    self.close(k, f);
-                }
+    fn close_both(&mut self, key: FlowKey, states: [Option<FlowState>; 2]) {
+        for (dir, state) in [Direction::AtoB, Direction::BtoA].into_iter().zip(states) {
+            if let Some(f) = state {
+                self.close((key, dir), f);
             }
-            if self.flows.len() < MAX_FLOWS * 3 / 4 || horizon == 0 {
-                break;
-            }
-            horizon /= 2;
         }
-        self.next_sweep_at = (self.flows.len() + SWEEP_AT_FLOWS / 2).max(SWEEP_AT_FLOWS);
     }
 }
 
@@ -445,18 +423,19 @@ fn to_report(c: &Closed) -> ClassifiedFlow {
 
 impl Analyzer for ServiceClassification {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
-        let Some(key) = meta.flow else { return };
+        if meta.flow.is_none() {
+            return;
+        }
         if pkt.tcp().is_none() && pkt.udp().is_none() {
             return;
         }
         let ts = pkt.ts_ns;
-        if self.flows.len() >= self.next_sweep_at && !self.flows.contains_key(&key) {
-            self.sweep(ts);
-        }
         let size = f64::from(pkt.wire_len);
-        match self.flows.entry(key) {
-            Entry::Occupied(o) => {
-                let f = o.into_mut();
+        let Some((state, _, _)) = self.flows.state(meta) else {
+            return;
+        };
+        match state {
+            Some(f) => {
                 let gap = ts.saturating_sub(f.last_ns).max(0) as f64 / 1e9;
                 f.gap_sum_s += gap;
                 f.gap_sum_sq += gap * gap;
@@ -465,8 +444,8 @@ impl Analyzer for ServiceClassification {
                 f.size_sum_sq += size * size;
                 f.last_ns = f.last_ns.max(ts);
             }
-            Entry::Vacant(v) => {
-                v.insert(FlowState {
+            None => {
+                *state = Some(FlowState {
                     first_ns: ts,
                     last_ns: ts,
                     packets: 1,
@@ -479,11 +458,16 @@ impl Analyzer for ServiceClassification {
         }
     }
 
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if let Some((key, states)) = self.flows.take(flow.slot) {
+            self.close_both(key, states);
+        }
+    }
+
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let mut left: Vec<(Key, FlowState)> = self.flows.drain().collect();
-        left.sort_by_key(|(_, f)| f.first_ns);
-        for (k, f) in left {
-            self.close(k, f);
+        let left: Vec<(FlowKey, [Option<FlowState>; 2])> = self.flows.drain().collect();
+        for (key, states) in left {
+            self.close_both(key, states);
         }
         trim(&mut self.classified);
         trim(&mut self.unknown);
