@@ -16,9 +16,15 @@ pub fn fast_map<K, V>() -> FastMap<K, V> {
     HashMap::with_hasher(foldhash::fast::RandomState::default())
 }
 
-/// Flows tracked at once before idle ones are evicted: memory follows live flows, not the file.
-/// Counts of distinct conversations stay exact after eviction (see `Conversations`).
+/// Flows tracked at once at most: memory follows live flows, not the file. Counts of distinct
+/// conversations stay exact after eviction (see `Conversations`).
 pub const MAX_TRACKED_FLOWS: usize = 200_000;
+/// Below this many flows nothing is evicted, so small captures are analysed as one piece.
+pub const SOFT_FLOW_LIMIT: usize = 16_384;
+/// A UDP (or other datagram) flow quiet for this long has ended (Linux conntrack's UDP timeout).
+pub const DATAGRAM_IDLE_NS: i64 = 30 * 1_000_000_000;
+/// A TCP flow quiet for this long has ended (or is idle enough that `tcp_timeout` calls it so).
+pub const TCP_IDLE_NS: i64 = 300 * 1_000_000_000;
 /// A flow without packets for this long (capture time) may be evicted once the table is full.
 pub const IDLE_EVICTION_NS: i64 = 60 * 1_000_000_000;
 
@@ -293,24 +299,31 @@ impl FlowTable {
         self.index.is_empty()
     }
 
-    /// Every 65 536 packets, when the table is over [`MAX_TRACKED_FLOWS`], removes flows idle
-    /// for [`IDLE_EVICTION_NS`] (shrinking the horizon until a quarter of the table is free) and
-    /// hands each removed flow with its slot to `on_evict`.
+    /// Every 16 384 packets, once the table holds [`SOFT_FLOW_LIMIT`] flows, ends the flows that
+    /// have gone quiet: UDP and other datagram flows after [`DATAGRAM_IDLE_NS`], TCP after
+    /// [`TCP_IDLE_NS`] (long enough for keep-alive and think time, so a live TCP stream is not
+    /// split). Past [`MAX_TRACKED_FLOWS`] the horizons halve until a quarter of the table is
+    /// free. Each removed flow goes to `on_evict` with its slot.
     pub fn sweep(&mut self, now: i64, mut on_evict: impl FnMut(u32, FlowRecord)) {
         self.since_sweep += 1;
-        if self.since_sweep < 65_536 {
+        if self.since_sweep < 16_384 {
             return;
         }
         self.since_sweep = 0;
-        if self.index.len() < MAX_TRACKED_FLOWS {
+        if self.index.len() < SOFT_FLOW_LIMIT {
             return;
         }
-        let mut horizon = IDLE_EVICTION_NS;
-        while self.index.len() > MAX_TRACKED_FLOWS * 3 / 4 && horizon > 0 {
+        let (mut tcp_horizon, mut datagram_horizon) = (TCP_IDLE_NS, DATAGRAM_IDLE_NS);
+        loop {
             let slots = &mut self.slots;
             let free = &mut self.free;
             let mut gone = 0u64;
-            self.index.retain(|_, &mut slot| {
+            self.index.retain(|key, &mut slot| {
+                let horizon = if key.proto == 6 {
+                    tcp_horizon
+                } else {
+                    datagram_horizon
+                };
                 let keep = slots[slot as usize]
                     .as_ref()
                     .is_some_and(|r| now.saturating_sub(r.last_ts) < horizon);
@@ -324,28 +337,17 @@ impl FlowTable {
                 keep
             });
             self.evicted += gone;
-            horizon /= 2;
+            if self.index.len() <= MAX_TRACKED_FLOWS * 3 / 4 || tcp_horizon == 0 {
+                break;
+            }
+            tcp_horizon /= 2;
+            datagram_horizon /= 2;
         }
     }
 
     /// Every flow still in the table, for the analyses' final pass.
     pub fn records(&self) -> impl Iterator<Item = &FlowRecord> {
         self.slots.iter().filter_map(|s| s.as_ref())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_directions_give_the_same_key() {
-        let x: IpAddr = "10.0.0.1".parse().unwrap();
-        let y: IpAddr = "10.0.0.2".parse().unwrap();
-        let (k1, d1) = FlowKey::new(x, 1234, y, 80, 6);
-        let (k2, d2) = FlowKey::new(y, 80, x, 1234, 6);
-        assert_eq!(k1, k2);
-        assert_ne!(d1, d2);
     }
 }
 
@@ -389,5 +391,20 @@ impl<T> PerFlow<T> {
     /// Removes and returns every state left.
     pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, [Option<T>; 2])> + '_ {
         self.slots.drain(..).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_give_the_same_key() {
+        let x: IpAddr = "10.0.0.1".parse().unwrap();
+        let y: IpAddr = "10.0.0.2".parse().unwrap();
+        let (k1, d1) = FlowKey::new(x, 1234, y, 80, 6);
+        let (k2, d2) = FlowKey::new(y, 80, x, 1234, 6);
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
     }
 }

@@ -57,6 +57,8 @@ pub struct Options {
     pub file_name: String,
     /// Size of the input in bytes, when known (for progress).
     pub file_size: Option<u64>,
+    /// Report keys of the analyses to run (see [`analyzers::ALL`]); empty runs them all.
+    pub analyses: Vec<String>,
 }
 
 /// Analyzes a whole capture.

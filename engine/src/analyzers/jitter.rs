@@ -189,7 +189,7 @@ pub struct Jitter {
     warning_ms: f64,
     critical_ms: f64,
     /// Per flow-table slot and direction: no hash lookup per packet.
-    flows: PerFlow<Box<FlowState>>,
+    flows: PerFlow<FlowState>,
     total_flows: u64,
     analyzed: u64,
     high_count: u64,
@@ -232,10 +232,10 @@ impl Jitter {
         }
     }
 
-    fn close_both(&mut self, key: FlowKey, states: [Option<Box<FlowState>>; 2]) {
+    fn close_both(&mut self, key: FlowKey, states: [Option<FlowState>; 2]) {
         for (dir, state) in [Direction::AtoB, Direction::BtoA].into_iter().zip(states) {
             if let Some(f) = state {
-                self.close((key, dir), *f);
+                self.close((key, dir), f);
             }
         }
     }
@@ -347,7 +347,7 @@ impl Analyzer for Jitter {
         };
         let f = state.get_or_insert_with(|| {
             self.total_flows += 1;
-            Box::new(FlowState::new(ts))
+            FlowState::new(ts)
         });
         if f.packets > 0 {
             let gap = ts.saturating_sub(f.last_ns).max(0);
@@ -387,7 +387,7 @@ impl Analyzer for Jitter {
     }
 
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let left: Vec<(FlowKey, [Option<Box<FlowState>>; 2])> = self.flows.drain().collect();
+        let left: Vec<(FlowKey, [Option<FlowState>; 2])> = self.flows.drain().collect();
         for (key, states) in left {
             self.close_both(key, states);
         }

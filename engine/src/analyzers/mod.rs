@@ -98,49 +98,168 @@ pub trait Analyzer {
     fn on_flow_end(&mut self, _flow: &FlowRecord) {}
 }
 
-/// Every analysis, in report order. `health_score` reads the other sections, so it stays last.
+/// The analyses of the engine issue: what a first look at a capture needs, and the set the
+/// tshark oracle covers (`--analyses core`).
+pub const CORE: &[&str] = &[
+    "timestamps",
+    "tcp_handshake",
+    "retransmission",
+    "top_talkers",
+    "dns",
+    "protocol_distribution",
+    "conversations",
+];
+
+/// Every analysis with its report key, in report order. `health_score` reads the other
+/// sections, so it stays last. `options.analyses` selects a subset (all when empty).
 pub fn registry(config: &Config, options: &Options) -> Vec<Box<dyn Analyzer>> {
-    vec![
-        Box::new(timestamps::Timestamps::new(config, options)),
-        Box::new(tcp_handshake::TcpHandshake::new(config, options)),
-        Box::new(retransmission::Retransmission::new(config, options)),
-        Box::new(rtt::Rtt::new(config, options)),
-        Box::new(tcp_window::TcpWindow::new(config, options)),
-        Box::new(tcp_reset::TcpReset::new(config, options)),
-        Box::new(top_talkers::TopTalkers::new(options)),
-        Box::new(throughput::Throughput::new(config, options)),
-        Box::new(syn_retransmissions::SynRetransmissions::new(
-            config, options,
-        )),
-        Box::new(tcp_timeout::TcpTimeout::new(config, options)),
-        Box::new(burst::BurstAnalyzer::new(config, options)),
-        Box::new(temporal::Temporal::new(config, options)),
-        Box::new(dns::Dns::new(config, options)),
-        Box::new(icmp::Icmp::new(options)),
-        Box::new(protocol_distribution::ProtocolDistribution::default()),
-        Box::new(asymmetric_traffic::AsymmetricTraffic::new(config, options)),
-        Box::new(sack::Sack::new(config, options)),
-        Box::new(jitter::Jitter::new(config, options)),
-        Box::new(service_classification::ServiceClassification::new(options)),
-        Box::new(ip_fragmentation::IpFragmentation::new(options)),
-        Box::new(port_scan_detection::PortScanDetection::new(config, options)),
-        Box::new(brute_force_detection::BruteForceDetection::new(
-            config, options,
-        )),
-        Box::new(ddos_detection::DdosDetection::new(config, options)),
-        Box::new(dns_tunneling_detection::DnsTunnelingDetection::new(
-            config, options,
-        )),
-        Box::new(data_exfiltration_detection::DataExfiltrationDetection::new(
-            config, options,
-        )),
-        Box::new(c2_beaconing_detection::C2BeaconingDetection::new(
-            config, options,
-        )),
-        Box::new(lateral_movement_detection::LateralMovementDetection::new(
-            config, options,
-        )),
-        Box::new(conversations::Conversations::new(options)),
-        Box::new(health_score::HealthScore),
-    ]
+    let all: Vec<(&str, Box<dyn Analyzer>)> = vec![
+        (
+            "timestamps",
+            Box::new(timestamps::Timestamps::new(config, options)),
+        ),
+        (
+            "tcp_handshake",
+            Box::new(tcp_handshake::TcpHandshake::new(config, options)),
+        ),
+        (
+            "retransmission",
+            Box::new(retransmission::Retransmission::new(config, options)),
+        ),
+        ("rtt", Box::new(rtt::Rtt::new(config, options))),
+        (
+            "tcp_window",
+            Box::new(tcp_window::TcpWindow::new(config, options)),
+        ),
+        (
+            "tcp_reset",
+            Box::new(tcp_reset::TcpReset::new(config, options)),
+        ),
+        (
+            "top_talkers",
+            Box::new(top_talkers::TopTalkers::new(options)),
+        ),
+        (
+            "throughput",
+            Box::new(throughput::Throughput::new(config, options)),
+        ),
+        (
+            "syn_retransmissions",
+            Box::new(syn_retransmissions::SynRetransmissions::new(
+                config, options,
+            )),
+        ),
+        (
+            "tcp_timeout",
+            Box::new(tcp_timeout::TcpTimeout::new(config, options)),
+        ),
+        (
+            "burst",
+            Box::new(burst::BurstAnalyzer::new(config, options)),
+        ),
+        (
+            "temporal",
+            Box::new(temporal::Temporal::new(config, options)),
+        ),
+        ("dns", Box::new(dns::Dns::new(config, options))),
+        ("icmp", Box::new(icmp::Icmp::new(options))),
+        (
+            "protocol_distribution",
+            Box::new(protocol_distribution::ProtocolDistribution::default()),
+        ),
+        (
+            "asymmetric_traffic",
+            Box::new(asymmetric_traffic::AsymmetricTraffic::new(config, options)),
+        ),
+        ("sack", Box::new(sack::Sack::new(config, options))),
+        ("jitter", Box::new(jitter::Jitter::new(config, options))),
+        (
+            "service_classification",
+            Box::new(service_classification::ServiceClassification::new(options)),
+        ),
+        (
+            "ip_fragmentation",
+            Box::new(ip_fragmentation::IpFragmentation::new(options)),
+        ),
+        (
+            "port_scan_detection",
+            Box::new(port_scan_detection::PortScanDetection::new(config, options)),
+        ),
+        (
+            "brute_force_detection",
+            Box::new(brute_force_detection::BruteForceDetection::new(
+                config, options,
+            )),
+        ),
+        (
+            "ddos_detection",
+            Box::new(ddos_detection::DdosDetection::new(config, options)),
+        ),
+        (
+            "dns_tunneling_detection",
+            Box::new(dns_tunneling_detection::DnsTunnelingDetection::new(
+                config, options,
+            )),
+        ),
+        (
+            "data_exfiltration_detection",
+            Box::new(data_exfiltration_detection::DataExfiltrationDetection::new(
+                config, options,
+            )),
+        ),
+        (
+            "c2_beaconing_detection",
+            Box::new(c2_beaconing_detection::C2BeaconingDetection::new(
+                config, options,
+            )),
+        ),
+        (
+            "lateral_movement_detection",
+            Box::new(lateral_movement_detection::LateralMovementDetection::new(
+                config, options,
+            )),
+        ),
+        (
+            "conversations",
+            Box::new(conversations::Conversations::new(options)),
+        ),
+        ("health_score", Box::new(health_score::HealthScore)),
+    ];
+    all.into_iter()
+        .filter(|(key, _)| options.analyses.is_empty() || options.analyses.iter().any(|k| k == key))
+        .map(|(_, analyzer)| analyzer)
+        .collect()
 }
+
+/// Report keys of every analysis, in report order.
+pub const ALL: &[&str] = &[
+    "timestamps",
+    "tcp_handshake",
+    "retransmission",
+    "rtt",
+    "tcp_window",
+    "tcp_reset",
+    "top_talkers",
+    "throughput",
+    "syn_retransmissions",
+    "tcp_timeout",
+    "burst",
+    "temporal",
+    "dns",
+    "icmp",
+    "protocol_distribution",
+    "asymmetric_traffic",
+    "sack",
+    "jitter",
+    "service_classification",
+    "ip_fragmentation",
+    "port_scan_detection",
+    "brute_force_detection",
+    "ddos_detection",
+    "dns_tunneling_detection",
+    "data_exfiltration_detection",
+    "c2_beaconing_detection",
+    "lateral_movement_detection",
+    "conversations",
+    "health_score",
+];
