@@ -212,8 +212,14 @@ impl BurstAnalyzer {
 
 fn top(it: impl Iterator<Item = (IpAddr, u64)>) -> Vec<(IpAddr, u64)> {
     let mut v: Vec<(IpAddr, u64)> = it.collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(TOP_ADDRESSES);
+    let by_count = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    if v.len() > TOP_ADDRESSES {
+        v.select_nth_unstable_by(TOP_ADDRESSES - 1, by_count);
+        v.truncate(TOP_ADDRESSES);
+    }
+    v.sort_by(by_count);
+    // Kept for every candidate interval: give back the capacity of the whole interval.
+    v.shrink_to_fit();
     v
 }
 

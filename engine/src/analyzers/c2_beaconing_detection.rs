@@ -45,7 +45,7 @@ const MANY_BEACONS: u64 = 20;
 const MIN_SCORE: u32 = 60;
 /// Tuples followed; past this, tuples silent for [`IDLE_NS`] are dropped, then new tuples are
 /// not followed.
-const MAX_TUPLES: usize = 200_000;
+const MAX_TUPLES: usize = 50_000;
 const IDLE_NS: i64 = 600 * 1_000_000_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

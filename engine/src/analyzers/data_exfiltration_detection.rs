@@ -38,7 +38,7 @@ const UNUSUAL_PORTS: [u16; 13] = [
 ];
 /// (internal, external) pairs followed; past this, pairs that uploaded less than
 /// [`PRUNE_BELOW_BYTES`] are dropped, then new pairs are not followed.
-const MAX_PAIRS: usize = 100_000;
+const MAX_PAIRS: usize = 25_000;
 const PRUNE_BELOW_BYTES: u64 = 1_000_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use crate::Options;
 
 /// (client, base domain) groups followed; past this, groups with a single query are dropped,
 /// then new groups are not followed.
-const MAX_GROUPS: usize = 100_000;
+const MAX_GROUPS: usize = 20_000;
 const MIN_QUERIES: u64 = 3;
 const MIN_INDICATORS: usize = 2;
 /// Share of queries above which TXT/NULL use or encoded labels count as an indicator.

@@ -17,7 +17,7 @@ use crate::tcp::flags;
 use crate::Options;
 
 /// Streams with statistics kept; past this, streams without any issue are dropped first.
-const MAX_STREAMS: usize = 400_000;
+const MAX_STREAMS: usize = 100_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RetransmissionEvent {

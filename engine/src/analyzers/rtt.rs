@@ -18,7 +18,7 @@ use crate::Options;
 
 /// Streams with RTT statistics at once; past this, the idlest are finished early (their
 /// statistics still count) so memory stays bounded.
-const MAX_STREAMS: usize = 200_000;
+const MAX_STREAMS: usize = 50_000;
 /// Flows whose RTT series is recorded at once (the candidates for the worst flows' chart).
 const MAX_SERIES_FLOWS: usize = 32;
 /// Points kept per series; past this, neighbouring points merge (keeping the higher RTT, so a

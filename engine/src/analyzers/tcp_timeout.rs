@@ -24,7 +24,7 @@ use crate::tcp::flags;
 use crate::Options;
 
 /// Streams followed at once; past this, the idlest are classified early.
-const MAX_STREAMS: usize = 400_000;
+const MAX_STREAMS: usize = 50_000;
 /// v5 lists ten connections per problem category.
 const LISTED_PER_CATEGORY: usize = 10;
 /// History letters kept: each of S H A D F R T W once per side, plus `^`.

@@ -26,7 +26,7 @@ use crate::tcp::flags;
 use crate::Options;
 
 /// Streams followed at once; past this, the idlest are finished early.
-const MAX_STREAMS: usize = 400_000;
+const MAX_STREAMS: usize = 50_000;
 /// v5: the bottleneck is only judged on streams with at least this many packets...
 const BOTTLENECK_MIN_PACKETS: u32 = 30;
 /// ...and the low-window share is taken after the first packets (slow start, RFC 5681).

@@ -12,9 +12,19 @@ use crate::flow::{fast_map, FastMap, FlowRecord};
 use crate::report::{Report, MAX_RANKED};
 use crate::Options;
 
-/// Addresses tracked; past this, addresses seen in only one small frame are dropped so a
+/// Addresses (and address pairs) tracked; past this, the lighter half is dropped so a
 /// spoofed-source flood cannot grow memory without bound.
-const MAX_ADDRESSES: usize = 1_000_000;
+const MAX_ADDRESSES: usize = 100_000;
+
+/// Drops the entries below the median: the heavy hitters that make the ranking stay, whatever
+/// the number of addresses (a spoofed-source flood, a large NAT).
+fn prune_smaller_half<K: std::hash::Hash + Eq, V>(map: &mut FastMap<K, V>, weight: impl Fn(&V) -> u64) {
+    let mut weights: Vec<u64> = map.values().map(&weight).collect();
+    let mid = weights.len() / 2;
+    let (_, median, _) = weights.select_nth_unstable(mid);
+    let median = *median;
+    map.retain(|_, v| weight(v) > median);
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Talker {
@@ -92,7 +102,7 @@ impl TopTalkers {
             d.bytes_received += bytes;
             d.packets_received += packets;
             if self.pairs.len() >= MAX_ADDRESSES {
-                self.pairs.retain(|_, c| c.1 > 1);
+                prune_smaller_half(&mut self.pairs, |c| c.0);
             }
             let p = self.pairs.entry((src, dst)).or_default();
             p.0 += bytes;
