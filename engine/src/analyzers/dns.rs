@@ -241,6 +241,7 @@ pub struct DnsReport {
 
 #[derive(Clone)]
 struct PendingQuery {
+    key: FlowKey,
     ts: i64,
     frame: u64,
     client_dir: Direction,
@@ -268,7 +269,9 @@ pub struct Dns {
     rcodes: BTreeMap<String, u64>,
     qtypes: BTreeMap<u16, u64>,
     name_hasher: foldhash::quality::RandomState,
-    pending: FastMap<(FlowKey, u16), PendingQuery>,
+    /// Unanswered queries by (flow id, DNS id): the flow id is unique over the capture and
+    /// cheaper to hash than the 5-tuple.
+    pending: FastMap<(u64, u16), PendingQuery>,
     /// (source, hash of the name, type) → last time asked.
     last_asked: FastMap<(std::net::IpAddr, u64, u16), i64>,
     problems: FastMap<String, DomainProblems>,
@@ -347,7 +350,7 @@ impl Dns {
     /// Queries older than the timeout, with DNS traffic seen since, are timeouts.
     fn expire(&mut self, now: i64, force_all: bool) {
         let timeout = self.timeout_ns;
-        let expired: Vec<(FlowKey, u16)> = self
+        let expired: Vec<(u64, u16)> = self
             .pending
             .iter()
             .filter(|(_, q)| force_all || now - q.ts >= timeout)
@@ -362,7 +365,7 @@ impl Dns {
                         p.timeouts += 1;
                     }
                     if self.timeout_details.len() < MAX_FINDINGS {
-                        let mut t = Self::transaction(&k.0, &q, k.1);
+                        let mut t = Self::transaction(&q.key, &q, k.1);
                         t.status = "timeout".into();
                         self.timeout_details.push(t);
                     }
@@ -381,7 +384,8 @@ impl Dns {
         }
     }
 
-    fn on_message(&mut self, m: Message, pkt: &Packet<'_>, key: FlowKey, dir: Direction) {
+    fn on_message(&mut self, m: Message, pkt: &Packet<'_>, flow: (FlowKey, Direction, u64)) {
+        let (key, dir, flow_id) = flow;
         if !m.is_response {
             *self.qtypes.entry(m.qtype).or_insert(0) += 1;
             if let Some(ip) = pkt.ip() {
@@ -403,18 +407,19 @@ impl Dns {
                 self.expire(pkt.ts_ns, true);
             }
             let q = PendingQuery {
+                key,
                 ts: pkt.ts_ns,
                 frame: pkt.number,
                 client_dir: dir,
                 qname: m.qname,
                 qtype: m.qtype,
             };
-            if self.pending.insert((key, m.id), q).is_some() {
+            if self.pending.insert((flow_id, m.id), q).is_some() {
                 // A retransmitted query (same id): tshark times the answer from the latest one.
             }
             return;
         }
-        let Some(q) = self.pending.remove(&(key, m.id)) else {
+        let Some(q) = self.pending.remove(&(flow_id, m.id)) else {
             return;
         };
         self.transactions += 1;
@@ -488,7 +493,7 @@ impl Analyzer for Dns {
             } else {
                 self.queries += 1;
             }
-            self.on_message(m, pkt, key, dir);
+            self.on_message(m, pkt, (key, dir, meta.flow_id));
             self.maybe_expire(pkt);
             return;
         } else if let Some(t) = pkt.tcp() {
@@ -534,7 +539,7 @@ impl Analyzer for Dns {
             self.responses += 1;
         }
         for m in messages {
-            self.on_message(m, pkt, key, dir);
+            self.on_message(m, pkt, (key, dir, meta.flow_id));
         }
         self.maybe_expire(pkt);
     }

@@ -18,7 +18,10 @@ const MAX_ADDRESSES: usize = 100_000;
 
 /// Drops the entries below the median: the heavy hitters that make the ranking stay, whatever
 /// the number of addresses (a spoofed-source flood, a large NAT).
-fn prune_smaller_half<K: std::hash::Hash + Eq, V>(map: &mut FastMap<K, V>, weight: impl Fn(&V) -> u64) {
+fn prune_smaller_half<K: std::hash::Hash + Eq, V>(
+    map: &mut FastMap<K, V>,
+    weight: impl Fn(&V) -> u64,
+) {
     let mut weights: Vec<u64> = map.values().map(&weight).collect();
     let mid = weights.len() / 2;
     let (_, median, _) = weights.select_nth_unstable(mid);
