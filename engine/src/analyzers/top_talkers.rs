@@ -16,6 +16,21 @@ use crate::Options;
 /// spoofed-source flood cannot grow memory without bound.
 const MAX_ADDRESSES: usize = 100_000;
 
+/// The entries that can make the top [`MAX_RANKED`] by weight, ties included (the final order
+/// breaks ties by address text, so every tied entry must be kept until then).
+fn heaviest<T>(items: impl Iterator<Item = T>, weight: impl Fn(&T) -> u64) -> Vec<T> {
+    let mut all: Vec<T> = items.collect();
+    if all.len() <= MAX_RANKED {
+        return all;
+    }
+    let mut weights: Vec<u64> = all.iter().map(&weight).collect();
+    let cut = weights.len() - MAX_RANKED;
+    let (_, nth, _) = weights.select_nth_unstable(cut);
+    let nth = *nth;
+    all.retain(|t| weight(t) >= nth);
+    all
+}
+
 /// Drops the entries below the median: the heavy hitters that make the ranking stay, whatever
 /// the number of addresses (a spoofed-source flood, a large NAT).
 fn prune_smaller_half<K: std::hash::Hash + Eq, V>(
@@ -75,7 +90,8 @@ struct Counters {
 /// so the per-packet cost is nil: every IP packet belongs to exactly one flow.
 pub struct TopTalkers {
     ips: FastMap<IpAddr, Counters>,
-    pairs: FastMap<(IpAddr, IpAddr), (u64, u64)>,
+    /// Undirected address pairs: bytes and packets from the lower to the higher address, then back.
+    pairs: FastMap<(IpAddr, IpAddr), [u64; 4]>,
     protocols: [ProtocolTotals; 4],
 }
 
@@ -88,29 +104,32 @@ impl TopTalkers {
         }
     }
 
+    /// Adds a finished flow: three hash updates per flow (its two addresses and its pair).
     fn add_flow(&mut self, f: &FlowRecord) {
-        for (dir, (src, dst)) in [(0, (f.key.a, f.key.b)), (1, (f.key.b, f.key.a))] {
-            let (bytes, packets) = (f.bytes[dir], f.packets[dir]);
-            if packets == 0 {
-                continue;
-            }
-            if self.ips.len() >= MAX_ADDRESSES {
-                self.ips
-                    .retain(|_, c| c.packets_sent + c.packets_received > 1);
-            }
-            let s = self.ips.entry(src).or_default();
-            s.bytes_sent += bytes;
-            s.packets_sent += packets;
-            let d = self.ips.entry(dst).or_default();
-            d.bytes_received += bytes;
-            d.packets_received += packets;
-            if self.pairs.len() >= MAX_ADDRESSES {
-                prune_smaller_half(&mut self.pairs, |c| c.0);
-            }
-            let p = self.pairs.entry((src, dst)).or_default();
-            p.0 += bytes;
-            p.1 += packets;
+        if self.ips.len() >= MAX_ADDRESSES {
+            prune_smaller_half(&mut self.ips, |c| c.bytes_sent + c.bytes_received);
         }
+        let (a, b) = (f.key.a, f.key.b);
+        let ca = self.ips.entry(a).or_default();
+        ca.bytes_sent += f.bytes[0];
+        ca.packets_sent += f.packets[0];
+        ca.bytes_received += f.bytes[1];
+        ca.packets_received += f.packets[1];
+        if a != b {
+            let cb = self.ips.entry(b).or_default();
+            cb.bytes_sent += f.bytes[1];
+            cb.packets_sent += f.packets[1];
+            cb.bytes_received += f.bytes[0];
+            cb.packets_received += f.packets[0];
+        }
+        if self.pairs.len() >= MAX_ADDRESSES {
+            prune_smaller_half(&mut self.pairs, |c| c[0] + c[2]);
+        }
+        let p = self.pairs.entry((a, b)).or_default();
+        p[0] += f.bytes[0];
+        p[1] += f.packets[0];
+        p[2] += f.bytes[1];
+        p[3] += f.packets[1];
     }
 }
 
@@ -138,25 +157,30 @@ impl Analyzer for TopTalkers {
             self.add_flow(f);
         }
         let total_ips = self.ips.len() as u64;
-        let mut ips: Vec<Talker> = self
-            .ips
-            .into_iter()
-            .map(|(ip, c)| Talker {
-                ip: ip.to_string(),
-                bytes: c.bytes_sent + c.bytes_received,
-                packets: c.packets_sent + c.packets_received,
-                bytes_sent: c.bytes_sent,
-                bytes_received: c.bytes_received,
-                packets_sent: c.packets_sent,
-                packets_received: c.packets_received,
-            })
-            .collect();
+        let mut ips: Vec<Talker> = heaviest(self.ips.into_iter(), |(_, c)| {
+            c.bytes_sent + c.bytes_received
+        })
+        .into_iter()
+        .map(|(ip, c)| Talker {
+            ip: ip.to_string(),
+            bytes: c.bytes_sent + c.bytes_received,
+            packets: c.packets_sent + c.packets_received,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+            packets_sent: c.packets_sent,
+            packets_received: c.packets_received,
+        })
+        .collect();
         ips.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.ip.cmp(&b.ip)));
         ips.truncate(MAX_RANKED);
-        let mut pairs: Vec<PairTalk> = self
-            .pairs
+        let directed = self.pairs.into_iter().flat_map(|((a, b), c)| {
+            [((a, b), c[0], c[1]), ((b, a), c[2], c[3])]
+                .into_iter()
+                .filter(|(_, _, packets)| *packets > 0)
+        });
+        let mut pairs: Vec<PairTalk> = heaviest(directed, |(_, bytes, _)| *bytes)
             .into_iter()
-            .map(|((s, d), (bytes, packets))| PairTalk {
+            .map(|((s, d), bytes, packets)| PairTalk {
                 src_ip: s.to_string(),
                 dst_ip: d.to_string(),
                 bytes,
