@@ -287,7 +287,7 @@ fn run_engine(
             notification::not_a_capture_message(&head),
         ));
     }
-    let input = io::Cursor::new(head).chain(reader);
+    let input = FullReads(io::Cursor::new(head).chain(reader));
     engine::analyze(input, config, options).map_err(|e| match e {
         engine::Error::Io(io) => EngineFailure::Io(io),
         engine::Error::NotACapture(m) => {
@@ -298,6 +298,29 @@ fn run_engine(
         }
         engine::Error::Config(m) => EngineFailure::NotACapture(format!("Analysis settings: {m}")),
     })
+}
+
+/// Fills every buffer it is given unless the input ends: the capture reader sizes its first
+/// read for the file header, and a short read there (the 4 checked bytes, or a small first S3
+/// chunk) would look like a file that is too short.
+struct FullReads<R>(R);
+
+impl<R: Read> Read for FullReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.0.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if filled == 0 => return Err(e),
+                // Hand over what was read; a download failure was recorded by TrackedReader
+                // and turns the whole run into a retry.
+                Err(_) => break,
+            }
+        }
+        Ok(filled)
+    }
 }
 
 /// Shared between the engine's thread and the ticker.
