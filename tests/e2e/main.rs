@@ -36,7 +36,10 @@ async fn a_real_capture_goes_from_upload_to_reports_with_tsharks_packet_count() 
     );
     let html = stack.report(&alice, &task, "html").await;
     assert_eq!(html.status, 200);
-    assert!(html.header("content-type").unwrap().starts_with("text/html"));
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     assert!(html.text().contains("<html"));
     let status = stack
         .call("GET", &format!("/api/status/{task}"), &alice, None)
@@ -47,7 +50,11 @@ async fn a_real_capture_goes_from_upload_to_reports_with_tsharks_packet_count() 
     // The upload is deleted once analysed; the reports stay.
     let row = stack.task_row(&task).await;
     assert!(!stack.object_exists(row.s3_key.as_deref().unwrap()).await);
-    assert!(stack.object_exists(row.report_json_key.as_deref().unwrap()).await);
+    assert!(
+        stack
+            .object_exists(row.report_json_key.as_deref().unwrap())
+            .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +73,9 @@ async fn s3_refuses_a_put_of_another_size_or_type_or_after_expiry_and_the_api_re
     larger.extend_from_slice(&[0; 100]);
     assert_eq!(Stack::put(&up, larger, None).await.status, 403);
     assert_eq!(
-        Stack::put(&up, body.clone(), Some("text/plain")).await.status,
+        Stack::put(&up, body.clone(), Some("text/plain"))
+            .await
+            .status,
         403
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -90,7 +99,11 @@ async fn a_text_file_named_pcap_fails_clearly_and_a_truncated_capture_completes_
     let alice = stack.user("alice").await;
 
     let text = stack
-        .upload(&alice, "notes.pcap", b"this is not a capture, just text\n".to_vec())
+        .upload(
+            &alice,
+            "notes.pcap",
+            b"this is not a capture, just text\n".to_vec(),
+        )
         .await;
     let full = capture(CAPTURE);
     // The last block is 100 bytes long: cut inside it.
@@ -108,7 +121,9 @@ async fn a_text_file_named_pcap_fails_clearly_and_a_truncated_capture_completes_
     let report = stack.report(&alice, &truncated, "json").await.json();
     let warnings = report["metadata"]["warnings"].as_array().unwrap();
     assert!(
-        warnings.iter().any(|w| w.as_str().unwrap().contains("cut short")),
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("cut short")),
         "{warnings:?}"
     );
 }
@@ -160,7 +175,11 @@ async fn the_same_s3_event_delivered_twice_and_concurrently_makes_one_report_and
         .get(0);
     assert_eq!(completions, 1);
     let depth = stack.queue.depth().await.unwrap();
-    assert_eq!(depth.visible + depth.in_flight, 0, "the duplicate was consumed");
+    assert_eq!(
+        depth.visible + depth.in_flight,
+        0,
+        "the duplicate was consumed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +215,10 @@ async fn another_users_task_is_404_everywhere_and_the_admin_sees_both() {
         .iter()
         .filter_map(|t| t["owner_username"].as_str())
         .collect();
-    assert!(owners.contains(&"alice") && owners.contains(&"bob"), "{owners:?}");
+    assert!(
+        owners.contains(&"alice") && owners.contains(&"bob"),
+        "{owners:?}"
+    );
     let r = stack
         .call("GET", &format!("/api/status/{a_task}"), &admin, None)
         .await;
@@ -209,7 +231,11 @@ async fn another_users_task_is_404_everywhere_and_the_admin_sees_both() {
     assert_eq!(r.status, 200, "{}", r.text());
     let row = stack.task_row(&a_task).await;
     assert_eq!(row.status, db::tasks::Status::Expired);
-    assert!(!stack.object_exists(row.report_html_key.as_deref().unwrap()).await);
+    assert!(
+        !stack
+            .object_exists(row.report_html_key.as_deref().unwrap())
+            .await
+    );
     let queue = stack.call("GET", "/api/queue/status", &alice, None).await;
     assert_eq!(queue.status, 200);
     assert_eq!(queue.json()["scope"], "user");
@@ -260,11 +286,12 @@ async fn the_janitor_expires_tasks_past_their_ttl_with_their_objects_and_fails_s
     assert_eq!(report.expired, 1, "{report:?}");
     assert_eq!(report.stalled_failed, 1, "{report:?}");
     assert_eq!(report.dead_letters, 1, "{report:?}");
-    assert_eq!(stack.task_row(&done).await.status, db::tasks::Status::Expired);
+    assert_eq!(
+        stack.task_row(&done).await.status,
+        db::tasks::Status::Expired
+    );
     assert!(!stack.object_exists(&html).await && !stack.object_exists(&json_key).await);
-    let stalled = stack
-        .task_row(stalled["task_id"].as_str().unwrap())
-        .await;
+    let stalled = stack.task_row(stalled["task_id"].as_str().unwrap()).await;
     assert_eq!(stalled.status, db::tasks::Status::Failed);
     assert!(stalled.error_message.unwrap().contains("heartbeat"));
     let dead = stack.task_row(dead["task_id"].as_str().unwrap()).await;

@@ -42,7 +42,10 @@ pub fn oracle_packets(name: &str) -> u64 {
     let text = std::fs::read_to_string(captures_dir().join("ORACLE.tsv")).expect("ORACLE.tsv");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let col = header.iter().position(|h| *h == "packets").expect("packets column");
+    let col = header
+        .iter()
+        .position(|h| *h == "packets")
+        .expect("packets column");
     lines
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .find(|f| f[0] == name)
@@ -115,7 +118,13 @@ pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u
         .expect("response");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
     Answer {
         status,
         headers,
@@ -145,7 +154,11 @@ impl Stack {
             .bucket(&bucket)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("cannot create a bucket in LocalStack at {endpoint} ({e:?}); run localstack/up"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a bucket in LocalStack at {endpoint} ({e:?}); run localstack/up"
+                )
+            });
         let dlq_url = sqs
             .create_queue()
             .queue_name(format!("e2e-{id}-dlq"))
@@ -283,7 +296,10 @@ impl Stack {
         )
         .await;
         assert_eq!(r.status, 200, "login of {username}: {}", r.text());
-        r.json()["access_token"].as_str().expect("token").to_string()
+        r.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
     }
 
     /// Registers `username` over HTTP, has the admin approve it, and logs it in.
@@ -304,7 +320,12 @@ impl Stack {
         let id = r.json()["id"].as_str().expect("user id").to_string();
         let admin = self.login("admin").await;
         let r = self
-            .call("PUT", &format!("/api/admin/users/{id}/approve"), &admin, None)
+            .call(
+                "PUT",
+                &format!("/api/admin/users/{id}/approve"),
+                &admin,
+                None,
+            )
             .await;
         assert_eq!(r.status, 200, "approve {username}: {}", r.text());
         self.login(username).await
@@ -327,9 +348,12 @@ impl Stack {
     /// PUTs `body` to the presigned URL with the headers the API said, optionally changed.
     pub async fn put(upload: &Value, body: Vec<u8>, content_type: Option<&str>) -> Answer {
         let url = upload["upload_url"].as_str().expect("upload_url");
-        let ct = content_type
-            .map(str::to_string)
-            .unwrap_or_else(|| upload["headers"]["Content-Type"].as_str().unwrap().to_string());
+        let ct = content_type.map(str::to_string).unwrap_or_else(|| {
+            upload["headers"]["Content-Type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
         http("PUT", url, &[("content-type", &ct)], body).await
     }
 
@@ -389,13 +413,21 @@ impl Stack {
         use storage::Queue;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            for m in self.queue.receive(10, Duration::from_secs(2)).await.unwrap() {
+            for m in self
+                .queue
+                .receive(10, Duration::from_secs(2))
+                .await
+                .unwrap()
+            {
                 self.queue.delete(&m.receipt_handle).await.unwrap();
                 if !m.body.contains("s3:TestEvent") {
                     return m;
                 }
             }
-            assert!(tokio::time::Instant::now() < deadline, "no S3 notification arrived");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no S3 notification arrived"
+            );
         }
     }
 }
@@ -408,6 +440,8 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .await
         .expect("queue attributes")
         .attributes
-        .and_then(|a: HashMap<QueueAttributeName, String>| a.get(&QueueAttributeName::QueueArn).cloned())
+        .and_then(|a: HashMap<QueueAttributeName, String>| {
+            a.get(&QueueAttributeName::QueueArn).cloned()
+        })
         .expect("queue ARN")
 }

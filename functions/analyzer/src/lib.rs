@@ -111,9 +111,14 @@ impl From<StorageError> for Failure {
 /// How one analysis ended, short of a transient failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Completed { task_id: Uuid },
+    Completed {
+        task_id: Uuid,
+    },
     /// Not a capture (or a broken one): the task is `failed` with this message.
-    Rejected { task_id: Uuid, message: String },
+    Rejected {
+        task_id: Uuid,
+        message: String,
+    },
     /// Another delivery has (or had) the task, or no task has this key.
     Ignored,
 }
@@ -240,8 +245,8 @@ async fn analyze_task(state: &State, task: &Task, key: &str) -> Result<Analysis,
         file_size: Some(size_bytes),
         ..engine::Options::default()
     };
-    let result = tokio::task::spawn_blocking(move || run_engine(reader, &engine_config, &options))
-        .await;
+    let result =
+        tokio::task::spawn_blocking(move || run_engine(reader, &engine_config, &options)).await;
     let _ = stop.send(());
     let _ = ticker.await;
 
@@ -488,7 +493,11 @@ async fn finish(
             .as_ref()
             .map(|h| h.overall_score)
             .filter(|s| s.is_finite()),
-        capture_duration: if duration.is_finite() { duration.max(0.0) } else { 0.0 },
+        capture_duration: if duration.is_finite() {
+            duration.max(0.0)
+        } else {
+            0.0
+        },
         report_html_key: html_key.clone(),
         report_json_key: json_key.clone(),
         keep_for: state.config.report_ttl,

@@ -16,7 +16,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
-    let bucket = settings.bucket_name.clone().context("BUCKET_NAME is required")?;
+    let bucket = settings
+        .bucket_name
+        .clone()
+        .context("BUCKET_NAME is required")?;
     let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
     let pool = db::connect(&settings.database)
         .await

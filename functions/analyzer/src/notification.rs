@@ -135,6 +135,39 @@ pub fn not_a_capture_message(head: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// The SQS events of `tests/events/` (also used with `cargo lambda invoke`).
+    fn fixture(name: &str) -> Vec<Notification> {
+        let path = format!(
+            "{}/../../tests/events/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+        event
+            .records
+            .iter()
+            .map(|r| parse(r.body.as_deref().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn fixtures_parse_into_what_the_analyzer_acts_on() {
+        assert_eq!(fixture("s3-test-event"), vec![Notification::Test]);
+        let Notification::Created(put) = &fixture("s3-put")[0] else {
+            panic!("not a created object")
+        };
+        assert_eq!(
+            put[0].key,
+            "uploads/00000000-0000-0000-0000-000000000001/00000000-0000-0000-0000-000000000002"
+        );
+        assert_eq!(put[0].size_bytes, Some(684660));
+        let Notification::Created(encoded) = &fixture("s3-put-encoded-key")[0] else {
+            panic!("not a created object")
+        };
+        assert_eq!(encoded[0].key, "uploads/legacy/my trace (1).pcap");
+        assert_eq!(encoded[0].etag.as_deref(), Some("abc"));
+    }
+
     #[test]
     fn the_s3_test_event_is_recognised() {
         let body = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-01-01T00:00:00Z","Bucket":"b"}"#;
@@ -143,13 +176,17 @@ mod tests {
 
     #[test]
     fn keys_are_url_decoded_like_s3_encodes_them() {
-        assert_eq!(decode_key("uploads/a+b%2Fc%C3%A9.pcap"), "uploads/a b/cé.pcap");
+        assert_eq!(
+            decode_key("uploads/a+b%2Fc%C3%A9.pcap"),
+            "uploads/a b/cé.pcap"
+        );
         assert_eq!(decode_key("incoming%2Fa.pcap"), "incoming/a.pcap");
     }
 
     #[test]
     fn other_events_and_garbage_are_not_created_objects() {
-        let body = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"k"}}}]}"#;
+        let body =
+            r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"object":{"key":"k"}}}]}"#;
         assert_eq!(parse(body), Notification::Created(vec![]));
         assert!(matches!(parse("not json"), Notification::Unknown(_)));
     }

@@ -50,7 +50,10 @@ impl Status {
 
     /// States that still hold (or will hold) an upload being worked on.
     pub fn is_active(self) -> bool {
-        matches!(self, Status::Pending | Status::Uploaded | Status::Processing)
+        matches!(
+            self,
+            Status::Pending | Status::Uploaded | Status::Processing
+        )
     }
 }
 
@@ -538,8 +541,11 @@ pub async fn expire(c: &impl GenericClient, task_id: Uuid) -> Result<Option<Task
         .await?;
     let task = row.as_ref().map(Task::try_from).transpose()?;
     if task.is_some() {
-        c.execute("DELETE FROM progress_snapshots WHERE task_id = $1", &[&task_id])
-            .await?;
+        c.execute(
+            "DELETE FROM progress_snapshots WHERE task_id = $1",
+            &[&task_id],
+        )
+        .await?;
     }
     Ok(task)
 }

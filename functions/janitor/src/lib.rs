@@ -93,8 +93,7 @@ pub async fn run_once(state: &State) -> Result<RunReport, JanitorError> {
         report.dead_letters = drain_dead_letters(state, &client, dlq.as_ref()).await?;
     }
 
-    report.rate_limits_purged =
-        db::rate_limits::purge(&client, RATE_LIMIT_RETENTION_SECS).await?;
+    report.rate_limits_purged = db::rate_limits::purge(&client, RATE_LIMIT_RETENTION_SECS).await?;
     tracing::info!(?report, "janitor run");
     Ok(report)
 }

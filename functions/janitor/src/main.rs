@@ -14,7 +14,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
-    let bucket = settings.bucket_name.clone().context("BUCKET_NAME is required")?;
+    let bucket = settings
+        .bucket_name
+        .clone()
+        .context("BUCKET_NAME is required")?;
     let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
     let pool = db::connect(&settings.database)
         .await
@@ -30,10 +33,12 @@ async fn main() -> anyhow::Result<()> {
         config: janitor::Config::default(),
     };
     let state = &state;
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let report = janitor::run_once(state).await?;
-        Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            let report = janitor::run_once(state).await?;
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+        },
+    ))
     .await
     .map_err(|e| anyhow::anyhow!(e))
 }

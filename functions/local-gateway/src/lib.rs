@@ -10,7 +10,6 @@
 
 pub mod pipeline;
 
-use tasks_api::State;
 use common::http::{finalize, ClientIp, MAX_BODY_BYTES};
 use common::ApiError;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tasks_api::State;
 use tokio::net::TcpListener;
 
 /// Routes a request to the function owning its path, as API Gateway does.

@@ -55,7 +55,10 @@ async fn main() -> anyhow::Result<()> {
     let dlq_url = settings.dlq_url.clone();
     let janitor_every = Duration::from_secs(
         lookup("JANITOR_INTERVAL_SECONDS")
-            .map(|v| v.parse().context("JANITOR_INTERVAL_SECONDS must be a number of seconds"))
+            .map(|v| {
+                v.parse()
+                    .context("JANITOR_INTERVAL_SECONDS must be a number of seconds")
+            })
             .transpose()?
             .unwrap_or(DEFAULT_JANITOR_INTERVAL_SECS)
             .max(1),
@@ -86,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "database upgrade skipped"),
     }
 
-    let analyzer = Arc::new(analyzer::State::new(pool.clone(), store.clone(), analyzer_config));
+    let analyzer = Arc::new(analyzer::State::new(
+        pool.clone(),
+        store.clone(),
+        analyzer_config,
+    ));
     tokio::spawn(local_gateway::pipeline::poll_queue(
         queue,
         analyzer,
@@ -95,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
     let janitor = Arc::new(janitor::State {
         pool,
         store,
-        dlq: dlq_url.map(|url| Arc::new(storage::sqs::SqsQueue::new(&aws, url)) as Arc<dyn storage::Queue>),
+        dlq: dlq_url
+            .map(|url| Arc::new(storage::sqs::SqsQueue::new(&aws, url)) as Arc<dyn storage::Queue>),
         config: janitor::Config::default(),
     });
     tokio::spawn(local_gateway::pipeline::run_janitor(janitor, janitor_every));

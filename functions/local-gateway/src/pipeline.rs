@@ -51,11 +51,7 @@ pub fn retry_delay(receive_count: u32) -> Duration {
 
 /// Polls `queue` forever, running up to `concurrency` analyses at once (each its own "Lambda
 /// invocation" with one message). Succeeded messages are deleted, failed ones retried later.
-pub async fn poll_queue(
-    queue: Arc<dyn Queue>,
-    analyzer: Arc<analyzer::State>,
-    concurrency: usize,
-) {
+pub async fn poll_queue(queue: Arc<dyn Queue>, analyzer: Arc<analyzer::State>, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let arn = queue.arn();
     loop {
@@ -136,7 +132,13 @@ mod tests {
         );
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["Records"][0]["messageId"], "m1");
-        assert_eq!(json["Records"][0]["attributes"]["ApproximateReceiveCount"], "2");
-        assert_eq!(json["Records"][0]["eventSourceARN"], "arn:aws:sqs:us-east-1:000000000000:q");
+        assert_eq!(
+            json["Records"][0]["attributes"]["ApproximateReceiveCount"],
+            "2"
+        );
+        assert_eq!(
+            json["Records"][0]["eventSourceARN"],
+            "arn:aws:sqs:us-east-1:000000000000:q"
+        );
     }
 }

@@ -125,17 +125,12 @@ pub struct QueueDepth {
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Up to `max` messages (1–10), waiting up to `wait` for the first one (long polling).
-    async fn receive(
-        &self,
-        max: u32,
-        wait: Duration,
-    ) -> Result<Vec<QueueMessage>, StorageError>;
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<QueueMessage>, StorageError>;
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), StorageError>;
 
     /// Makes an in-flight message visible again after `after` (retry back-off).
-    async fn retry_after(&self, receipt_handle: &str, after: Duration)
-        -> Result<(), StorageError>;
+    async fn retry_after(&self, receipt_handle: &str, after: Duration) -> Result<(), StorageError>;
 
     async fn send(&self, body: &str) -> Result<(), StorageError>;
 

@@ -110,17 +110,16 @@ pub struct MemoryQueue {
 
 impl MemoryQueue {
     pub fn deleted(&self) -> Vec<String> {
-        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn receive(
-        &self,
-        max: u32,
-        _wait: Duration,
-    ) -> Result<Vec<QueueMessage>, StorageError> {
+    async fn receive(&self, max: u32, _wait: Duration) -> Result<Vec<QueueMessage>, StorageError> {
         let mut q = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         let mut id = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
@@ -160,7 +159,11 @@ impl Queue for MemoryQueue {
 
     async fn depth(&self) -> Result<QueueDepth, StorageError> {
         Ok(QueueDepth {
-            visible: self.messages.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+            visible: self
+                .messages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len() as u64,
             in_flight: 0,
         })
     }

@@ -108,7 +108,9 @@ impl ObjectStore for S3Store {
             .body(body.into())
             .send()
             .await
-            .map_err(|e| StorageError::service("PutObject", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                StorageError::service("PutObject", aws_sdk_s3::error::DisplayErrorContext(e))
+            })?;
         Ok(())
     }
 
@@ -156,7 +158,9 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| StorageError::service("DeleteObject", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                StorageError::service("DeleteObject", aws_sdk_s3::error::DisplayErrorContext(e))
+            })?;
         Ok(())
     }
 

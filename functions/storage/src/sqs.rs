@@ -48,11 +48,7 @@ pub fn arn_of_url(url: &str, region: &str) -> String {
 #[async_trait]
 impl Queue for SqsQueue {
     #[tracing::instrument(skip(self))]
-    async fn receive(
-        &self,
-        max: u32,
-        wait: Duration,
-    ) -> Result<Vec<QueueMessage>, StorageError> {
+    async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<QueueMessage>, StorageError> {
         let out = self
             .client
             .receive_message()
@@ -99,11 +95,7 @@ impl Queue for SqsQueue {
     }
 
     #[tracing::instrument(skip(self, receipt_handle))]
-    async fn retry_after(
-        &self,
-        receipt_handle: &str,
-        after: Duration,
-    ) -> Result<(), StorageError> {
+    async fn retry_after(&self, receipt_handle: &str, after: Duration) -> Result<(), StorageError> {
         self.client
             .change_message_visibility()
             .queue_url(&self.url)
@@ -111,7 +103,9 @@ impl Queue for SqsQueue {
             .visibility_timeout(after.min(MAX_VISIBILITY).as_secs() as i32)
             .send()
             .await
-            .map_err(|e| StorageError::service("ChangeMessageVisibility", DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                StorageError::service("ChangeMessageVisibility", DisplayErrorContext(e))
+            })?;
         Ok(())
     }
 
@@ -162,7 +156,10 @@ mod tests {
     #[test]
     fn queue_arn_is_derived_from_aws_and_localstack_urls() {
         assert_eq!(
-            arn_of_url("https://sqs.eu-west-1.amazonaws.com/123456789012/jobs", "eu-west-1"),
+            arn_of_url(
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs",
+                "eu-west-1"
+            ),
             "arn:aws:sqs:eu-west-1:123456789012:jobs"
         );
         assert_eq!(

@@ -193,7 +193,12 @@ fn task_id(raw: &str) -> Result<Uuid, ApiError> {
 
 async fn visible_task(state: &State, auth: &AuthUser, raw_id: &str) -> Result<Task, ApiError> {
     let id = task_id(raw_id)?;
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
     tasks::find_visible(&client, id, viewer(auth))
         .await
         .map_err(db_error)?
@@ -229,7 +234,11 @@ pub fn validate_filename(raw: &str) -> Result<String, ApiError> {
             "filename is longer than {MAX_FILENAME_CHARS} characters"
         )));
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') || name.starts_with('.') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+        || name.starts_with('.')
+    {
         return Err(ApiError::Validation(
             "filename must be a plain file name (no path, no control characters)".into(),
         ));
@@ -271,7 +280,12 @@ async fn create_upload(
     let size = i64::try_from(body.size_bytes)
         .map_err(|_| ApiError::Validation("size_bytes is too large".into()))?;
     let user_key = auth.user.id.to_string();
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
     if let Some(retry_after_secs) = rate_limits::blocked_for(
         &client,
         UPLOAD_USER,
@@ -288,7 +302,9 @@ async fn create_upload(
         .await
         .map_err(db_error)?;
 
-    let usage = tasks::usage(&client, auth.user.id).await.map_err(db_error)?;
+    let usage = tasks::usage(&client, auth.user.id)
+        .await
+        .map_err(db_error)?;
     if usage.active_tasks >= MAX_ACTIVE_TASKS_PER_USER {
         return Err(ApiError::forbidden(
             "quota_exceeded",
@@ -312,7 +328,12 @@ async fn create_upload(
     let key = upload_key(auth.user.id, task_id);
     let presigned = state
         .store
-        .presign_put(&key, body.size_bytes, UPLOAD_CONTENT_TYPE, cfg.upload_url_ttl)
+        .presign_put(
+            &key,
+            body.size_bytes,
+            UPLOAD_CONTENT_TYPE,
+            cfg.upload_url_ttl,
+        )
         .await
         .map_err(storage_error)?;
     tasks::insert_pending(
@@ -387,14 +408,20 @@ async fn list(state: &State, auth: &AuthUser, req: &Request) -> Result<Response<
     let filter = TaskFilter {
         status: match q.get("status").map(String::as_str) {
             None | Some("") | Some("all") => None,
-            Some(s) => Some(Status::parse(s).ok_or_else(|| {
-                ApiError::Validation(format!("unknown status '{s}'"))
-            })?),
+            Some(s) => Some(
+                Status::parse(s)
+                    .ok_or_else(|| ApiError::Validation(format!("unknown status '{s}'")))?,
+            ),
         },
         limit: number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?,
         offset: number("offset", 0, 0, MAX_OFFSET)?,
     };
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
     let (found, total) = tasks::list(&client, viewer(auth), &filter)
         .await
         .map_err(db_error)?;
@@ -414,7 +441,12 @@ async fn status(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Bod
 #[tracing::instrument(skip(state, auth))]
 async fn progress(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Body>, ApiError> {
     let task = visible_task(state, auth, id).await?;
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
     let history = tasks::progress_history(&client, task.task_id, PROGRESS_HISTORY)
         .await
         .map_err(db_error)?;
@@ -437,7 +469,13 @@ async fn progress(state: &State, auth: &AuthUser, id: &str) -> Result<Response<B
 fn download_name(filename: &str, ext: &str) -> String {
     let stem: String = filename
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(100)
         .collect();
     format!("{stem}.{ext}")
@@ -467,11 +505,17 @@ async fn report(
     let (content_type, disposition) = match format {
         ReportFormat::Html => (
             "text/html; charset=utf-8",
-            format!("inline; filename=\"{}\"", download_name(&task.filename, "html")),
+            format!(
+                "inline; filename=\"{}\"",
+                download_name(&task.filename, "html")
+            ),
         ),
         ReportFormat::Json => (
             "application/json",
-            format!("attachment; filename=\"{}\"", download_name(&task.filename, "json")),
+            format!(
+                "attachment; filename=\"{}\"",
+                download_name(&task.filename, "json")
+            ),
         ),
     };
     let url = state
@@ -507,13 +551,19 @@ async fn delete_report(
                 "the analysis is running; delete it when it has finished".into(),
             ))
         }
-        Status::Expired => {
-            return Err(ApiError::NotFound("this task was already deleted".into()))
-        }
+        Status::Expired => return Err(ApiError::NotFound("this task was already deleted".into())),
         _ => {}
     }
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
-    let Some(expired) = tasks::expire(&client, task.task_id).await.map_err(db_error)? else {
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let Some(expired) = tasks::expire(&client, task.task_id)
+        .await
+        .map_err(db_error)?
+    else {
         return Err(ApiError::Conflict(
             "the task changed state meanwhile; try again".into(),
         ));
@@ -541,8 +591,15 @@ pub async fn delete_objects(store: &dyn ObjectStore, task: &Task) -> Result<(), 
 #[tracing::instrument(skip_all)]
 async fn queue_status(state: &State, auth: &AuthUser) -> Result<Response<Body>, ApiError> {
     let owner = (!auth.is_admin()).then_some(auth.user.id);
-    let client = state.auth.pool.get().await.map_err(|e| db_error(e.into()))?;
-    let counts = tasks::active_counts(&client, owner).await.map_err(db_error)?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let counts = tasks::active_counts(&client, owner)
+        .await
+        .map_err(db_error)?;
     let count = |s: Status| {
         counts
             .iter()
@@ -589,7 +646,10 @@ mod tests {
 
     #[test]
     fn download_names_keep_only_safe_characters() {
-        assert_eq!(download_name("my \"trace\".pcap", "html"), "my__trace_.pcap.html");
+        assert_eq!(
+            download_name("my \"trace\".pcap", "html"),
+            "my__trace_.pcap.html"
+        );
     }
 
     #[test]

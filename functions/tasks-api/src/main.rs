@@ -15,8 +15,14 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
-    let bucket = settings.bucket_name.clone().context("BUCKET_NAME is required")?;
-    let queue_url = settings.queue_url.clone().context("QUEUE_URL is required")?;
+    let bucket = settings
+        .bucket_name
+        .clone()
+        .context("BUCKET_NAME is required")?;
+    let queue_url = settings
+        .queue_url
+        .clone()
+        .context("QUEUE_URL is required")?;
     let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
     let auth = auth_api::State::new(settings)
         .await

@@ -2,12 +2,12 @@
 #![allow(dead_code)]
 
 use db::test_support::{fresh_database, local_env, TestDatabase};
-use tasks_api::State;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tasks_api::State;
 
 pub struct Gateway {
     pub addr: SocketAddr,
@@ -29,8 +29,14 @@ impl Gateway {
         let db = fresh_database().await;
         let env = local_env();
         let aws = storage::aws::sdk_config(|k| env.get(k).cloned()).await;
-        let bucket = env.get("BUCKET_NAME").cloned().expect("BUCKET_NAME in localstack/local.env: run localstack/up");
-        let queue = env.get("QUEUE_URL").cloned().expect("QUEUE_URL in localstack/local.env: run localstack/up");
+        let bucket = env
+            .get("BUCKET_NAME")
+            .cloned()
+            .expect("BUCKET_NAME in localstack/local.env: run localstack/up");
+        let queue = env
+            .get("QUEUE_URL")
+            .cloned()
+            .expect("QUEUE_URL in localstack/local.env: run localstack/up");
         let auth = auth_api::State::with_pool(db.settings(&[]), db.pool.clone());
         let state = Arc::new(State::new(
             auth,
