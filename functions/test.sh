@@ -28,4 +28,5 @@ fi
 
 # One cargo invocation: test binaries run one after another, so the Postgres outage test
 # (local-gateway's `outage` binary) never overlaps another suite.
-cargo test --locked -p common -p security -p db -p auth-api -p admin-api -p local-gateway "$@"
+cargo test --locked -p common -p security -p db -p auth-api -p admin-api -p local-gateway \
+    -p storage -p tasks-api -p analyzer -p janitor -p e2e "$@"

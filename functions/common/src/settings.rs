@@ -108,6 +108,8 @@ pub struct Settings {
     pub app_port: u16,
     pub bucket_name: Option<String>,
     pub queue_url: Option<String>,
+    /// Dead-letter queue of the analysis queue; the janitor fails the tasks that reach it.
+    pub dlq_url: Option<String>,
     pub aws_endpoint_url: Option<String>,
     pub admin_password: Option<Secret>,
     pub upload_rate_limit_requests: u32,
@@ -229,6 +231,7 @@ impl Settings {
             app_port: number(&get, "APP_PORT", 8000, 1, 65535)?,
             bucket_name: get("BUCKET_NAME"),
             queue_url: get("QUEUE_URL"),
+            dlq_url: get("DLQ_URL"),
             aws_endpoint_url: get("AWS_ENDPOINT_URL"),
             admin_password: get("ADMIN_PASSWORD").map(Secret),
             upload_rate_limit_requests: number(&get, "UPLOAD_RATE_LIMIT_REQUESTS", 5, 1, 100_000)?,

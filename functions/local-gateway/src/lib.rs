@@ -3,9 +3,13 @@
 //!
 //! Each request is turned into the `lambda_http::Request` a Lambda would get (plus the client
 //! address) and handed to the function that owns its path.
+//!
+//! [`pipeline`] plays the rest of AWS: it polls the real SQS queue (LocalStack) and hands each
+//! message to the analyzer as the `SqsEvent` Lambda would, and runs the janitor on a timer.
 #![deny(unsafe_code)]
 
-use auth_api::State;
+pub mod pipeline;
+
 use common::http::{finalize, ClientIp, MAX_BODY_BYTES};
 use common::ApiError;
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tasks_api::State;
 use tokio::net::TcpListener;
 
 /// Routes a request to the function owning its path, as API Gateway does.
@@ -21,10 +26,13 @@ pub async fn dispatch(
     state: &State,
     req: lambda_http::Request,
 ) -> lambda_http::Response<lambda_http::Body> {
-    if admin_api::owns_path(req.uri().path()) {
-        admin_api::handle(state, req).await
+    let path = req.uri().path();
+    if tasks_api::owns_path(path) {
+        tasks_api::handle(state, req).await
+    } else if admin_api::owns_path(path) {
+        admin_api::handle(&state.auth, req).await
     } else {
-        auth_api::handle(state, req).await
+        auth_api::handle(&state.auth, req).await
     }
 }
 
@@ -51,7 +59,7 @@ async fn adapt(
             let origin = parts.headers.get("origin").and_then(|v| v.to_str().ok());
             finalize(
                 ApiError::PayloadTooLarge.into_response(),
-                &state.cors,
+                &state.auth.cors,
                 origin,
             )
         }

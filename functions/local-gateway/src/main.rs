@@ -3,11 +3,21 @@
 //! Settings come from the environment; when `DATABASE_URL` is not set, `localstack/local.env`
 //! (written by `localstack/up`) in the current directory fills the gaps. On start it applies
 //! the migrations and prints the brise-glace banner when it creates the first admin.
+//!
+//! With `BUCKET_NAME` and `QUEUE_URL` (LocalStack) it also runs the pipeline: it polls the
+//! queue and hands each message to the analyzer, and runs the janitor every
+//! `JANITOR_INTERVAL_SECONDS` (60).
 
 use anyhow::Context;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Analyses run at once by the local queue poller (the machine's cores, not Lambda's scale).
+const LOCAL_ANALYZER_CONCURRENCY: usize = 2;
+/// Default period of the janitor locally (EventBridge runs it every few minutes in AWS).
+const DEFAULT_JANITOR_INTERVAL_SECS: u64 = 60;
 
 fn local_env() -> HashMap<String, String> {
     let Ok(text) = std::fs::read_to_string("localstack/local.env") else {
@@ -27,9 +37,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         HashMap::new()
     };
-    let settings = match common::Settings::from_lookup(|k| {
-        std::env::var(k).ok().or_else(|| file.get(k).cloned())
-    }) {
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
+    let settings = match common::Settings::from_lookup(lookup) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("local-gateway: configuration error: {e}");
@@ -38,21 +47,66 @@ async fn main() -> anyhow::Result<()> {
     };
     common::telemetry::init(&settings.log_level, settings.log_format);
     let addr = SocketAddr::from(([127, 0, 0, 1], settings.app_port));
-    let state = auth_api::State::new(settings)
+    let bucket = settings
+        .bucket_name
+        .clone()
+        .context("BUCKET_NAME is not set: run localstack/up (it writes localstack/local.env)")?;
+    let queue_url = settings.queue_url.clone();
+    let dlq_url = settings.dlq_url.clone();
+    let janitor_every = Duration::from_secs(
+        lookup("JANITOR_INTERVAL_SECONDS")
+            .map(|v| {
+                v.parse()
+                    .context("JANITOR_INTERVAL_SECONDS must be a number of seconds")
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_JANITOR_INTERVAL_SECS)
+            .max(1),
+    );
+    let aws = storage::aws::sdk_config(lookup).await;
+    let store: Arc<dyn storage::ObjectStore> = Arc::new(storage::s3::S3Store::new(&aws, bucket));
+    let analyzer_config = analyzer::Config::from_settings(&settings);
+    let auth = auth_api::State::new(settings)
         .await
         .context("building the database pool")?;
+    let pool = auth.pool.clone();
+    let queue: Arc<dyn storage::Queue> = match &queue_url {
+        Some(url) => Arc::new(storage::sqs::SqsQueue::new(&aws, url.clone())),
+        None => anyhow::bail!("QUEUE_URL is not set: run localstack/up"),
+    };
+    let state = tasks_api::State::new(auth, store.clone(), queue.clone());
 
     let admin_password = state
+        .auth
         .settings
         .admin_password
         .as_ref()
         .map(|s| s.expose().to_string());
-    match db::upgrade(&state.pool, admin_password.as_deref()).await {
+    match db::upgrade(&state.auth.pool, admin_password.as_deref()).await {
         Ok(Some(admin)) => println!("{}", admin.banner()),
         Ok(None) => {}
         // A dev server must still start (and answer /api/health with 503) when Postgres is down.
         Err(e) => tracing::warn!(error = %e, "database upgrade skipped"),
     }
+
+    let analyzer = Arc::new(analyzer::State::new(
+        pool.clone(),
+        store.clone(),
+        analyzer_config,
+    ));
+    tokio::spawn(local_gateway::pipeline::poll_queue(
+        queue,
+        analyzer,
+        LOCAL_ANALYZER_CONCURRENCY,
+    ));
+    let janitor = Arc::new(janitor::State {
+        pool,
+        store,
+        dlq: dlq_url
+            .map(|url| Arc::new(storage::sqs::SqsQueue::new(&aws, url)) as Arc<dyn storage::Queue>),
+        config: janitor::Config::default(),
+    });
+    tokio::spawn(local_gateway::pipeline::run_janitor(janitor, janitor_every));
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

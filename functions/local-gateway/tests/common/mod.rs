@@ -1,13 +1,13 @@
 //! A real `local-gateway` server on a loopback port and a minimal HTTP/1.1 client for it.
 #![allow(dead_code)]
 
-use auth_api::State;
-use db::test_support::{fresh_database, TestDatabase};
+use db::test_support::{fresh_database, local_env, TestDatabase};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tasks_api::State;
 
 pub struct Gateway {
     pub addr: SocketAddr,
@@ -23,10 +23,26 @@ pub struct Answer {
 }
 
 impl Gateway {
-    /// Serves a fresh, migrated database on 127.0.0.1 at a free port.
+    /// Serves a fresh, migrated database on 127.0.0.1 at a free port, with the S3 bucket and
+    /// SQS queue of the local stack (`localstack/local.env`).
     pub async fn spawn() -> Gateway {
         let db = fresh_database().await;
-        let state = Arc::new(State::with_pool(db.settings(&[]), db.pool.clone()));
+        let env = local_env();
+        let aws = storage::aws::sdk_config(|k| env.get(k).cloned()).await;
+        let bucket = env
+            .get("BUCKET_NAME")
+            .cloned()
+            .expect("BUCKET_NAME in localstack/local.env: run localstack/up");
+        let queue = env
+            .get("QUEUE_URL")
+            .cloned()
+            .expect("QUEUE_URL in localstack/local.env: run localstack/up");
+        let auth = auth_api::State::with_pool(db.settings(&[]), db.pool.clone());
+        let state = Arc::new(State::new(
+            auth,
+            Arc::new(storage::s3::S3Store::new(&aws, bucket)),
+            Arc::new(storage::sqs::SqsQueue::new(&aws, queue)),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(local_gateway::serve(listener, state.clone()));

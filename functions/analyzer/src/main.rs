@@ -1,0 +1,38 @@
+//! Lambda entry point of `analyzer`: settings, logs, pool and S3 client once, then the loop.
+
+use analyzer::State;
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = match common::Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("analyzer: configuration error: {e}");
+            std::process::exit(78);
+        }
+    };
+    common::telemetry::init(&settings.log_level, settings.log_format);
+    let bucket = settings
+        .bucket_name
+        .clone()
+        .context("BUCKET_NAME is required")?;
+    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
+    let pool = db::connect(&settings.database)
+        .await
+        .context("building the database pool")?;
+    let state = State::new(
+        pool,
+        Arc::new(storage::s3::S3Store::new(&aws, bucket)),
+        analyzer::Config::from_settings(&settings),
+    );
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(analyzer::handle(state, event.payload).await)
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}

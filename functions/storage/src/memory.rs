@@ -1,0 +1,174 @@
+//! In-memory fakes of the ports, for fast unit tests of handler logic only.
+
+use crate::{
+    Download, ObjectStore, ObjectStream, PresignedRequest, Queue, QueueDepth, QueueMessage,
+    StorageError,
+};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Chunk size the fake streams objects in, small so tests cross chunk boundaries.
+const FAKE_CHUNK: usize = 1024;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
+}
+
+impl MemoryStore {
+    pub fn get(&self, key: &str) -> Option<(Vec<u8>, String)> {
+        self.lock().get(key).cloned()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Vec<u8>, String)>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryStore {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_length: u64,
+        content_type: &str,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        Ok(PresignedRequest {
+            url: format!("memory://put/{key}?expires={}", expires_in.as_secs()),
+            method: "PUT".into(),
+            headers: vec![
+                ("content-length".into(), content_length.to_string()),
+                ("content-type".into(), content_type.into()),
+            ],
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        download: &Download<'_>,
+        expires_in: Duration,
+    ) -> Result<String, StorageError> {
+        Ok(format!(
+            "memory://get/{key}?type={}&expires={}",
+            download.content_type,
+            expires_in.as_secs()
+        ))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StorageError> {
+        self.lock()
+            .insert(key.to_string(), (body, content_type.to_string()));
+        Ok(())
+    }
+
+    async fn open(&self, key: &str, capacity: usize) -> Result<ObjectStream, StorageError> {
+        let (data, _) = self
+            .get(key)
+            .ok_or_else(|| StorageError::NotFound(key.to_string()))?;
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let size_bytes = data.len() as u64;
+        tokio::spawn(async move {
+            for chunk in data.chunks(FAKE_CHUNK) {
+                if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ObjectStream {
+            size_bytes,
+            chunks: rx,
+        })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.lock().contains_key(key))
+    }
+}
+
+/// A queue that hands out what was sent, once; deletes and visibility changes are recorded.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    messages: Mutex<VecDeque<String>>,
+    deleted: Mutex<Vec<String>>,
+    next_id: Mutex<u64>,
+}
+
+impl MemoryQueue {
+    pub fn deleted(&self) -> Vec<String> {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn receive(&self, max: u32, _wait: Duration) -> Result<Vec<QueueMessage>, StorageError> {
+        let mut q = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        let mut id = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        while out.len() < max as usize {
+            let Some(body) = q.pop_front() else { break };
+            *id += 1;
+            out.push(QueueMessage {
+                message_id: format!("m-{id}"),
+                receipt_handle: format!("r-{id}"),
+                body,
+                receive_count: 1,
+                sent_timestamp_ms: None,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, receipt_handle: &str) -> Result<(), StorageError> {
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(receipt_handle.to_string());
+        Ok(())
+    }
+
+    async fn retry_after(&self, _: &str, _: Duration) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    async fn send(&self, body: &str) -> Result<(), StorageError> {
+        self.messages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(body.to_string());
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, StorageError> {
+        Ok(QueueDepth {
+            visible: self
+                .messages
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len() as u64,
+            in_flight: 0,
+        })
+    }
+
+    fn arn(&self) -> String {
+        "arn:aws:sqs:us-east-1:000000000000:memory".into()
+    }
+}

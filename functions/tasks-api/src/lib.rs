@@ -1,0 +1,672 @@
+//! `tasks-api`: uploads and everything a user does with their analyses.
+//!
+//! | route | effect |
+//! |---|---|
+//! | `POST /api/uploads` `{filename, size_bytes}` | 201: a `pending` task and a presigned PUT pinning key, size and type |
+//! | `GET /api/tasks?status=&limit=&offset=` (alias `/api/history`) | the caller's tasks, newest first; admins see all with owner names |
+//! | `GET /api/status/{id}` | one task |
+//! | `GET /api/progress/{id}` | latest snapshot plus history |
+//! | `GET /api/reports/{id}/html`, `/json` | 303 to a short-lived presigned GET |
+//! | `DELETE /api/reports/{id}` | objects deleted, task `expired` |
+//! | `GET /api/queue/status` | queue depth and the caller's (admin: everyone's) active tasks |
+//!
+//! Another user's task is a 404 everywhere, never a 403; legacy tasks without an owner are
+//! visible to admins only.
+#![deny(unsafe_code)]
+
+use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser};
+use common::http::{finalize, header_str, json_response, parse_json, query_params, segments};
+use common::ApiError;
+use db::rate_limits::{self, UPLOAD_USER};
+use db::tasks::{self, NewTask, Status, Task, TaskFilter, Viewer};
+use lambda_http::http::header::LOCATION;
+use lambda_http::http::{HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::{Download, ObjectStore, Queue, StorageError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Content type every upload is signed with: captures are binary, whatever their format; the
+/// analyzer checks the magic bytes, never this header.
+pub const UPLOAD_CONTENT_TYPE: &str = "application/octet-stream";
+/// A presigned PUT must be used soon: 15 minutes to start the upload (S3 checks the expiry when
+/// the request starts, so a slow 500 MB upload still completes).
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// Report links are handed out on each click, so they can be short-lived.
+pub const REPORT_URL_TTL: Duration = Duration::from_secs(5 * 60);
+/// Tasks a user may have waiting or running at once; more would only queue behind each other.
+pub const MAX_ACTIVE_TASKS_PER_USER: i64 = 10;
+/// Bytes of uploads a user may hold until they expire: ten maximum-size captures.
+pub const QUOTA_UPLOADS_OF_MAX_SIZE: u64 = 10;
+/// Longest file name kept (the `tasks.filename` column).
+pub const MAX_FILENAME_CHARS: usize = 255;
+/// Extensions accepted at upload: what the engine reads (the content is checked later anyway).
+pub const ALLOWED_EXTENSIONS: [&str; 5] = [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz"];
+/// Default and largest page of the task list; offsets beyond the maximum are refused.
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 200;
+pub const MAX_OFFSET: i64 = 1_000_000;
+/// Snapshots returned by `GET /api/progress/{id}` (at most every 5 %, so 100 covers a run).
+pub const PROGRESS_HISTORY: i64 = 100;
+
+/// Limits and lifetimes, from the settings; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub max_upload_bytes: u64,
+    pub quota_bytes: u64,
+    pub upload_url_ttl: Duration,
+    pub report_url_ttl: Duration,
+    /// How long a task and its reports are kept (`REPORT_TTL_HOURS`).
+    pub report_ttl: Duration,
+    pub upload_rate_limit: u32,
+    pub upload_rate_window_secs: u32,
+}
+
+impl Config {
+    pub fn from_settings(s: &common::Settings) -> Self {
+        let max_upload_bytes = s.max_upload_size_mb * 1024 * 1024;
+        Config {
+            max_upload_bytes,
+            quota_bytes: max_upload_bytes * QUOTA_UPLOADS_OF_MAX_SIZE,
+            upload_url_ttl: UPLOAD_URL_TTL,
+            report_url_ttl: REPORT_URL_TTL,
+            report_ttl: Duration::from_secs(u64::from(s.report_ttl_hours) * 3600),
+            upload_rate_limit: s.upload_rate_limit_requests,
+            upload_rate_window_secs: s.upload_rate_limit_window_seconds,
+        }
+    }
+}
+
+pub struct State {
+    pub auth: auth_api::State,
+    pub store: Arc<dyn ObjectStore>,
+    pub queue: Arc<dyn Queue>,
+    pub config: Config,
+}
+
+impl State {
+    pub fn new(auth: auth_api::State, store: Arc<dyn ObjectStore>, queue: Arc<dyn Queue>) -> Self {
+        State {
+            config: Config::from_settings(&auth.settings),
+            auth,
+            store,
+            queue,
+        }
+    }
+}
+
+/// `true` for the paths this function serves (used by `local-gateway` to dispatch).
+pub fn owns_path(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    p == "/api/uploads"
+        || p == "/api/tasks"
+        || p == "/api/history"
+        || p == "/api/queue/status"
+        || p.starts_with("/api/status/")
+        || p.starts_with("/api/progress/")
+        || p.starts_with("/api/reports/")
+}
+
+/// Serves one request: routing, error mapping, security and CORS headers, access log.
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let origin = header_str(&req, "origin").map(str::to_owned);
+    let resp = if req.method() == Method::OPTIONS {
+        state.auth.cors.preflight(origin.as_deref())
+    } else {
+        route(state, &req)
+            .await
+            .unwrap_or_else(ApiError::into_response)
+    };
+    auth_api::log_request(&req, resp.status(), started);
+    finalize(resp, &state.auth.cors, origin.as_deref())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ReportFormat {
+    Html,
+    Json,
+}
+
+async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    let segs = segments(req);
+    let m = req.method();
+    // Shapes first, so that an unknown path is a 404 and a known one with another method a 405.
+    let known = matches!(
+        segs.as_slice(),
+        ["api", "uploads"]
+            | ["api", "tasks"]
+            | ["api", "history"]
+            | ["api", "queue", "status"]
+            | ["api", "status", _]
+            | ["api", "progress", _]
+            | ["api", "reports", _]
+            | ["api", "reports", _, "html" | "json"]
+    );
+    if !known {
+        return Err(ApiError::NotFound("no such route".into()));
+    }
+    let auth = authenticate(&state.auth, req).await?;
+    require_password_current(&auth)?;
+    match (segs.as_slice(), m) {
+        (["api", "uploads"], &Method::POST) => create_upload(state, &auth, req).await,
+        (["api", "tasks"] | ["api", "history"], &Method::GET) => list(state, &auth, req).await,
+        (["api", "queue", "status"], &Method::GET) => queue_status(state, &auth).await,
+        (["api", "status", id], &Method::GET) => status(state, &auth, id).await,
+        (["api", "progress", id], &Method::GET) => progress(state, &auth, id).await,
+        (["api", "reports", id, "html"], &Method::GET) => {
+            report(state, &auth, id, ReportFormat::Html).await
+        }
+        (["api", "reports", id, "json"], &Method::GET) => {
+            report(state, &auth, id, ReportFormat::Json).await
+        }
+        (["api", "reports", id], &Method::DELETE) => delete_report(state, &auth, id).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn viewer(auth: &AuthUser) -> Viewer {
+    Viewer {
+        user_id: auth.user.id,
+        is_admin: auth.is_admin(),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("task not found".into())
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    tracing::error!(error = %e, "object store");
+    ApiError::Unavailable("storage unavailable, try again shortly".into())
+}
+
+/// A task id from the path; anything that is not a UUID cannot be a task (404, like a
+/// missing one, so ids are not probed by their error).
+fn task_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| not_found())
+}
+
+async fn visible_task(state: &State, auth: &AuthUser, raw_id: &str) -> Result<Task, ApiError> {
+    let id = task_id(raw_id)?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    tasks::find_visible(&client, id, viewer(auth))
+        .await
+        .map_err(db_error)?
+        .ok_or_else(not_found)
+}
+
+// ------------------------------------------------------------------ uploads
+
+#[derive(Debug, Deserialize)]
+struct UploadRequest {
+    filename: String,
+    size_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct UploadResponse {
+    task_id: Uuid,
+    upload_url: String,
+    method: String,
+    headers: serde_json::Map<String, serde_json::Value>,
+    expires_in: u64,
+    s3_key: String,
+}
+
+/// The file name as stored and shown: trimmed, one path component, a known capture extension.
+pub fn validate_filename(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(ApiError::Validation("filename is required".into()));
+    }
+    if name.chars().count() > MAX_FILENAME_CHARS {
+        return Err(ApiError::Validation(format!(
+            "filename is longer than {MAX_FILENAME_CHARS} characters"
+        )));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+        || name.starts_with('.')
+    {
+        return Err(ApiError::Validation(
+            "filename must be a plain file name (no path, no control characters)".into(),
+        ));
+    }
+    let lower = name.to_lowercase();
+    if !ALLOWED_EXTENSIONS.iter().any(|ext| lower.ends_with(ext)) {
+        return Err(ApiError::Validation(format!(
+            "filename must end with one of {}",
+            ALLOWED_EXTENSIONS.join(", ")
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Where a task's capture is uploaded. Only ids, so the key needs no escaping.
+pub fn upload_key(owner: Uuid, task: Uuid) -> String {
+    format!("uploads/{owner}/{task}")
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user.id))]
+async fn create_upload(
+    state: &State,
+    auth: &AuthUser,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let body: UploadRequest = parse_json(req)?;
+    let filename = validate_filename(&body.filename)?;
+    let cfg = &state.config;
+    if body.size_bytes == 0 {
+        return Err(ApiError::Validation("size_bytes must be positive".into()));
+    }
+    if body.size_bytes > cfg.max_upload_bytes {
+        return Err(ApiError::Validation(format!(
+            "size_bytes {} exceeds the upload limit of {} MB",
+            body.size_bytes,
+            cfg.max_upload_bytes / (1024 * 1024)
+        )));
+    }
+    let size = i64::try_from(body.size_bytes)
+        .map_err(|_| ApiError::Validation("size_bytes is too large".into()))?;
+    let user_key = auth.user.id.to_string();
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    if let Some(retry_after_secs) = rate_limits::blocked_for(
+        &client,
+        UPLOAD_USER,
+        &user_key,
+        cfg.upload_rate_window_secs,
+        cfg.upload_rate_limit,
+    )
+    .await
+    .map_err(db_error)?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    rate_limits::hit(&client, UPLOAD_USER, &user_key, cfg.upload_rate_window_secs)
+        .await
+        .map_err(db_error)?;
+
+    let usage = tasks::usage(&client, auth.user.id)
+        .await
+        .map_err(db_error)?;
+    if usage.active_tasks >= MAX_ACTIVE_TASKS_PER_USER {
+        return Err(ApiError::forbidden(
+            "quota_exceeded",
+            format!(
+                "you already have {} analyses waiting or running; wait for one to finish",
+                usage.active_tasks
+            ),
+        ));
+    }
+    if usage.stored_bytes.max(0) as u64 + body.size_bytes > cfg.quota_bytes {
+        return Err(ApiError::forbidden(
+            "quota_exceeded",
+            format!(
+                "storage quota of {} MB reached; delete old reports first",
+                cfg.quota_bytes / (1024 * 1024)
+            ),
+        ));
+    }
+
+    let task_id = Uuid::new_v4();
+    let key = upload_key(auth.user.id, task_id);
+    let presigned = state
+        .store
+        .presign_put(
+            &key,
+            body.size_bytes,
+            UPLOAD_CONTENT_TYPE,
+            cfg.upload_url_ttl,
+        )
+        .await
+        .map_err(storage_error)?;
+    tasks::insert_pending(
+        &client,
+        &NewTask {
+            task_id,
+            owner_id: Some(auth.user.id),
+            filename,
+            file_size_bytes: size,
+            s3_key: key.clone(),
+            expires_at: OffsetDateTime::now_utc() + cfg.report_ttl,
+        },
+    )
+    .await
+    .map_err(db_error)?;
+    tracing::info!(%task_id, size_bytes = body.size_bytes, "upload URL issued");
+
+    let mut headers = serde_json::Map::new();
+    headers.insert("Content-Type".into(), json!(UPLOAD_CONTENT_TYPE));
+    headers.insert("Content-Length".into(), json!(body.size_bytes.to_string()));
+    Ok(json_response(
+        StatusCode::CREATED,
+        &UploadResponse {
+            task_id,
+            upload_url: presigned.url,
+            method: presigned.method,
+            headers,
+            expires_in: cfg.upload_url_ttl.as_secs(),
+            s3_key: key,
+        },
+    ))
+}
+
+// -------------------------------------------------------------------- reads
+
+/// A task as the API shows it: the row plus the report links when there is a report.
+#[derive(Debug, Serialize)]
+struct TaskView {
+    #[serde(flatten)]
+    task: Task,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reports: Option<serde_json::Value>,
+}
+
+impl From<Task> for TaskView {
+    fn from(task: Task) -> Self {
+        let reports = (task.status == Status::Completed).then(|| {
+            json!({
+                "html": format!("/api/reports/{}/html", task.task_id),
+                "json": format!("/api/reports/{}/json", task.task_id),
+            })
+        });
+        TaskView { task, reports }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(state: &State, auth: &AuthUser, req: &Request) -> Result<Response<Body>, ApiError> {
+    let q = query_params(req)?;
+    let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::Validation(format!("{name} must be a number in {min}..={max}"))
+                }),
+        }
+    };
+    let filter = TaskFilter {
+        status: match q.get("status").map(String::as_str) {
+            None | Some("") | Some("all") => None,
+            Some(s) => Some(
+                Status::parse(s)
+                    .ok_or_else(|| ApiError::Validation(format!("unknown status '{s}'")))?,
+            ),
+        },
+        limit: number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?,
+        offset: number("offset", 0, 0, MAX_OFFSET)?,
+    };
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let (found, total) = tasks::list(&client, viewer(auth), &filter)
+        .await
+        .map_err(db_error)?;
+    let tasks: Vec<TaskView> = found.into_iter().map(TaskView::from).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "tasks": tasks, "total": total, "limit": filter.limit, "offset": filter.offset }),
+    ))
+}
+
+#[tracing::instrument(skip(state, auth))]
+async fn status(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Body>, ApiError> {
+    let task = visible_task(state, auth, id).await?;
+    Ok(json_response(StatusCode::OK, &TaskView::from(task)))
+}
+
+#[tracing::instrument(skip(state, auth))]
+async fn progress(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Body>, ApiError> {
+    let task = visible_task(state, auth, id).await?;
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let history = tasks::progress_history(&client, task.task_id, PROGRESS_HISTORY)
+        .await
+        .map_err(db_error)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "task_id": task.task_id,
+            "status": task.status,
+            "progress_percent": task.progress_percent,
+            "current_phase": task.current_phase,
+            "error_message": task.error_message,
+            "last_heartbeat": task.last_heartbeat.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "latest": history.last(),
+            "history": history,
+        }),
+    ))
+}
+
+/// A file name safe inside a quoted `Content-Disposition` parameter.
+fn download_name(filename: &str, ext: &str) -> String {
+    let stem: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    format!("{stem}.{ext}")
+}
+
+#[tracing::instrument(skip(state, auth))]
+async fn report(
+    state: &State,
+    auth: &AuthUser,
+    id: &str,
+    format: ReportFormat,
+) -> Result<Response<Body>, ApiError> {
+    let task = visible_task(state, auth, id).await?;
+    let key = match format {
+        ReportFormat::Html => task.report_html_key.as_deref(),
+        ReportFormat::Json => task.report_json_key.as_deref(),
+    };
+    let key = match (task.status, key) {
+        (Status::Completed, Some(k)) => k,
+        (status, _) => {
+            return Err(ApiError::NotFound(format!(
+                "no report for this task (status {})",
+                status.as_str()
+            )))
+        }
+    };
+    let (content_type, disposition) = match format {
+        ReportFormat::Html => (
+            "text/html; charset=utf-8",
+            format!(
+                "inline; filename=\"{}\"",
+                download_name(&task.filename, "html")
+            ),
+        ),
+        ReportFormat::Json => (
+            "application/json",
+            format!(
+                "attachment; filename=\"{}\"",
+                download_name(&task.filename, "json")
+            ),
+        ),
+    };
+    let url = state
+        .store
+        .presign_get(
+            key,
+            &Download {
+                content_type,
+                content_disposition: &disposition,
+            },
+            state.config.report_url_ttl,
+        )
+        .await
+        .map_err(storage_error)?;
+    let mut resp = json_response(StatusCode::SEE_OTHER, &json!({ "url": url }));
+    resp.headers_mut().insert(
+        LOCATION,
+        HeaderValue::from_str(&url).map_err(ApiError::internal)?,
+    );
+    Ok(resp)
+}
+
+#[tracing::instrument(skip(state, auth))]
+async fn delete_report(
+    state: &State,
+    auth: &AuthUser,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let task = visible_task(state, auth, id).await?;
+    match task.status {
+        Status::Processing => {
+            return Err(ApiError::Conflict(
+                "the analysis is running; delete it when it has finished".into(),
+            ))
+        }
+        Status::Expired => return Err(ApiError::NotFound("this task was already deleted".into())),
+        _ => {}
+    }
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let Some(expired) = tasks::expire(&client, task.task_id)
+        .await
+        .map_err(db_error)?
+    else {
+        return Err(ApiError::Conflict(
+            "the task changed state meanwhile; try again".into(),
+        ));
+    };
+    delete_objects(state.store.as_ref(), &expired)
+        .await
+        .map_err(storage_error)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "task_id": expired.task_id, "status": "expired", "message": "report deleted" }),
+    ))
+}
+
+/// Deletes every object of a task (upload and reports); missing ones are fine.
+pub async fn delete_objects(store: &dyn ObjectStore, task: &Task) -> Result<(), StorageError> {
+    for key in [&task.s3_key, &task.report_html_key, &task.report_json_key]
+        .into_iter()
+        .flatten()
+    {
+        store.delete(key).await?;
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+async fn queue_status(state: &State, auth: &AuthUser) -> Result<Response<Body>, ApiError> {
+    let owner = (!auth.is_admin()).then_some(auth.user.id);
+    let client = state
+        .auth
+        .pool
+        .get()
+        .await
+        .map_err(|e| db_error(e.into()))?;
+    let counts = tasks::active_counts(&client, owner)
+        .await
+        .map_err(db_error)?;
+    let count = |s: Status| {
+        counts
+            .iter()
+            .find(|(st, _)| *st == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    // The queue depth is informative; its absence must not hide the user's own tasks.
+    let queue = match state.queue.depth().await {
+        Ok(d) => json!({ "visible": d.visible, "in_flight": d.in_flight }),
+        Err(e) => {
+            tracing::warn!(error = %e, "queue depth unavailable");
+            serde_json::Value::Null
+        }
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "scope": if owner.is_some() { "user" } else { "all" },
+            "queue": queue,
+            "tasks": {
+                "pending": count(Status::Pending),
+                "uploaded": count(Status::Uploaded),
+                "processing": count(Status::Processing),
+            },
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_names_are_accepted_and_paths_refused() {
+        assert_eq!(validate_filename(" a b.pcapng ").unwrap(), "a b.pcapng");
+        assert!(validate_filename("trace.PCAP").is_ok());
+        assert!(validate_filename("x.pcap.gz").is_ok());
+        assert!(validate_filename("../etc/passwd.pcap").is_err());
+        assert!(validate_filename("a\\b.pcap").is_err());
+        assert!(validate_filename("notes.txt").is_err());
+        assert!(validate_filename("").is_err());
+        assert!(validate_filename(&format!("{}.pcap", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn download_names_keep_only_safe_characters() {
+        assert_eq!(
+            download_name("my \"trace\".pcap", "html"),
+            "my__trace_.pcap.html"
+        );
+    }
+
+    #[test]
+    fn every_task_route_is_owned_and_others_are_not() {
+        for p in [
+            "/api/uploads",
+            "/api/tasks",
+            "/api/history",
+            "/api/queue/status",
+            "/api/status/x",
+            "/api/progress/x",
+            "/api/reports/x/html",
+            "/api/reports/x",
+        ] {
+            assert!(owns_path(p), "{p}");
+        }
+        assert!(!owns_path("/api/users"));
+        assert!(!owns_path("/api/health"));
+    }
+}

@@ -1,0 +1,303 @@
+//! The pipeline end to end: HTTP API, presigned S3 PUT, S3 → SQS notification, analyzer,
+//! reports, janitor, against the real Postgres and LocalStack (each test its own database,
+//! bucket and queues).
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use e2e::{capture, oracle_packets, Options, Stack};
+use serde_json::json;
+use std::time::Duration;
+use storage::Queue;
+
+/// A medium real capture (956 frames, pcapng) from the shared set.
+const CAPTURE: &str = "cs_http_espn.pcapng";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_capture_goes_from_upload_to_reports_with_tsharks_packet_count() {
+    let stack = Stack::start(Options::default()).await;
+    let alice = stack.user("alice").await;
+
+    let task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
+    let progress = stack.wait_done(&alice, &task).await;
+
+    assert_eq!(progress["status"], "completed", "{progress}");
+    assert_eq!(progress["progress_percent"], 100);
+    let phases: Vec<&str> = progress["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["phase"].as_str())
+        .collect();
+    assert_eq!(phases.last(), Some(&"completed"), "{phases:?}");
+    let report = stack.report(&alice, &task, "json").await;
+    assert_eq!(report.status, 200);
+    assert_eq!(
+        report.json()["metadata"]["total_packets"],
+        oracle_packets(CAPTURE)
+    );
+    let html = stack.report(&alice, &task, "html").await;
+    assert_eq!(html.status, 200);
+    assert!(html
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(html.text().contains("<html"));
+    let status = stack
+        .call("GET", &format!("/api/status/{task}"), &alice, None)
+        .await
+        .json();
+    assert_eq!(status["total_packets"], oracle_packets(CAPTURE));
+    assert!(status["health_score"].is_number(), "{status}");
+    // The upload is deleted once analysed; the reports stay.
+    let row = stack.task_row(&task).await;
+    assert!(!stack.object_exists(row.s3_key.as_deref().unwrap()).await);
+    assert!(
+        stack
+            .object_exists(row.report_json_key.as_deref().unwrap())
+            .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_refuses_a_put_of_another_size_or_type_or_after_expiry_and_the_api_refuses_oversize() {
+    let stack = Stack::start(Options {
+        upload_url_ttl: Some(Duration::from_secs(1)),
+        no_poller: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let body = capture(CAPTURE);
+
+    let up = stack.new_upload(&alice, CAPTURE, body.len()).await;
+    let mut larger = body.clone();
+    larger.extend_from_slice(&[0; 100]);
+    assert_eq!(Stack::put(&up, larger, None).await.status, 403);
+    assert_eq!(
+        Stack::put(&up, body.clone(), Some("text/plain"))
+            .await
+            .status,
+        403
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(Stack::put(&up, body.clone(), None).await.status, 403);
+
+    let r = stack
+        .call(
+            "POST",
+            "/api/uploads",
+            &alice,
+            Some(json!({"filename": "big.pcap", "size_bytes": 501u64 * 1024 * 1024})),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["message"].as_str().unwrap().contains("500 MB"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_file_named_pcap_fails_clearly_and_a_truncated_capture_completes_with_a_warning() {
+    let stack = Stack::start(Options::default()).await;
+    let alice = stack.user("alice").await;
+
+    let text = stack
+        .upload(
+            &alice,
+            "notes.pcap",
+            b"this is not a capture, just text\n".to_vec(),
+        )
+        .await;
+    let full = capture(CAPTURE);
+    // The last block is 100 bytes long: cut inside it.
+    let cut = full[..full.len() - 37].to_vec();
+    let truncated = stack.upload(&alice, "cut.pcapng", cut).await;
+
+    let failed = stack.wait_done(&alice, &text).await;
+    assert_eq!(failed["status"], "failed");
+    let message = failed["error_message"].as_str().unwrap();
+    assert!(message.contains("not a packet capture"), "{message}");
+    assert_eq!(stack.task_row(&text).await.attempts, 1, "not retried");
+
+    let done = stack.wait_done(&alice, &truncated).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let report = stack.report(&alice, &truncated, "json").await.json();
+    let warnings = report["metadata"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("cut short")),
+        "{warnings:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_s3_event_delivered_twice_and_concurrently_makes_one_report_and_one_completion() {
+    let stack = Stack::start(Options {
+        no_poller: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
+    let message = stack.next_notification().await;
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [{
+        "messageId": message.message_id, "receiptHandle": "r", "body": message.body,
+        "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
+    }]}))
+    .unwrap();
+
+    // Two concurrent deliveries, then a late third one; plus the same body through the queue.
+    let (a, b) = tokio::join!(
+        analyzer::handle(&stack.analyzer, event.clone()),
+        analyzer::handle(&stack.analyzer, event.clone())
+    );
+    let c = analyzer::handle(&stack.analyzer, event.clone()).await;
+    stack.queue.send(&message.body).await.unwrap();
+    tokio::spawn(local_gateway::pipeline::poll_queue(
+        stack.queue.clone(),
+        stack.analyzer.clone(),
+        2,
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for r in [&a, &b, &c] {
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let row = stack.task_row(&task).await;
+    assert_eq!(row.status, db::tasks::Status::Completed);
+    assert_eq!(row.attempts, 1, "only one delivery claimed the task");
+    let client = stack.db.pool.get().await.unwrap();
+    let completions: i64 = client
+        .query_one(
+            "SELECT count(*) FROM progress_snapshots WHERE task_id = $1 AND phase = 'completed'",
+            &[&row.task_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(completions, 1);
+    let depth = stack.queue.depth().await.unwrap();
+    assert_eq!(
+        depth.visible + depth.in_flight,
+        0,
+        "the duplicate was consumed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_task_is_404_everywhere_and_the_admin_sees_both() {
+    let stack = Stack::start(Options::default()).await;
+    let alice = stack.user("alice").await;
+    let bob = stack.user("bob").await;
+    let a_task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
+    let b_task = stack.upload(&bob, "b.pcapng", capture(CAPTURE)).await;
+    stack.wait_done(&alice, &a_task).await;
+    stack.wait_done(&bob, &b_task).await;
+
+    for (method, path) in [
+        ("GET", format!("/api/status/{a_task}")),
+        ("GET", format!("/api/progress/{a_task}")),
+        ("GET", format!("/api/reports/{a_task}/json")),
+        ("GET", format!("/api/reports/{a_task}/html")),
+        ("DELETE", format!("/api/reports/{a_task}")),
+    ] {
+        let r = stack.call(method, &path, &bob, None).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+        assert_eq!(r.json()["error"], "not_found");
+    }
+    let bobs = stack.call("GET", "/api/tasks", &bob, None).await.json();
+    assert_eq!(bobs["total"], 1);
+
+    let admin = stack.login("admin").await;
+    let all = stack.call("GET", "/api/history", &admin, None).await.json();
+    assert_eq!(all["total"], 2, "{all}");
+    let owners: Vec<&str> = all["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["owner_username"].as_str())
+        .collect();
+    assert!(
+        owners.contains(&"alice") && owners.contains(&"bob"),
+        "{owners:?}"
+    );
+    let r = stack
+        .call("GET", &format!("/api/status/{a_task}"), &admin, None)
+        .await;
+    assert_eq!(r.status, 200);
+
+    // The owner may delete: objects go, the task is expired.
+    let r = stack
+        .call("DELETE", &format!("/api/reports/{a_task}"), &alice, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let row = stack.task_row(&a_task).await;
+    assert_eq!(row.status, db::tasks::Status::Expired);
+    assert!(
+        !stack
+            .object_exists(row.report_html_key.as_deref().unwrap())
+            .await
+    );
+    let queue = stack.call("GET", "/api/queue/status", &alice, None).await;
+    assert_eq!(queue.status, 200);
+    assert_eq!(queue.json()["scope"], "user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_expires_tasks_past_their_ttl_with_their_objects_and_fails_stalled_and_dead_lettered_ones(
+) {
+    let stack = Stack::start(Options {
+        report_ttl: Some(Duration::from_secs(3)),
+        janitor_stale_after: Some(Duration::from_secs(1)),
+        ..Options::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let done = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
+    assert_eq!(stack.wait_done(&alice, &done).await["status"], "completed");
+    let row = stack.task_row(&done).await;
+    let (html, json_key) = (row.report_html_key.unwrap(), row.report_json_key.unwrap());
+    assert!(stack.object_exists(&html).await);
+
+    // A task whose analyzer died: claimed, then silence.
+    let stalled = stack.new_upload(&alice, "stalled.pcap", 10).await;
+    let stalled_key = stalled["s3_key"].as_str().unwrap();
+    {
+        let client = stack.db.pool.get().await.unwrap();
+        db::tasks::claim(&client, stalled_key, None, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("claimed");
+    }
+    // A task whose deliveries all failed: its notification sits in the DLQ.
+    let dead = stack.new_upload(&alice, "dead.pcap", 10).await;
+    let dead_key = dead["s3_key"].as_str().unwrap();
+    stack
+        .dlq
+        .send(
+            &json!({"Records": [{"eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": stack.bucket}, "object": {"key": dead_key, "size": 10}}}]})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let report = janitor::run_once(&stack.janitor).await.unwrap();
+
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert_eq!(report.stalled_failed, 1, "{report:?}");
+    assert_eq!(report.dead_letters, 1, "{report:?}");
+    assert_eq!(
+        stack.task_row(&done).await.status,
+        db::tasks::Status::Expired
+    );
+    assert!(!stack.object_exists(&html).await && !stack.object_exists(&json_key).await);
+    let stalled = stack.task_row(stalled["task_id"].as_str().unwrap()).await;
+    assert_eq!(stalled.status, db::tasks::Status::Failed);
+    assert!(stalled.error_message.unwrap().contains("heartbeat"));
+    let dead = stack.task_row(dead["task_id"].as_str().unwrap()).await;
+    assert_eq!(dead.status, db::tasks::Status::Failed);
+    let r = stack
+        .call("GET", &format!("/api/reports/{done}/html"), &alice, None)
+        .await;
+    assert_eq!(r.status, 404);
+}

@@ -1,0 +1,447 @@
+//! Helpers of the end-to-end tests: a whole local stack per test (its own database, bucket,
+//! queue and DLQ in the real Postgres and LocalStack, so tests run in parallel without seeing
+//! each other's events), a gateway on a free port, and a small HTTP client.
+//!
+//! When Postgres or LocalStack is not running, the tests fail saying so; they are never skipped.
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use db::test_support::{fresh_database, local_env, TestDatabase};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::s3::S3Store;
+use storage::sqs::SqsQueue;
+
+/// Password of every test account (passes the password policy).
+pub const PASSWORD: &str = "Correct-Horse-Battery-42-Staple";
+/// How long a test waits for an analysis to finish.
+pub const ANALYSIS_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `../shared/captures` next to the repository.
+pub fn captures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures")
+}
+
+pub fn capture(name: &str) -> Vec<u8> {
+    let path = captures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// tshark's frame count of a capture (`ORACLE.tsv`, column `packets`).
+pub fn oracle_packets(name: &str) -> u64 {
+    let text = std::fs::read_to_string(captures_dir().join("ORACLE.tsv")).expect("ORACLE.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "packets")
+        .expect("packets column");
+    lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .and_then(|f| f[col].parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in ORACLE.tsv"))
+}
+
+/// Shorter lifetimes some tests need.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub upload_url_ttl: Option<Duration>,
+    /// How long reports are kept after completion (the analyzer's `REPORT_TTL_HOURS`).
+    pub report_ttl: Option<Duration>,
+    pub janitor_stale_after: Option<Duration>,
+    /// Leave the queue alone (the test delivers messages itself).
+    pub no_poller: bool,
+}
+
+pub struct Stack {
+    pub addr: SocketAddr,
+    pub db: TestDatabase,
+    pub store: Arc<S3Store>,
+    pub queue: Arc<SqsQueue>,
+    pub dlq: Arc<SqsQueue>,
+    pub analyzer: Arc<analyzer::State>,
+    pub janitor: Arc<janitor::State>,
+    pub bucket: String,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One HTTP/1.1 request to an `http://` URL.
+pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let uri: hyper::Uri = url.parse().unwrap_or_else(|e| panic!("bad URL {url}: {e}"));
+    let authority = uri.authority().expect("absolute URL").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {authority}: {e}"));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", &authority);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = sender
+        .send_request(b.body(Full::new(Bytes::from(body))).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        bytes,
+    }
+}
+
+impl Stack {
+    pub async fn start(options: Options) -> Stack {
+        let db = fresh_database().await;
+        let env = local_env();
+        let get = |k: &str| env.get(k).cloned();
+        let endpoint = get("AWS_ENDPOINT_URL")
+            .expect("AWS_ENDPOINT_URL in localstack/local.env: run localstack/up");
+        let aws = storage::aws::sdk_config(get).await;
+
+        // A bucket and queues of our own, wired like localstack/up wires the shared ones.
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let bucket = format!("e2e-{id}");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&aws)
+                .force_path_style(true)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a bucket in LocalStack at {endpoint} ({e:?}); run localstack/up"
+                )
+            });
+        let dlq_url = sqs
+            .create_queue()
+            .queue_name(format!("e2e-{id}-dlq"))
+            .send()
+            .await
+            .expect("create DLQ")
+            .queue_url
+            .expect("DLQ URL");
+        let dlq_arn = queue_arn(&sqs, &dlq_url).await;
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("e2e-{id}"))
+            .attributes(QueueAttributeName::VisibilityTimeout, "60")
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
+            )
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue URL");
+        let arn = queue_arn(&sqs, &queue_url).await;
+        s3.put_bucket_notification_configuration()
+            .bucket(&bucket)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(
+                        QueueConfiguration::builder()
+                            .queue_arn(arn)
+                            .events(Event::from("s3:ObjectCreated:*"))
+                            .filter(
+                                NotificationConfigurationFilter::builder()
+                                    .key(
+                                        S3KeyFilter::builder()
+                                            .filter_rules(
+                                                FilterRule::builder()
+                                                    .name(FilterRuleName::Prefix)
+                                                    .value("uploads/")
+                                                    .build(),
+                                            )
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build()
+                            .expect("queue configuration"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("bucket notification");
+
+        let store = Arc::new(S3Store::new(&aws, &bucket));
+        let queue = Arc::new(SqsQueue::new(&aws, &queue_url));
+        let dlq = Arc::new(SqsQueue::new(&aws, &dlq_url));
+        let settings = db.settings(&[
+            ("BUCKET_NAME", &bucket),
+            ("UPLOAD_RATE_LIMIT_REQUESTS", "50"),
+        ]);
+        let mut analyzer_config = analyzer::Config::from_settings(&settings);
+        if let Some(ttl) = options.report_ttl {
+            analyzer_config.report_ttl = ttl;
+        }
+        let auth = auth_api::State::with_pool(settings, db.pool.clone());
+        let mut tasks = tasks_api::State::new(auth, store.clone(), queue.clone());
+        if let Some(ttl) = options.upload_url_ttl {
+            tasks.config.upload_url_ttl = ttl;
+        }
+        let analyzer = Arc::new(analyzer::State::new(
+            db.pool.clone(),
+            store.clone(),
+            analyzer_config,
+        ));
+        let mut janitor_config = janitor::Config::default();
+        if let Some(stale) = options.janitor_stale_after {
+            janitor_config.stale_after = stale;
+        }
+        let janitor = Arc::new(janitor::State {
+            pool: db.pool.clone(),
+            store: store.clone(),
+            dlq: Some(dlq.clone()),
+            config: janitor_config,
+        });
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(local_gateway::serve(listener, Arc::new(tasks)));
+        if !options.no_poller {
+            tokio::spawn(local_gateway::pipeline::poll_queue(
+                queue.clone(),
+                analyzer.clone(),
+                2,
+            ));
+        }
+        db::upgrade(&db.pool, Some(PASSWORD))
+            .await
+            .expect("admin account");
+        Stack {
+            addr,
+            db,
+            store,
+            queue,
+            dlq,
+            analyzer,
+            janitor,
+            bucket,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        let bytes = match body {
+            Some(v) => {
+                headers.push(("content-type", "application/json"));
+                serde_json::to_vec(&v).unwrap()
+            }
+            None => Vec::new(),
+        };
+        http(method, &self.url(path), &headers, bytes).await
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        let r = http(
+            "POST",
+            &self.url("/api/token"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&json!({"username": username, "password": PASSWORD})).unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "login of {username}: {}", r.text());
+        r.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+
+    /// Registers `username` over HTTP, has the admin approve it, and logs it in.
+    pub async fn user(&self, username: &str) -> String {
+        let r = http(
+            "POST",
+            &self.url("/api/register"),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": PASSWORD,
+            }))
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "register {username}: {}", r.text());
+        let id = r.json()["id"].as_str().expect("user id").to_string();
+        let admin = self.login("admin").await;
+        let r = self
+            .call(
+                "PUT",
+                &format!("/api/admin/users/{id}/approve"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "approve {username}: {}", r.text());
+        self.login(username).await
+    }
+
+    /// `POST /api/uploads`; panics unless 201.
+    pub async fn new_upload(&self, token: &str, filename: &str, size: usize) -> Value {
+        let r = self
+            .call(
+                "POST",
+                "/api/uploads",
+                token,
+                Some(json!({"filename": filename, "size_bytes": size})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "upload of {filename}: {}", r.text());
+        r.json()
+    }
+
+    /// PUTs `body` to the presigned URL with the headers the API said, optionally changed.
+    pub async fn put(upload: &Value, body: Vec<u8>, content_type: Option<&str>) -> Answer {
+        let url = upload["upload_url"].as_str().expect("upload_url");
+        let ct = content_type.map(str::to_string).unwrap_or_else(|| {
+            upload["headers"]["Content-Type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
+        http("PUT", url, &[("content-type", &ct)], body).await
+    }
+
+    /// Uploads a capture through the API and S3; returns the task id.
+    pub async fn upload(&self, token: &str, filename: &str, body: Vec<u8>) -> String {
+        let up = self.new_upload(token, filename, body.len()).await;
+        let r = Self::put(&up, body, None).await;
+        assert_eq!(r.status, 200, "PUT to S3: {}", r.text());
+        up["task_id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls `GET /api/progress/{id}` until the task is completed or failed.
+    pub async fn wait_done(&self, token: &str, task: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + ANALYSIS_TIMEOUT;
+        loop {
+            let r = self
+                .call("GET", &format!("/api/progress/{task}"), token, None)
+                .await;
+            assert_eq!(r.status, 200, "progress: {}", r.text());
+            let v = r.json();
+            if matches!(v["status"].as_str(), Some("completed" | "failed")) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {task} not finished in time: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Follows the report redirect of `GET /api/reports/{id}/{format}` to S3.
+    pub async fn report(&self, token: &str, task: &str, format: &str) -> Answer {
+        let r = self
+            .call("GET", &format!("/api/reports/{task}/{format}"), token, None)
+            .await;
+        assert_eq!(r.status, 303, "report redirect: {}", r.text());
+        let location = r.header("location").expect("Location").to_string();
+        http("GET", &location, &[], Vec::new()).await
+    }
+
+    pub async fn task_row(&self, task: &str) -> db::tasks::Task {
+        let client = self.db.pool.get().await.unwrap();
+        db::tasks::find(&client, task.parse().unwrap())
+            .await
+            .unwrap()
+            .expect("task row")
+    }
+
+    pub async fn object_exists(&self, key: &str) -> bool {
+        use storage::ObjectStore;
+        self.store.exists(key).await.expect("HeadObject")
+    }
+
+    /// The next S3 notification for `key` from this stack's queue (skipping the test event).
+    pub async fn next_notification(&self) -> storage::QueueMessage {
+        use storage::Queue;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            for m in self
+                .queue
+                .receive(10, Duration::from_secs(2))
+                .await
+                .unwrap()
+            {
+                self.queue.delete(&m.receipt_handle).await.unwrap();
+                if !m.body.contains("s3:TestEvent") {
+                    return m;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no S3 notification arrived"
+            );
+        }
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a: HashMap<QueueAttributeName, String>| {
+            a.get(&QueueAttributeName::QueueArn).cloned()
+        })
+        .expect("queue ARN")
+}
