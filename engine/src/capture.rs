@@ -2,7 +2,7 @@
 //! their own link type and timestamp resolution, simple and obsolete packet blocks), optionally
 //! gzip-compressed, from any [`Read`]. Memory is one block buffer, whatever the file size.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
@@ -15,6 +15,33 @@ const INITIAL_BUFFER_BYTES: usize = 1 << 20;
 /// Largest block we accept: a jumbo frame with pcapng options is far below this; anything larger
 /// is a corrupt length field, and growing further would let one bad file claim unbounded memory.
 const MAX_BLOCK_BYTES: usize = 64 << 20;
+/// Bytes gathered before the format is recognised (more than any capture header).
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Turns short reads into full ones (until end of stream), so the format probe and the block
+/// reader always see whole headers.
+struct FullReads<R>(R);
+
+impl<R: Read> Read for FullReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.0.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if filled > 0 => {
+                    // Hand over what was read; the error comes back on the next call.
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    }
+}
+
 /// pcapng block type of the obsolete Packet Block (pcapng draft, section 4.7 of the old spec).
 const OBSOLETE_PACKET_BLOCK: u32 = 0x0000_0002;
 
@@ -65,16 +92,31 @@ pub struct CaptureReader<'r> {
 impl<'r> CaptureReader<'r> {
     /// Opens a capture, transparently decompressing gzip input.
     pub fn new<R: Read + Send + 'r>(input: R) -> Result<Self, Error> {
-        let mut buffered = BufReader::with_capacity(64 * 1024, input);
-        let head = buffered.fill_buf().map_err(Error::Io)?;
+        // pcap-parser recognises the format from its first read alone, and a stream (a socket,
+        // an S3 body) may return a few bytes at a time: gather a full head first.
+        let mut input = input;
+        let mut head = vec![0u8; HEAD_BYTES];
+        let mut filled = 0;
+        while filled < head.len() {
+            match input.read(&mut head[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        head.truncate(filled);
         if head.is_empty() {
             return Err(Error::NotACapture("the file is empty".into()));
         }
         let gz = head.starts_with(&[0x1f, 0x8b]);
+        let stream = std::io::Cursor::new(head).chain(input);
         let reader: Box<dyn Read + Send + 'r> = if gz {
-            Box::new(flate2::read::MultiGzDecoder::new(buffered))
+            let inflated =
+                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, stream));
+            Box::new(FullReads(inflated))
         } else {
-            Box::new(buffered)
+            Box::new(FullReads(stream))
         };
         let inner = create_reader(INITIAL_BUFFER_BYTES, reader).map_err(|e| match e {
             PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => {

@@ -163,3 +163,26 @@ fn the_shipped_sample_is_exactly_what_the_generator_writes() {
         "regenerate with: cargo run -p engine --example make_sample"
     );
 }
+
+/// A reader that returns at most 7 bytes per call, like a slow socket or an S3 body.
+struct Trickle<'a>(&'a [u8]);
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_stream_that_returns_a_few_bytes_per_read_gives_the_same_report() {
+    let capture = engine::sample::sample_capture();
+    let whole = run(&capture).unwrap();
+    let trickled = analyze(Trickle(&capture), &Config::default(), &Options::default()).unwrap();
+    assert_eq!(
+        trickled.metadata.total_packets,
+        whole.metadata.total_packets
+    );
+    assert_eq!(trickled.metadata.warnings, whole.metadata.warnings);
+}
