@@ -33,6 +33,7 @@ pub mod sample;
 pub mod stats;
 pub mod tcp;
 pub mod time;
+mod worker;
 
 use std::io::Read;
 
@@ -59,6 +60,9 @@ pub struct Options {
     pub file_size: Option<u64>,
     /// Report keys of the analyses to run (see [`analyzers::ALL`]); empty runs them all.
     pub analyses: Vec<String>,
+    /// Run every analysis on the reading thread (by default a second thread takes part of them
+    /// when the machine has two cores or more; the report is the same either way).
+    pub single_thread: bool,
 }
 
 /// Analyzes a whole capture.
@@ -95,7 +99,10 @@ pub fn analyze_with_progress<R: Read + Send>(
 struct Core<'a> {
     config: &'a Config,
     options: &'a Options,
-    analyzers: Vec<Box<dyn analyzers::Analyzer>>,
+    /// Analyses on this thread, with their index in report order.
+    analyzers: Vec<(usize, Box<dyn analyzers::Analyzer>)>,
+    /// The second thread and the batch being filled for it.
+    worker: Option<worker::Worker>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,
@@ -107,10 +114,22 @@ struct Core<'a> {
 
 impl<'a> Core<'a> {
     fn new(config: &'a Config, options: &'a Options) -> Self {
+        let mut here = Vec::new();
+        let mut there = Vec::new();
+        let parallel = !options.single_thread
+            && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+        for (i, (key, analyzer)) in analyzers::registry(config, options).into_iter().enumerate() {
+            if parallel && !analyzers::ON_READER_THREAD.contains(&key) {
+                there.push((i, analyzer));
+            } else {
+                here.push((i, analyzer));
+            }
+        }
         Core {
             config,
             options,
-            analyzers: analyzers::registry(config, options),
+            analyzers: here,
+            worker: (!there.is_empty()).then(|| worker::Worker::spawn(there)),
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
@@ -161,19 +180,29 @@ impl<'a> Core<'a> {
                 }
             }
         }
-        for a in &mut self.analyzers {
+        for (_, a) in &mut self.analyzers {
             a.on_packet(&pkt, &meta);
         }
-        let (analyzers, tcp) = (&mut self.analyzers, &mut self.tcp);
+        if let Some(w) = &mut self.worker {
+            w.push(frame, meta);
+        }
+        let (analyzers, tcp, worker) = (&mut self.analyzers, &mut self.tcp, &mut self.worker);
         self.flows.sweep(pkt.ts_ns, |slot, record| {
             tcp.forget(slot);
-            for a in analyzers.iter_mut() {
+            for (_, a) in analyzers.iter_mut() {
                 a.on_flow_end(&record);
+            }
+            if let Some(w) = worker.as_mut() {
+                w.flow_ended(record);
             }
         });
     }
 
-    fn finish(self, read: capture::ReadSummary, elapsed: std::time::Duration) -> Report {
+    fn finish(mut self, read: capture::ReadSummary, elapsed: std::time::Duration) -> Report {
+        if let Some(w) = self.worker.take() {
+            self.analyzers.extend(w.join());
+            self.analyzers.sort_by_key(|(i, _)| *i);
+        }
         let mut report = Report::new(&self.options.file_name);
         let end = Finish {
             read: &read,
@@ -184,7 +213,7 @@ impl<'a> Core<'a> {
             config: self.config,
             options: self.options,
         };
-        for a in self.analyzers {
+        for (_, a) in self.analyzers {
             a.finish(&end, &mut report);
         }
         let m = &mut report.metadata;

@@ -186,3 +186,26 @@ fn a_stream_that_returns_a_few_bytes_per_read_gives_the_same_report() {
     );
     assert_eq!(trickled.metadata.warnings, whole.metadata.warnings);
 }
+
+#[test]
+fn the_report_is_the_same_on_one_thread_and_on_two() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures");
+    for name in [
+        "cs_http_espn.pcapng",
+        "cs_ppa1e_ftp-crack.pcap",
+        "cs_synscan.pcapng",
+        "pp_wireshark_samples-test.pcapng",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let json = |single_thread| {
+            let options = Options {
+                single_thread,
+                ..Options::default()
+            };
+            let mut r = analyze(&bytes[..], &Config::default(), &options).unwrap();
+            r.metadata.analysis_seconds = 0.0;
+            r.to_json()
+        };
+        assert_eq!(json(true), json(false), "{name}");
+    }
+}
