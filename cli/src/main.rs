@@ -78,6 +78,9 @@ struct AnalyzeArgs {
     /// Security detectors also consider 127.0.0.0/8 and ::1.
     #[arg(long)]
     include_localhost: bool,
+    /// Run every analysis on one thread (by default a second core takes part of them).
+    #[arg(long)]
+    single_thread: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     quiet: bool,
@@ -184,6 +187,7 @@ fn run(args: &AnalyzeArgs, config: &Config, analyses: Vec<String>) -> anyhow::Re
             .unwrap_or_default(),
         file_size: size,
         analyses,
+        single_thread: args.single_thread,
     };
     // A progress bar only where a person watches: stderr is a terminal and the file is large
     // enough to take more than a blink.
