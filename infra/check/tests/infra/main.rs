@@ -27,9 +27,9 @@ fn template_functions(template: &Value) -> Vec<(String, String, Value)> {
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(id, r)| {
             let id = id.as_str().expect("logical id").to_string();
-            let binary = r["Metadata"]["Binary"]
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
                 .as_str()
-                .unwrap_or_else(|| panic!("{id} has no Metadata.Binary"))
+                .unwrap_or_else(|| panic!("{id} has no Metadata.BuildProperties.Binary"))
                 .to_string();
             assert_eq!(
                 r["Metadata"]["BuildMethod"].as_str(),
