@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use engine::{Config, Options, Report};
 
+mod legacy;
 mod summary;
 
 /// mimalloc: the analyses allocate and free many small per-flow records; glibc's allocator
@@ -23,7 +24,8 @@ Exit codes:
   1  the input is not a capture, or could not be read
   2  bad command line
   3  bad configuration file
-  4  a report could not be written";
+  4  a report could not be written
+`db` commands exit with 1 when they fail (nothing is half-written).";
 
 #[derive(Parser)]
 #[command(name = "pcap_analyzer", version, about = "Analyze network captures (pcap, pcapng, gzip) with tshark-grade accuracy", after_help = EXIT_HELP)]
@@ -41,6 +43,31 @@ enum Command {
         /// v5 config.yaml with a `thresholds:` section.
         #[arg(short, long)]
         config: Option<PathBuf>,
+    },
+    /// Database of the web service (Postgres): migrations and the v4/v5 data import.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the migrations and create the brise-glace admin when no admin exists
+    /// (DATABASE_URL, DATABASE_SSL_MODE, ADMIN_PASSWORD from the environment).
+    Upgrade,
+    /// Import the users, tasks and progress snapshots of a v4/v5 SQLite database in one
+    /// transaction, verified before the commit. Re-running imports nothing twice.
+    ImportV4 {
+        /// The v4/v5 database: sqlite:///relative/path, sqlite:////absolute/path or a path.
+        #[arg(long, value_name = "URL")]
+        sqlite_url: String,
+        /// Target Postgres (default: DATABASE_URL); its schema must be up to date (`db upgrade`).
+        #[arg(long, value_name = "URL")]
+        postgres_url: Option<String>,
+        /// Do everything, print the counts, then roll back.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -107,7 +134,100 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(3, &e),
         },
+        Command::Db { command } => match run_db(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, &e),
+        },
     }
+}
+
+fn run_db(command: DbCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match command {
+        DbCommand::Upgrade => runtime.block_on(db_upgrade()),
+        DbCommand::ImportV4 {
+            sqlite_url,
+            postgres_url,
+            dry_run,
+        } => runtime.block_on(db_import_v4(&sqlite_url, postgres_url, dry_run)),
+    }
+}
+
+/// Settings from the environment, with `DATABASE_URL` replaced when given.
+fn settings(database_url: Option<String>) -> anyhow::Result<common::Settings> {
+    common::Settings::from_lookup(|k| match (k, &database_url) {
+        ("DATABASE_URL", Some(url)) => Some(url.clone()),
+        _ => std::env::var(k).ok(),
+    })
+    .context("configuration")
+}
+
+async fn db_upgrade() -> anyhow::Result<()> {
+    let settings = settings(None)?;
+    let pool = db::connect(&settings.database)
+        .await
+        .context("connecting to the database")?;
+    let admin_password = settings.admin_password.as_ref().map(|s| s.expose());
+    match db::upgrade(&pool, admin_password)
+        .await
+        .context("database upgrade failed")?
+    {
+        Some(admin) => println!("{}", admin.banner()),
+        None => println!("database is up to date"),
+    }
+    Ok(())
+}
+
+async fn db_import_v4(
+    sqlite_url: &str,
+    postgres_url: Option<String>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let path = legacy::sqlite_path(sqlite_url)?;
+    // Everything is read and checked before Postgres is touched.
+    let data = legacy::read(&path)?;
+    println!(
+        "read {}: {} users, {} tasks, {} progress snapshots",
+        path.display(),
+        data.users.len(),
+        data.tasks.len(),
+        data.snapshots.len()
+    );
+    let settings = settings(postgres_url)?;
+    let pool = db::connect(&settings.database)
+        .await
+        .context("connecting to Postgres")?;
+    let r = db::import::import_legacy(&pool, &data, dry_run)
+        .await
+        .context("import failed, nothing was written (run `pcap_analyzer db upgrade` first if the schema is missing)")?;
+    let verb = if dry_run { "would import" } else { "imported" };
+    println!(
+        "users:     {} {verb}, {} already present ({} matched an existing account by username)",
+        r.users.imported, r.users.already_present, r.users_matched_by_username
+    );
+    println!(
+        "tasks:     {} {verb}, {} already present ({} without owner: admins only; {} unfinished, marked failed)",
+        r.tasks.imported, r.tasks.already_present, r.tasks_without_owner, r.tasks_interrupted
+    );
+    println!(
+        "snapshots: {} {verb}, {} already present",
+        r.snapshots.imported, r.snapshots.already_present
+    );
+    if r.snapshots_without_task > 0 {
+        println!(
+            "           {} skipped: their task is not in the SQLite database",
+            r.snapshots_without_task
+        );
+    }
+    if dry_run {
+        println!("dry run: verified, then rolled back; nothing was written");
+    } else {
+        println!("verified: every user, task and snapshot read is in Postgres");
+    }
+    Ok(())
 }
 
 fn fail(code: u8, e: &anyhow::Error) -> ExitCode {

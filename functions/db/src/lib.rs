@@ -11,6 +11,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod import;
 mod pool;
 pub mod rate_limits;
 pub mod tasks;

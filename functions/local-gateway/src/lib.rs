@@ -21,18 +21,101 @@ use std::sync::Arc;
 use tasks_api::State;
 use tokio::net::TcpListener;
 
+/// The HTTP functions, by their binary (and `template.yaml` `Metadata: Binary`) name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    AuthApi,
+    AdminApi,
+    TasksApi,
+}
+
+impl Function {
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::AuthApi => "auth-api",
+            Function::AdminApi => "admin-api",
+            Function::TasksApi => "tasks-api",
+        }
+    }
+}
+
+/// One API Gateway route: method, path template (`{id}` is one path segment) and its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub function: Function,
+}
+
+const fn route(method: &'static str, path: &'static str, function: Function) -> Route {
+    Route {
+        method,
+        path,
+        function,
+    }
+}
+
+/// Every route, as the HttpApi of `template.yaml` declares them; a test in `infra/check` holds
+/// this table, the template and `openapi.yaml` to the same set.
+pub const ROUTES: &[Route] = &[
+    route("GET", "/api/health", Function::AuthApi),
+    route("POST", "/api/register", Function::AuthApi),
+    route("POST", "/api/token", Function::AuthApi),
+    route("POST", "/api/logout", Function::AuthApi),
+    route("GET", "/api/users/me", Function::AuthApi),
+    route("PUT", "/api/users/me", Function::AuthApi),
+    route("GET", "/api/csrf/token", Function::AuthApi),
+    route("GET", "/api/users", Function::AdminApi),
+    route("POST", "/api/admin/users", Function::AdminApi),
+    route("PUT", "/api/admin/users/{id}/approve", Function::AdminApi),
+    route("PUT", "/api/admin/users/{id}/block", Function::AdminApi),
+    route("PUT", "/api/admin/users/{id}/unblock", Function::AdminApi),
+    route("DELETE", "/api/admin/users/{id}", Function::AdminApi),
+    route("POST", "/api/admin/users/bulk/approve", Function::AdminApi),
+    route("POST", "/api/admin/users/bulk/block", Function::AdminApi),
+    route("POST", "/api/admin/users/bulk/unblock", Function::AdminApi),
+    route(
+        "POST",
+        "/api/admin/users/{id}/reset-password",
+        Function::AdminApi,
+    ),
+    route("POST", "/api/uploads", Function::TasksApi),
+    route("GET", "/api/tasks", Function::TasksApi),
+    route("GET", "/api/history", Function::TasksApi),
+    route("GET", "/api/status/{id}", Function::TasksApi),
+    route("GET", "/api/progress/{id}", Function::TasksApi),
+    route("GET", "/api/reports/{id}/html", Function::TasksApi),
+    route("GET", "/api/reports/{id}/json", Function::TasksApi),
+    route("DELETE", "/api/reports/{id}", Function::TasksApi),
+    route("GET", "/api/queue/status", Function::TasksApi),
+];
+
+/// The function owning `path` (whatever the method: the function itself answers 405).
+pub fn function_for(path: &str) -> Option<Function> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .find(|r| {
+            let template: Vec<&str> = r.path.split('/').collect();
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .map(|r| r.function)
+}
+
 /// Routes a request to the function owning its path, as API Gateway does.
 pub async fn dispatch(
     state: &State,
     req: lambda_http::Request,
 ) -> lambda_http::Response<lambda_http::Body> {
-    let path = req.uri().path();
-    if tasks_api::owns_path(path) {
-        tasks_api::handle(state, req).await
-    } else if admin_api::owns_path(path) {
-        admin_api::handle(&state.auth, req).await
-    } else {
-        auth_api::handle(&state.auth, req).await
+    match function_for(req.uri().path()) {
+        Some(Function::TasksApi) => tasks_api::handle(state, req).await,
+        Some(Function::AdminApi) => admin_api::handle(&state.auth, req).await,
+        // Unknown paths too: auth-api answers them with the common 404 shape.
+        Some(Function::AuthApi) | None => auth_api::handle(&state.auth, req).await,
     }
 }
 

@@ -45,11 +45,15 @@ pub struct Verified {
     pub needs_rehash: bool,
 }
 
-/// Checks `password` against a stored PHC hash. `Ok(None)` is a wrong password.
+/// Checks `password` against a stored hash: an argon2 PHC string, or a bcrypt hash imported
+/// from v4/v5 (`$2b$12$...`). `Ok(None)` is a wrong password.
 pub fn verify_password(
     stored_hash: &str,
     password: &str,
 ) -> Result<Option<Verified>, SecurityError> {
+    if is_bcrypt(stored_hash) {
+        return verify_bcrypt(stored_hash, password);
+    }
     let parsed =
         PasswordHash::new(stored_hash).map_err(|e| SecurityError::BadStoredHash(e.to_string()))?;
     match hasher().verify_password(password.as_bytes(), &parsed) {
@@ -58,6 +62,24 @@ pub fn verify_password(
         })),
         Err(argon2::password_hash::Error::PasswordInvalid) => Ok(None),
         Err(e) => Err(SecurityError::BadStoredHash(e.to_string())),
+    }
+}
+
+/// bcrypt's modular-crypt prefixes: `2b` (v5's Python `bcrypt`), `2a` and `2y` (older writers).
+const BCRYPT_PREFIXES: [&str; 3] = ["$2b$", "$2a$", "$2y$"];
+
+fn is_bcrypt(stored_hash: &str) -> bool {
+    BCRYPT_PREFIXES.iter().any(|p| stored_hash.starts_with(p))
+}
+
+/// v5 hashed with bcrypt (cost 12), which only ever reads the first 72 bytes of a password;
+/// `bcrypt::verify` truncates the same way, so every v5 password still matches. A match always
+/// asks for a rehash: the account moves to argon2id at its first login.
+fn verify_bcrypt(stored_hash: &str, password: &str) -> Result<Option<Verified>, SecurityError> {
+    match bcrypt::verify(password, stored_hash) {
+        Ok(true) => Ok(Some(Verified { needs_rehash: true })),
+        Ok(false) => Ok(None),
+        Err(e) => Err(SecurityError::BadStoredHash(format!("bcrypt: {e}"))),
     }
 }
 
@@ -241,6 +263,40 @@ mod tests {
             verify_password(&h, "correct horse battery stapler").unwrap(),
             None
         );
+    }
+
+    /// Made by Python's `bcrypt` 5.0 (`hashpw(b"Legacy-V5-Password-42", gensalt(12))`), as v5
+    /// stored passwords.
+    const V5_BCRYPT_HASH: &str = "$2b$12$8F5x0Ktikz56eqxr4hLlYuGgNS6zSVOJWT91iZ2i0kcyi8Bw3FTJe";
+
+    #[test]
+    fn v5_bcrypt_hash_verifies_and_asks_for_a_rehash_to_argon2id() {
+        assert_eq!(
+            verify_password(V5_BCRYPT_HASH, "Legacy-V5-Password-42").unwrap(),
+            Some(Verified { needs_rehash: true })
+        );
+        assert_eq!(
+            verify_password(V5_BCRYPT_HASH, "Legacy-V5-Password-43").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn older_bcrypt_prefixes_verify_too() {
+        // Openwall's crypt_blowfish test vector ("U*U", $2a$, cost 5).
+        let h = "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
+        assert!(verify_password(h, "U*U").unwrap().is_some());
+        let y = h.replacen("$2a$", "$2y$", 1);
+        assert!(verify_password(&y, "U*U").unwrap().is_some());
+    }
+
+    #[test]
+    fn damaged_bcrypt_hash_is_an_error_not_a_wrong_password() {
+        let damaged = &V5_BCRYPT_HASH[..40];
+        assert!(matches!(
+            verify_password(damaged, "Legacy-V5-Password-42"),
+            Err(SecurityError::BadStoredHash(_))
+        ));
     }
 
     #[test]

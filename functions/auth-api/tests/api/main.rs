@@ -204,6 +204,31 @@ async fn sixth_failed_login_in_the_window_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn user_imported_with_a_v5_bcrypt_hash_logs_in_and_is_moved_to_argon2id() {
+    // Arrange: a v5 account as `pcap_analyzer db import-v4` brings it over (Python bcrypt, cost 12).
+    let app = TestApp::spawn().await;
+    let user = app.insert_user("legacy", Role::User, true).await;
+    let v5_hash = "$2b$12$8F5x0Ktikz56eqxr4hLlYuGgNS6zSVOJWT91iZ2i0kcyi8Bw3FTJe";
+    let client = app.db.pool.get().await.unwrap();
+    users::update_hash(&client, user.id, v5_hash).await.unwrap();
+
+    // Act
+    let wrong = app.login("legacy", "Legacy-V5-Password-43").await;
+    let first = app.login("legacy", "Legacy-V5-Password-42").await;
+    let second = app.login("legacy", "Legacy-V5-Password-42").await;
+
+    // Assert
+    assert_eq!(wrong.status, 401, "{}", wrong.raw);
+    assert_eq!(first.status, 200, "{}", first.raw);
+    let stored = app.user("legacy").await.unwrap().hashed_password;
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    assert_eq!(second.status, 200, "{}", second.raw);
+}
+
+#[tokio::test]
 async fn successful_login_resets_the_account_failure_count() {
     let app = TestApp::spawn().await;
     app.insert_user("gina", Role::User, true).await;

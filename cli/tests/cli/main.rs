@@ -1,0 +1,4 @@
+//! Integration tests of the `pcap_analyzer` binary (one test binary for the crate).
+
+mod exports;
+mod import_v4;

@@ -1,0 +1,233 @@
+//! `template.yaml` against the code: the same routes in the template, in `local-gateway` and in
+//! `functions/openapi.yaml` (both directions), and a workspace binary behind every function.
+
+use serde_yaml_ng::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// (method, path, binary) of one route.
+type Route = (String, String, String);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn yaml(path: &str) -> Value {
+    let file = root().join(path);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"))
+}
+
+/// The `AWS::Serverless::Function` resources: (logical id, Metadata.Binary, properties).
+fn template_functions(template: &Value) -> Vec<(String, String, Value)> {
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| {
+            let id = id.as_str().expect("logical id").to_string();
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no Metadata.BuildProperties.Binary"))
+                .to_string();
+            assert_eq!(
+                r["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{id}"
+            );
+            (id, binary, r["Properties"].clone())
+        })
+        .collect()
+}
+
+fn template_routes() -> BTreeSet<Route> {
+    let template = yaml("template.yaml");
+    let mut routes = BTreeSet::new();
+    for (id, binary, props) in template_functions(&template) {
+        let Some(events) = props["Events"].as_mapping() else {
+            continue;
+        };
+        for (name, event) in events {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            let method = p["Method"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}.{name:?} Method"));
+            let path = p["Path"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}.{name:?} Path"));
+            let fresh = routes.insert((method.to_uppercase(), path.to_string(), binary.clone()));
+            assert!(fresh, "{method} {path} is declared twice in template.yaml");
+        }
+    }
+    routes
+}
+
+fn gateway_routes() -> BTreeSet<Route> {
+    local_gateway::ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_string(),
+                r.function.binary().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn openapi_routes() -> BTreeSet<(String, String)> {
+    let doc = yaml("functions/openapi.yaml");
+    let mut routes = BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().expect("paths") {
+        let path = path.as_str().expect("path").to_string();
+        for (method, _) in item.as_mapping().expect("path item") {
+            let method = method.as_str().expect("method").to_lowercase();
+            if ["get", "put", "post", "delete", "patch", "head", "options"]
+                .contains(&method.as_str())
+            {
+                routes.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+fn without_function(routes: &BTreeSet<Route>) -> BTreeSet<(String, String)> {
+    routes
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect()
+}
+
+/// Both directions, with the differences spelled out.
+fn assert_same<T: Ord + std::fmt::Debug>(
+    left: &BTreeSet<T>,
+    l: &str,
+    right: &BTreeSet<T>,
+    r: &str,
+) {
+    let only_left: Vec<_> = left.difference(right).collect();
+    let only_right: Vec<_> = right.difference(left).collect();
+    assert!(
+        only_left.is_empty() && only_right.is_empty(),
+        "routes differ:\n  in {l} only: {only_left:?}\n  in {r} only: {only_right:?}"
+    );
+}
+
+#[test]
+fn template_and_local_gateway_route_the_same_requests_to_the_same_functions() {
+    let template = template_routes();
+    assert!(template.len() >= 17, "{template:?}");
+    assert_same(
+        &template,
+        "template.yaml",
+        &gateway_routes(),
+        "local-gateway ROUTES",
+    );
+}
+
+#[test]
+fn template_and_openapi_document_the_same_routes() {
+    assert_same(
+        &without_function(&template_routes()),
+        "template.yaml",
+        &openapi_routes(),
+        "functions/openapi.yaml",
+    );
+}
+
+#[test]
+fn local_gateway_dispatches_every_route_to_its_function() {
+    for r in local_gateway::ROUTES {
+        let concrete = r
+            .path
+            .replace("{id}", "00000000-0000-4000-8000-000000000000");
+        assert_eq!(
+            local_gateway::function_for(&concrete),
+            Some(r.function),
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+}
+
+#[test]
+fn every_function_in_the_template_is_a_workspace_binary() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let binaries: BTreeSet<String> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(String::from))
+        .collect();
+
+    let template = yaml("template.yaml");
+    let functions = template_functions(&template);
+    assert_eq!(
+        functions.len(),
+        6,
+        "auth-api, admin-api, tasks-api, analyzer, janitor, migrate"
+    );
+    let missing: Vec<&str> = functions
+        .iter()
+        .map(|(_, b, _)| b.as_str())
+        .filter(|b| !binaries.contains(*b))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "template.yaml deploys {missing:?}, which no workspace crate builds"
+    );
+}
+
+#[test]
+fn analyzer_queue_settings_follow_the_pipeline_guarantees() {
+    let template = yaml("template.yaml");
+    let resources = &template["Resources"];
+    let analyzer = &resources["AnalyzerFunction"]["Properties"];
+    let timeout = analyzer["Timeout"].as_u64().expect("analyzer Timeout");
+    let event = &analyzer["Events"]["Uploaded"]["Properties"];
+    assert_eq!(event["BatchSize"].as_u64(), Some(1));
+    assert_eq!(
+        event["FunctionResponseTypes"][0].as_str(),
+        Some("ReportBatchItemFailures")
+    );
+    let queue = &resources["AnalysisQueue"]["Properties"];
+    let visibility = queue["VisibilityTimeout"]
+        .as_u64()
+        .expect("VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s < 6 x {timeout} s"
+    );
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64(), Some(5));
+    let dlq = &resources["AnalysisDeadLetterQueue"]["Properties"];
+    assert_eq!(dlq["MessageRetentionPeriod"].as_u64(), Some(14 * 24 * 3600));
+}
