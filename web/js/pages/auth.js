@@ -42,7 +42,8 @@ export async function signInPage(view, session) {
       await session.refreshUser();
       session.go(token.password_must_change || session.user?.password_must_change ? 'profile' : 'history');
     } catch (e) {
-      replace(status, notice('error', signInError(e)));
+      // Waiting for approval is not a mistake of the reader's: shown as a warning.
+      replace(status, notice(e.code === 'pending_approval' ? 'warning' : 'error', signInError(e)));
       password.value = '';
       password.focus();
     } finally {

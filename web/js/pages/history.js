@@ -99,10 +99,10 @@ export async function historyPage(view, session) {
       { 'data-task': task.task_id, 'data-status': task.status },
       h('th', { scope: 'row', 'data-label': 'File', class: 'file' }, task.filename),
       isAdmin ? h('td', { 'data-label': 'Owner' }, task.owner_username ?? '–') : null,
-      h('td', { 'data-label': 'Size' }, formatBytes(task.file_size_bytes)),
+      h('td', { 'data-label': 'Size', class: 'nowrap' }, formatBytes(task.file_size_bytes)),
       statusCell,
       h('td', { 'data-label': 'Packets' }, task.total_packets?.toLocaleString() ?? '–'),
-      h('td', { 'data-label': 'Health' }, healthText(task.health_score)),
+      h('td', { 'data-label': 'Health', class: 'nowrap' }, healthText(task.health_score)),
       h('td', { 'data-label': 'Uploaded' }, formatTime(task.uploaded_at ?? task.created_at)),
       actions,
     );
