@@ -6,9 +6,12 @@
 //!
 //! [`pipeline`] plays the rest of AWS: it polls the real SQS queue (LocalStack) and hands each
 //! message to the analyzer as the `SqsEvent` Lambda would, and runs the janitor on a timer.
+//!
+//! [`web`] serves the browser UI (`web/`) on every path outside `/api/`.
 #![deny(unsafe_code)]
 
 pub mod pipeline;
+pub mod web;
 
 use common::http::{finalize, ClientIp, MAX_BODY_BYTES};
 use common::ApiError;
@@ -20,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tasks_api::State;
 use tokio::net::TcpListener;
+pub use web::WebRoot;
 
 /// The HTTP functions, by their binary (and `template.yaml` `Metadata: Binary`) name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,11 +123,20 @@ pub async fn dispatch(
     }
 }
 
+/// `true` for the paths API Gateway sends to the functions; everything else is the UI.
+fn is_api_path(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
 async fn adapt(
     state: &State,
+    web: Option<&WebRoot>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
+    if let Some(web) = web.filter(|_| !is_api_path(req.uri().path())) {
+        return web.respond(req.method(), req.uri().path());
+    }
     let (parts, body) = req.into_parts();
     // Same cap as the handlers': API Gateway itself refuses large payloads before a Lambda runs.
     let resp = match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
@@ -151,15 +164,26 @@ async fn adapt(
     hyper::Response::from_parts(parts, Full::new(Bytes::from(body.as_ref().to_vec())))
 }
 
-/// Serves HTTP/1.1 on `listener` until the task is dropped.
+/// Serves the API over HTTP/1.1 on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    serve_with_web(listener, state, None).await
+}
+
+/// Serves the API and, when `web` is given, the UI on every other path.
+pub async fn serve_with_web(
+    listener: TcpListener,
+    state: Arc<State>,
+    web: Option<Arc<WebRoot>>,
+) -> std::io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
         let state = state.clone();
+        let web = web.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(adapt(&state, req, peer).await) }
+                let web = web.clone();
+                async move { Ok::<_, Infallible>(adapt(&state, web.as_deref(), req, peer).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

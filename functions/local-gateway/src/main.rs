@@ -7,6 +7,9 @@
 //! With `BUCKET_NAME` and `QUEUE_URL` (LocalStack) it also runs the pipeline: it polls the
 //! queue and hands each message to the analyzer, and runs the janitor every
 //! `JANITOR_INTERVAL_SECONDS` (60).
+//!
+//! The browser UI is served from `web/` in the current directory (or `WEB_DIR`) on every path
+//! outside `/api/`, so `http://localhost:8000` is the whole product.
 
 use anyhow::Context;
 use std::collections::HashMap;
@@ -16,6 +19,10 @@ use std::time::Duration;
 
 /// Analyses run at once by the local queue poller (the machine's cores, not Lambda's scale).
 const LOCAL_ANALYZER_CONCURRENCY: usize = 2;
+/// Where the UI's static files are, relative to the repository root the server runs from.
+const DEFAULT_WEB_DIR: &str = "web";
+/// Object store origin when no `AWS_ENDPOINT_URL` points at LocalStack: S3's own hosts.
+const AWS_S3_ORIGIN: &str = "https://*.amazonaws.com";
 /// Default period of the janitor locally (EventBridge runs it every few minutes in AWS).
 const DEFAULT_JANITOR_INTERVAL_SECS: u64 = 60;
 
@@ -63,6 +70,22 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(DEFAULT_JANITOR_INTERVAL_SECS)
             .max(1),
     );
+    let web_dir =
+        std::path::PathBuf::from(lookup("WEB_DIR").unwrap_or_else(|| DEFAULT_WEB_DIR.into()));
+    let s3_origin = match lookup("AWS_ENDPOINT_URL") {
+        Some(url) => local_gateway::web::origin_of(&url)
+            .with_context(|| format!("AWS_ENDPOINT_URL is not an http(s) URL: {url}"))?,
+        None => AWS_S3_ORIGIN.to_string(),
+    };
+    let web = if web_dir.join("index.html").is_file() {
+        Some(Arc::new(
+            local_gateway::WebRoot::new(web_dir, &s3_origin)
+                .context("building the UI's Content-Security-Policy")?,
+        ))
+    } else {
+        tracing::warn!(dir = %web_dir.display(), "no index.html there: serving the API only (set WEB_DIR)");
+        None
+    };
     let aws = storage::aws::sdk_config(lookup).await;
     let store: Arc<dyn storage::ObjectStore> = Arc::new(storage::s3::S3Store::new(&aws, bucket));
     let analyzer_config = analyzer::Config::from_settings(&settings);
@@ -113,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (APP_PORT)"))?;
     println!("local-gateway listening on http://{addr}");
     tokio::select! {
-        r = local_gateway::serve(listener, Arc::new(state)) => r.context("server stopped")?,
+        r = local_gateway::serve_with_web(listener, Arc::new(state), web) => r.context("server stopped")?,
         _ = tokio::signal::ctrl_c() => println!("local-gateway: stopping"),
     }
     Ok(())

@@ -26,6 +26,11 @@ impl Gateway {
     /// Serves a fresh, migrated database on 127.0.0.1 at a free port, with the S3 bucket and
     /// SQS queue of the local stack (`localstack/local.env`).
     pub async fn spawn() -> Gateway {
+        Gateway::spawn_with_web(None).await
+    }
+
+    /// Same, also serving the UI from `web` on every path outside `/api/`.
+    pub async fn spawn_with_web(web: Option<local_gateway::WebRoot>) -> Gateway {
         let db = fresh_database().await;
         let env = local_env();
         let aws = storage::aws::sdk_config(|k| env.get(k).cloned()).await;
@@ -45,7 +50,11 @@ impl Gateway {
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(local_gateway::serve(listener, state.clone()));
+        tokio::spawn(local_gateway::serve_with_web(
+            listener,
+            state.clone(),
+            web.map(Arc::new),
+        ));
         Gateway { addr, db, state }
     }
 

@@ -150,3 +150,73 @@ async fn every_route_in_the_openapi_document_is_served() {
     }
     assert_eq!(checked, 26, "operations in openapi.yaml");
 }
+
+fn ui() -> local_gateway::WebRoot {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    local_gateway::WebRoot::new(dir, "http://127.0.0.1:4566").unwrap()
+}
+
+#[tokio::test]
+async fn the_ui_is_served_at_the_root_with_its_content_types_and_policy() {
+    let gw = Gateway::spawn_with_web(Some(ui())).await;
+
+    let page = gw.get("/", None).await;
+    let script = gw.get("/js/app.js", None).await;
+    let style = gw.get("/css/app.css", None).await;
+
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert!(page.raw.contains("<main"));
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(style.headers["content-type"], "text/css; charset=utf-8");
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:4566;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+}
+
+#[tokio::test]
+async fn the_ui_never_serves_paths_outside_its_files() {
+    let gw = Gateway::spawn_with_web(Some(ui())).await;
+
+    for path in [
+        "/../Cargo.toml",
+        "/js/../../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/.gitignore",
+        "/package.json.bak",
+        "/node_modules/playwright-core/package.json",
+        "/tests/ui.test.mjs",
+        "/js/",
+        "/missing.html",
+    ] {
+        let r = gw.get(path, None).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.headers.contains_key("content-security-policy"), "{path}");
+    }
+    let post = gw.request("POST", "/index.html", &[], "").await;
+    assert_eq!(post.status, 405);
+}
+
+#[tokio::test]
+async fn api_paths_still_reach_the_functions_when_the_ui_is_served() {
+    let gw = Gateway::spawn_with_web(Some(ui())).await;
+
+    let health = gw.get("/api/health", None).await;
+    let unknown = gw.get("/api/nothing-here", None).await;
+
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["status"], "ok");
+    // The functions answer unknown API paths themselves, never the static files' plain 404.
+    assert_eq!(unknown.status, 404, "{}", unknown.raw);
+    assert_ne!(unknown.raw, "not found");
+}
