@@ -8,6 +8,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 localstack/up
+# cargo-lambda (PyPI) for the end-to-end test that runs the analyzer binary under
+# `cargo lambda watch`; installed once into .local/venv-lambda.
+scripts/lambda-tools
 
 # Each integration test creates a database named test_<uuid>; clean up the previous run's.
 set -a

@@ -301,3 +301,64 @@ async fn the_janitor_expires_tasks_past_their_ttl_with_their_objects_and_fails_s
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analyzer_binary_under_cargo_lambda_watch_completes_the_task_of_an_invoked_s3_fixture()
+{
+    // Fails loudly, before any setup, when cargo-lambda is not installed.
+    let cargo_lambda = e2e::lambda::cargo_lambda();
+    let stack = Stack::start(Options {
+        no_poller: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = stack.user("alice").await;
+    let body = capture(CAPTURE);
+    let size = body.len();
+    let task = stack.upload(&alice, CAPTURE, body).await;
+    let key = stack.task_row(&task).await.s3_key.expect("upload key");
+    let event = e2e::lambda::s3_put_event(&stack.bucket, &key, size);
+    let event_file = std::env::temp_dir().join(format!("e2e-s3-put-{task}.json"));
+    std::fs::write(&event_file, event.to_string()).unwrap();
+    // The binary reads its settings from the environment: local.env, pointed at this test's
+    // database and bucket.
+    let mut env: Vec<(String, String)> = db::test_support::local_env().into_iter().collect();
+    env.extend([
+        ("DATABASE_URL".to_string(), stack.db.url.clone()),
+        ("BUCKET_NAME".to_string(), stack.bucket.clone()),
+        ("LOG_FORMAT".to_string(), "text".to_string()),
+    ]);
+
+    let (answer, tree) = tokio::task::spawn_blocking(move || {
+        let watch = e2e::lambda::Watch::start(&cargo_lambda, &env);
+        let answer = watch.invoke("analyzer", &event_file);
+        let tree = watch.process_tree();
+        drop(watch);
+        let _ = std::fs::remove_file(&event_file);
+        (answer, tree)
+    })
+    .await
+    .expect("watch and invoke");
+
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": []}),
+        "the SqsBatchResponse lists no failed message"
+    );
+    let row = stack.task_row(&task).await;
+    assert_eq!(row.status, db::tasks::Status::Completed, "{row:?}");
+    assert_eq!(row.total_packets, Some(oracle_packets(CAPTURE) as i64));
+    assert!(
+        stack
+            .object_exists(row.report_json_key.as_deref().unwrap())
+            .await
+    );
+    let orphans: Vec<u32> = tree
+        .into_iter()
+        .filter(|p| e2e::lambda::alive(*p))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "processes of cargo lambda watch still running: {orphans:?}"
+    );
+}

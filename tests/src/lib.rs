@@ -4,6 +4,8 @@
 //!
 //! When Postgres or LocalStack is not running, the tests fail saying so; they are never skipped.
 
+pub mod lambda;
+
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
