@@ -7,15 +7,7 @@ use std::convert::Infallible;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match common::Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            // Said on stderr before anything else, naming the variable to fix.
-            eprintln!("auth-api: configuration error: {e}");
-            std::process::exit(78);
-        }
-    };
-    common::telemetry::init(&settings.log_level, settings.log_format);
+    let settings = common::Settings::load_or_exit("auth-api");
     let state = State::new(settings)
         .await
         .context("building the database pool")?;

@@ -120,6 +120,22 @@ pub struct Settings {
 
 impl Settings {
     /// Reads the process environment.
+    /// The settings of a binary's cold start: read once from the environment, logs set up from
+    /// them. A bad value is said on stderr, naming the variable to fix, and the process exits
+    /// with 78 (`EX_CONFIG`) before anything else runs.
+    pub fn load_or_exit(binary: &str) -> Self {
+        match Self::from_env() {
+            Ok(settings) => {
+                crate::telemetry::init(&settings.log_level, settings.log_format);
+                settings
+            }
+            Err(e) => {
+                eprintln!("{binary}: configuration error: {e}");
+                std::process::exit(78);
+            }
+        }
+    }
+
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -6,14 +6,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match common::Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("janitor: configuration error: {e}");
-            std::process::exit(78);
-        }
-    };
-    common::telemetry::init(&settings.log_level, settings.log_format);
+    let settings = common::Settings::load_or_exit("janitor");
     let bucket = settings
         .bucket_name
         .clone()

@@ -8,14 +8,7 @@ use serde_json::{json, Value};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match common::Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("migrate: configuration error: {e}");
-            std::process::exit(78);
-        }
-    };
-    common::telemetry::init(&settings.log_level, settings.log_format);
+    let settings = common::Settings::load_or_exit("migrate");
     let pool = db::connect(&settings.database)
         .await
         .context("connecting to the database")?;

@@ -7,14 +7,7 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = match common::Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("tasks-api: configuration error: {e}");
-            std::process::exit(78);
-        }
-    };
-    common::telemetry::init(&settings.log_level, settings.log_format);
+    let settings = common::Settings::load_or_exit("tasks-api");
     let bucket = settings
         .bucket_name
         .clone()
