@@ -15,7 +15,9 @@
 use auth_api::guard::{authenticate, db_error, require_admin, AuthUser};
 use auth_api::model::{parse_user_id, Email, UserResponse, Username};
 use auth_api::State;
-use common::http::{finalize, header_str, json_response, parse_json, query_params, segments};
+use common::http::{
+    finalize, header_str, json_response, parse_json, query_int, query_params, segments,
+};
 use common::ApiError;
 use db::users::{self, NewUser, Role, StatusFilter, User, UserFilter};
 use lambda_http::http::{Method, StatusCode};
@@ -146,20 +148,8 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> 
                 .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
         ),
     };
-    let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))
-                }),
-        }
-    };
-    let limit = number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?;
-    let offset = number("offset", 0, 0, MAX_OFFSET)?;
+    let limit = query_int(&q, "limit", DEFAULT_PAGE, 1, MAX_PAGE)?;
+    let offset = query_int(&q, "offset", 0, 0, MAX_OFFSET)?;
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     let (found, total) = users::list(
         &client,

@@ -323,6 +323,27 @@ pub fn query_params(req: &Request) -> Result<HashMap<String, String>, ApiError> 
     }
 }
 
+/// An integer query parameter: `default` when absent, otherwise it must parse and lie in
+/// `min..=max` (pagination bounds are named by the callers).
+pub fn query_int(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))
+            }),
+    }
+}
+
 fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
     let bytes: &[u8] = req.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {

@@ -15,7 +15,9 @@
 #![deny(unsafe_code)]
 
 use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser};
-use common::http::{finalize, header_str, json_response, parse_json, query_params, segments};
+use common::http::{
+    finalize, header_str, json_response, parse_json, query_int, query_params, segments,
+};
 use common::ApiError;
 use db::rate_limits::{self, UPLOAD_USER};
 use db::tasks::{self, NewTask, Status, Task, TaskFilter, Viewer};
@@ -187,18 +189,18 @@ fn storage_error(e: StorageError) -> ApiError {
 
 /// A task id from the path; anything that is not a UUID cannot be a task (404, like a
 /// missing one, so ids are not probed by their error).
+/// A connection from the shared pool; an exhausted or unreachable pool is a 503.
+async fn db_client(state: &State) -> Result<db::Client, ApiError> {
+    state.auth.pool.get().await.map_err(|e| db_error(e.into()))
+}
+
 fn task_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| not_found())
 }
 
 async fn visible_task(state: &State, auth: &AuthUser, raw_id: &str) -> Result<Task, ApiError> {
     let id = task_id(raw_id)?;
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     tasks::find_visible(&client, id, viewer(auth))
         .await
         .map_err(db_error)?
@@ -280,12 +282,7 @@ async fn create_upload(
     let size = i64::try_from(body.size_bytes)
         .map_err(|_| ApiError::Validation("size_bytes is too large".into()))?;
     let user_key = auth.user.id.to_string();
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     if let Some(retry_after_secs) = rate_limits::blocked_for(
         &client,
         UPLOAD_USER,
@@ -393,18 +390,6 @@ impl From<Task> for TaskView {
 #[tracing::instrument(skip_all)]
 async fn list(state: &State, auth: &AuthUser, req: &Request) -> Result<Response<Body>, ApiError> {
     let q = query_params(req)?;
-    let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ApiError> {
-        match q.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::Validation(format!("{name} must be a number in {min}..={max}"))
-                }),
-        }
-    };
     let filter = TaskFilter {
         status: match q.get("status").map(String::as_str) {
             None | Some("") | Some("all") => None,
@@ -413,15 +398,10 @@ async fn list(state: &State, auth: &AuthUser, req: &Request) -> Result<Response<
                     .ok_or_else(|| ApiError::Validation(format!("unknown status '{s}'")))?,
             ),
         },
-        limit: number("limit", DEFAULT_PAGE, 1, MAX_PAGE)?,
-        offset: number("offset", 0, 0, MAX_OFFSET)?,
+        limit: query_int(&q, "limit", DEFAULT_PAGE, 1, MAX_PAGE)?,
+        offset: query_int(&q, "offset", 0, 0, MAX_OFFSET)?,
     };
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     let (found, total) = tasks::list(&client, viewer(auth), &filter)
         .await
         .map_err(db_error)?;
@@ -441,12 +421,7 @@ async fn status(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Bod
 #[tracing::instrument(skip(state, auth))]
 async fn progress(state: &State, auth: &AuthUser, id: &str) -> Result<Response<Body>, ApiError> {
     let task = visible_task(state, auth, id).await?;
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     let history = tasks::progress_history(&client, task.task_id, PROGRESS_HISTORY)
         .await
         .map_err(db_error)?;
@@ -554,12 +529,7 @@ async fn delete_report(
         Status::Expired => return Err(ApiError::NotFound("this task was already deleted".into())),
         _ => {}
     }
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     let Some(expired) = tasks::expire(&client, task.task_id)
         .await
         .map_err(db_error)?
@@ -591,12 +561,7 @@ pub async fn delete_objects(store: &dyn ObjectStore, task: &Task) -> Result<(), 
 #[tracing::instrument(skip_all)]
 async fn queue_status(state: &State, auth: &AuthUser) -> Result<Response<Body>, ApiError> {
     let owner = (!auth.is_admin()).then_some(auth.user.id);
-    let client = state
-        .auth
-        .pool
-        .get()
-        .await
-        .map_err(|e| db_error(e.into()))?;
+    let client = db_client(state).await?;
     let counts = tasks::active_counts(&client, owner)
         .await
         .map_err(db_error)?;
