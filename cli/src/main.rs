@@ -10,13 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use engine::{Config, Options, Report};
 
-mod alloc;
 mod legacy;
 mod summary;
-
-/// mimalloc, see [`alloc`].
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -114,7 +109,6 @@ struct AnalyzeArgs {
 }
 
 fn main() -> ExitCode {
-    alloc::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -153,6 +153,13 @@ pub fn endpoint(addr: IpAddr, port: u16) -> String {
     }
 }
 
+/// The most entries a hash table of `buckets` buckets (a power of two) holds without growing:
+/// hashbrown keeps its load at or under 7/8, so a cap of exactly 65 536 entries would double the
+/// table to 131 072 buckets for its last eighth. Caps of bounded tables are written with this.
+pub const fn table_cap(buckets: usize) -> usize {
+    buckets / 8 * 7
+}
+
 /// Removes idle entries when `map` is over [`MAX_TRACKED_FLOWS`]; returns how many went.
 pub fn evict_idle<K: Eq + std::hash::Hash, V>(
     map: &mut FastMap<K, V>,
@@ -314,10 +321,13 @@ impl FlowTable {
             return;
         }
         let (mut tcp_horizon, mut datagram_horizon) = (TCP_IDLE_NS, DATAGRAM_IDLE_NS);
+        // Ended flows go out in the order they began, not in hash order (whose seed changes
+        // from run to run), so every report is reproducible.
+        let mut ended: Vec<(u32, FlowRecord)> = Vec::new();
         loop {
             let slots = &mut self.slots;
             let free = &mut self.free;
-            let mut gone = 0u64;
+            let gone_before = ended.len();
             self.index.retain(|key, &mut slot| {
                 let horizon = if key.proto == 6 {
                     tcp_horizon
@@ -329,19 +339,22 @@ impl FlowTable {
                     .is_some_and(|r| now.saturating_sub(r.last_ts) < horizon);
                 if !keep {
                     if let Some(r) = slots[slot as usize].take() {
-                        on_evict(slot, r);
+                        ended.push((slot, r));
                     }
                     free.push(slot);
-                    gone += 1;
                 }
                 keep
             });
-            self.evicted += gone;
+            self.evicted += (ended.len() - gone_before) as u64;
             if self.index.len() <= MAX_TRACKED_FLOWS * 3 / 4 || tcp_horizon == 0 {
                 break;
             }
             tcp_horizon /= 2;
             datagram_horizon /= 2;
+        }
+        ended.sort_unstable_by_key(|(_, r)| r.id);
+        for (slot, r) in ended {
+            on_evict(slot, r);
         }
     }
 
@@ -351,46 +364,66 @@ impl FlowTable {
     }
 }
 
-/// Per-direction state of an analysis, stored by flow-table slot: no hash lookup per packet.
-/// The analysis must hand back a slot's state in `on_flow_end` (with [`PerFlow::take`]);
-/// a slot given to a new flow starts empty.
-pub struct PerFlow<T> {
-    slots: Vec<Option<(FlowKey, [Option<T>; 2])>>,
+/// State of an analysis for each live flow, stored by flow-table slot: no hash lookup per
+/// packet, and memory follows the live flows. The analysis hands a slot's state back in
+/// `on_flow_end` ([`PerSlot::take`]); a slot given to a new flow starts afresh.
+pub struct PerSlot<T> {
+    /// Flow id and state, by slot.
+    slots: Vec<Option<(u64, T)>>,
 }
 
-impl<T> Default for PerFlow<T> {
+impl<T> Default for PerSlot<T> {
     fn default() -> Self {
-        PerFlow { slots: Vec::new() }
+        PerSlot { slots: Vec::new() }
     }
 }
 
-impl<T> PerFlow<T> {
-    /// The state of the packet's direction of its flow (`None` for packets outside flows).
-    pub fn state(
+impl<T> PerSlot<T> {
+    /// The state of the packet's flow, made by `new` on the flow's first packet seen here
+    /// (`None` for packets outside flows).
+    pub fn get_or_insert_with(
         &mut self,
         meta: &crate::analyzers::PacketMeta,
-    ) -> Option<(&mut Option<T>, FlowKey, Direction)> {
-        let (key, dir) = meta.flow?;
+        new: impl FnOnce() -> T,
+    ) -> Option<&mut T> {
+        meta.flow?;
         let slot = meta.flow_slot as usize;
         if self.slots.len() <= slot {
             self.slots.resize_with(slot + 1, || None);
         }
         let entry = &mut self.slots[slot];
-        if meta.flow_new || entry.as_ref().is_none_or(|(k, _)| *k != key) {
-            *entry = Some((key, [None, None]));
+        if entry.as_ref().is_none_or(|(id, _)| *id != meta.flow_id) {
+            *entry = Some((meta.flow_id, new()));
         }
-        let (_, states) = entry.as_mut()?;
-        Some((&mut states[dir.index()], key, dir))
+        entry.as_mut().map(|(_, state)| state)
     }
 
-    /// Removes and returns the states of a slot (when its flow ends).
-    pub fn take(&mut self, slot: u32) -> Option<(FlowKey, [Option<T>; 2])> {
-        self.slots.get_mut(slot as usize).and_then(Option::take)
+    /// Removes and returns the state of a slot (when its flow ends).
+    pub fn take(&mut self, slot: u32) -> Option<T> {
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(Option::take)
+            .map(|(_, state)| state)
     }
 
-    /// Removes and returns every state left.
-    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, [Option<T>; 2])> + '_ {
-        self.slots.drain(..).flatten()
+    /// Removes and returns every state left, with its slot (the flow is `Finish::flows.get(slot)`).
+    pub fn drain(&mut self) -> impl Iterator<Item = (u32, T)> + '_ {
+        self.slots
+            .drain(..)
+            .enumerate()
+            .filter_map(|(slot, s)| s.map(|(_, state)| (slot as u32, state)))
+    }
+}
+
+/// Per-direction state of an analysis, by flow-table slot (`[a → b, b → a]`).
+pub type PerFlow<T> = PerSlot<[Option<T>; 2]>;
+
+impl<T> PerFlow<T> {
+    /// The state of the packet's direction of its flow (`None` for packets outside flows).
+    pub fn direction(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut Option<T>> {
+        let (_, dir) = meta.flow?;
+        self.get_or_insert_with(meta, || [None, None])
+            .map(|states| &mut states[dir.index()])
     }
 }
 

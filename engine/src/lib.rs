@@ -276,7 +276,7 @@ struct PendingDatagram {
 const FRAGMENT_TIMEOUT_NS: i64 = 30 * 1_000_000_000;
 /// Datagrams being reassembled at once; beyond this, the oldest are dropped (a fragment flood
 /// must not grow memory without bound).
-const MAX_PENDING_DATAGRAMS: usize = 16_384;
+const MAX_PENDING_DATAGRAMS: usize = flow::table_cap(1 << 14);
 
 impl Fragments {
     /// Adds a fragment; true when it completes its datagram.

@@ -11,11 +11,6 @@
 
 use std::process::Command;
 
-/// Same allocator and settings as `pcap_analyzer`, so the figures are those of the real binary.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-#[path = "../alloc.rs"]
-mod alloc;
 use std::time::Instant;
 
 use engine::capture::CaptureReader;
@@ -99,7 +94,6 @@ fn child(mode: &str, path: &str) {
 }
 
 fn main() {
-    alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--child" {
         return child(&args[2], &args[3]);

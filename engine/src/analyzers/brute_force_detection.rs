@@ -22,7 +22,7 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round3;
 use crate::Options;
@@ -37,7 +37,7 @@ const APP_PORTS: [u16; 5] = [21, 25, 587, 80, 8080];
 const CRITICAL_PORTS: [u16; 3] = [22, 445, 3389];
 /// (source, target, port) tuples followed; past this, tuples with fewer than
 /// [`PRUNE_BELOW`] attempts are dropped, then new tuples are not followed.
-const MAX_TUPLES: usize = 65_536;
+const MAX_TUPLES: usize = table_cap(1 << 16);
 const PRUNE_BELOW: u64 = 3;
 /// v5: failure rate above which the severity is raised.
 const HIGH_FAILURE_RATE: f64 = 0.9;

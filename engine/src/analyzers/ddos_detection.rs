@@ -21,7 +21,7 @@ use super::security::{
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport, TCP_ACK, TCP_SYN};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
 use crate::Options;
@@ -29,7 +29,7 @@ use crate::Options;
 /// v5's slot length.
 const SLOT_NS: i64 = 10 * 1_000_000_000;
 /// Destinations followed at once; past this, destinations whose slot is over are closed first.
-const MAX_DESTINATIONS: usize = 65_536;
+const MAX_DESTINATIONS: usize = table_cap(1 << 16);
 /// Flood events kept (one per destination and kind).
 const MAX_EVENTS: usize = 10_000;
 const SOURCE_BITS: usize = 1024;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, PacketMeta};
 use crate::decode::{Fragment, Packet};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round3;
 use crate::Options;
@@ -22,7 +22,7 @@ use crate::Options;
 /// stacks use the same 30 s for both).
 const REASSEMBLY_TIMEOUT_NS: i64 = 30 * 1_000_000_000;
 /// Datagrams being reassembled at once; a fragment flood must not grow memory without bound.
-const MAX_PENDING_DATAGRAMS: usize = 16_384;
+const MAX_PENDING_DATAGRAMS: usize = table_cap(1 << 14);
 /// Fragment ranges remembered per datagram: a 64 KiB datagram at a 1280-byte MTU needs 52; more
 /// are counted but not checked for overlap.
 const MAX_RANGES_PER_DATAGRAM: usize = 64;

@@ -18,7 +18,7 @@ use super::security::{excluded, ip_field, is_internal, worst_first, Severity, Se
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
 use crate::Options;
@@ -27,7 +27,7 @@ const ADMIN_PORTS: [u16; 8] = [135, 139, 445, 593, 3389, 5985, 5986, 22];
 /// Targets remembered per source; a source past this is already well over every threshold.
 const MAX_TARGETS_PER_SOURCE: usize = 64;
 /// Sources followed; past this new sources are not followed.
-const MAX_SOURCES: usize = 16_384;
+const MAX_SOURCES: usize = table_cap(1 << 14);
 /// v5: SYNs to one target closer than this are one contact.
 const DEDUP_NS: i64 = 5_000_000_000;
 const MIN_PROTOCOLS: u32 = 3;

@@ -22,17 +22,17 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
 use crate::Options;
 
 /// Sources followed at once; past this, sources idle for a whole window are closed and dropped,
 /// and if none is idle new sources are counted but not followed.
-const MAX_SOURCES: usize = 65_536;
+const MAX_SOURCES: usize = table_cap(1 << 16);
 /// (source, port) and (source, target) pairs remembered to count distinct ones per window;
 /// past this, pairs of closed windows are forgotten.
-const MAX_DISTINCT_PAIRS: usize = 262_144;
+const MAX_DISTINCT_PAIRS: usize = table_cap(1 << 18);
 /// v5: fewer attempts than this are never a scan.
 const MIN_ATTEMPTS: u64 = 5;
 /// "Few" targets (horizontal) or ports (vertical), v5's 3.

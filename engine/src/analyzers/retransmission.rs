@@ -10,14 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::{Config, Thresholds};
 use crate::decode::{Packet, TCP_SYN};
-use crate::flow::{endpoint, fast_map, FastMap, FlowKey};
+use crate::flow::{endpoint, FlowKey, FlowRecord, PerSlot};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round3;
 use crate::tcp::flags;
 use crate::Options;
-
-/// Streams with statistics kept; past this, streams without any issue are dropped first.
-const MAX_STREAMS: usize = 100_000;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RetransmissionEvent {
@@ -98,6 +95,7 @@ pub struct RetransThresholds {
 
 #[derive(Default, Clone, Copy)]
 struct StreamStats {
+    stream: u64,
     key: Option<FlowKey>,
     packets: u64,
     retrans: u64,
@@ -117,8 +115,13 @@ impl StreamStats {
 
 pub struct Retransmission {
     t: Thresholds,
-    streams: FastMap<u64, StreamStats>,
-    dropped_streams: u64,
+    /// The live streams, by flow-table slot; a stream is summed up below when its flow ends.
+    streams: PerSlot<StreamStats>,
+    total_flows: u64,
+    flows_with_issues: u64,
+    severity: BTreeMap<&'static str, u64>,
+    /// Ended streams with retransmissions, the most first once trimmed.
+    ranked: Vec<StreamStats>,
     tcp_packets: u64,
     total: u64,
     fast: u64,
@@ -152,8 +155,11 @@ impl Retransmission {
     pub fn new(config: &Config, _options: &Options) -> Self {
         Retransmission {
             t: config.thresholds.clone(),
-            streams: fast_map(),
-            dropped_streams: 0,
+            streams: PerSlot::default(),
+            total_flows: 0,
+            flows_with_issues: 0,
+            severity: BTreeMap::new(),
+            ranked: Vec::new(),
             tcp_packets: 0,
             total: 0,
             fast: 0,
@@ -184,6 +190,26 @@ impl Retransmission {
             "none"
         }
     }
+
+    fn close(&mut self, s: StreamStats) {
+        self.total_flows += 1;
+        if s.issues() > 0 {
+            self.flows_with_issues += 1;
+        }
+        *self.severity.entry(self.severity(&s)).or_insert(0) += 1;
+        if s.retrans > 0 {
+            self.ranked.push(s);
+            if self.ranked.len() >= 4 * MAX_RANKED {
+                self.trim_ranked();
+            }
+        }
+    }
+
+    fn trim_ranked(&mut self) {
+        self.ranked
+            .sort_by(|a, b| b.retrans.cmp(&a.retrans).then(a.stream.cmp(&b.stream)));
+        self.ranked.truncate(MAX_RANKED);
+    }
 }
 
 impl Analyzer for Retransmission {
@@ -191,15 +217,22 @@ impl Analyzer for Retransmission {
         let Some(tcp) = pkt.tcp() else { return };
         self.tcp_packets += 1;
         let ta = &meta.tcp;
-        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&ta.stream) {
-            let before = self.streams.len();
-            self.streams.retain(|_, s| s.issues() > 0);
-            self.dropped_streams += (before - self.streams.len()) as u64;
+        let new = || StreamStats {
+            stream: ta.stream,
+            key: meta.flow.map(|(k, _)| k),
+            ..Default::default()
+        };
+        let Some(s) = self.streams.get_or_insert_with(meta, new) else {
+            return;
+        };
+        if s.stream != ta.stream {
+            // The 5-tuple was reused for a new stream (tshark numbers it anew).
+            let ended = std::mem::replace(s, new());
+            self.close(ended);
         }
-        let s = self.streams.entry(ta.stream).or_default();
-        if s.key.is_none() {
-            s.key = meta.flow.map(|(k, _)| k);
-        }
+        let Some(s) = self.streams.get_or_insert_with(meta, new) else {
+            return;
+        };
         s.packets += 1;
         for (i, f) in ANOMALY_FLAGS.iter().enumerate() {
             if ta.has(*f) {
@@ -266,26 +299,23 @@ impl Analyzer for Retransmission {
         }
     }
 
-    fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let mut severity_distribution = BTreeMap::new();
-        let mut flows_with_issues = 0;
-        let mut ranked: Vec<(u64, StreamStats)> = Vec::new();
-        for (&stream, s) in &self.streams {
-            if s.issues() > 0 {
-                flows_with_issues += 1;
-            }
-            *severity_distribution
-                .entry(self.severity(s).to_string())
-                .or_insert(0u64) += 1;
-            if s.retrans > 0 {
-                ranked.push((stream, *s));
-            }
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if let Some(s) = self.streams.take(flow.slot) {
+            self.close(s);
         }
-        ranked.sort_by(|a, b| b.1.retrans.cmp(&a.1.retrans).then(a.0.cmp(&b.0)));
-        ranked.truncate(MAX_RANKED);
+    }
+
+    fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
+        let left: Vec<StreamStats> = self.streams.drain().map(|(_, s)| s).collect();
+        for s in left {
+            self.close(s);
+        }
+        self.trim_ranked();
+        let ranked = std::mem::take(&mut self.ranked);
         let flow_statistics = ranked
             .into_iter()
-            .map(|(stream, s)| {
+            .map(|s| {
+                let stream = s.stream;
                 let (src, dst) = s
                     .key
                     .map(|k| (endpoint(k.a, k.a_port), endpoint(k.b, k.b_port)))
@@ -318,8 +348,8 @@ impl Analyzer for Retransmission {
         let total_anomalies = self.anomalies[..4].iter().sum();
         let t = &self.t;
         report.retransmission = Some(RetransmissionReport {
-            total_flows: self.streams.len() as u64 + self.dropped_streams,
-            flows_with_issues,
+            total_flows: self.total_flows,
+            flows_with_issues: self.flows_with_issues,
             total_retransmissions: self.total,
             fast_retrans_count: self.fast,
             spurious_count: self.spurious,
@@ -332,7 +362,11 @@ impl Analyzer for Retransmission {
             total_tcp_packets: self.tcp_packets,
             total_anomalies,
             anomaly_types,
-            severity_distribution,
+            severity_distribution: self
+                .severity
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             thresholds: RetransThresholds {
                 retransmission_low: t.retransmission_low,
                 retransmission_medium: t.retransmission_medium,

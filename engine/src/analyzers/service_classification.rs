@@ -431,7 +431,7 @@ impl Analyzer for ServiceClassification {
         }
         let ts = pkt.ts_ns;
         let size = f64::from(pkt.wire_len);
-        let Some((state, _, _)) = self.flows.state(meta) else {
+        let Some(state) = self.flows.direction(meta) else {
             return;
         };
         match state {
@@ -459,15 +459,17 @@ impl Analyzer for ServiceClassification {
     }
 
     fn on_flow_end(&mut self, flow: &FlowRecord) {
-        if let Some((key, states)) = self.flows.take(flow.slot) {
-            self.close_both(key, states);
+        if let Some(states) = self.flows.take(flow.slot) {
+            self.close_both(flow.key, states);
         }
     }
 
-    fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let left: Vec<(FlowKey, [Option<FlowState>; 2])> = self.flows.drain().collect();
-        for (key, states) in left {
-            self.close_both(key, states);
+    fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+        let left: Vec<(u32, [Option<FlowState>; 2])> = self.flows.drain().collect();
+        for (slot, states) in left {
+            if let Some(flow) = end.flows.get(slot) {
+                self.close_both(flow.key, states);
+            }
         }
         trim(&mut self.classified);
         trim(&mut self.unknown);

@@ -318,7 +318,9 @@ impl TcpTimeout {
                 l.len() < LISTED_PER_CATEGORY * 4
                     || l.iter().any(|x| x.idle_time < idle_ns as f64 / 1e9)
             });
-        let want_listed = unclean && self.listed.len() < MAX_FINDINGS;
+        // Streams end in eviction order; the list keeps the lowest stream numbers.
+        let want_listed = unclean
+            && (self.listed.len() < MAX_FINDINGS || self.listed.iter().any(|x| x.stream > stream));
         if !want_category && !want_listed {
             return;
         }
@@ -345,13 +347,25 @@ impl TcpTimeout {
             let l = self.lists.entry(category).or_default();
             l.push(row.clone());
             if l.len() >= LISTED_PER_CATEGORY * 4 {
-                l.sort_by(|a, b| b.idle_time.total_cmp(&a.idle_time));
+                l.sort_by(|a, b| {
+                    b.idle_time
+                        .total_cmp(&a.idle_time)
+                        .then(a.stream.cmp(&b.stream))
+                });
                 l.truncate(LISTED_PER_CATEGORY);
             }
         }
         if want_listed {
             self.listed.push(row);
+            if self.listed.len() >= MAX_FINDINGS * 4 {
+                self.trim_listed();
+            }
         }
+    }
+
+    fn trim_listed(&mut self) {
+        self.listed.sort_by_key(|c| c.stream);
+        self.listed.truncate(MAX_FINDINGS);
     }
 
     fn evict(&mut self, now: i64) {
@@ -494,6 +508,7 @@ impl Analyzer for TcpTimeout {
         for (s, c) in left {
             self.finish_conn(s, c, end_ts);
         }
+        self.trim_listed();
         let count = |k: &str| self.counts.get(k).copied().unwrap_or(0);
         let mut list = |k: &str| {
             let mut l = self.lists.remove(k).unwrap_or_default();
