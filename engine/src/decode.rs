@@ -225,6 +225,59 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// The bytes a [`Packet`] borrows from its frame: the TCP payload, and the UDP or ICMP payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Payloads<'a> {
+    pub tcp: &'a [u8],
+    pub transport: &'a [u8],
+}
+
+impl<'a> Packet<'a> {
+    /// The packet without the bytes it borrows, and those bytes: what another thread needs to
+    /// rebuild it ([`Packet::attach`]) over copies, without decoding the frame again.
+    pub fn detach(&self) -> (Packet<'static>, Payloads<'a>) {
+        let (transport, transport_payload) = match self.transport {
+            Transport::None => (Transport::None, &[][..]),
+            Transport::Other => (Transport::Other, &[][..]),
+            Transport::Tcp(t) => (Transport::Tcp(t), &[][..]),
+            Transport::Udp(u) => (Transport::Udp(UdpInfo { payload: &[], ..u }), u.payload),
+            Transport::Icmp(i) => (Transport::Icmp(IcmpInfo { payload: &[], ..i }), i.payload),
+        };
+        let detached = Packet {
+            transport,
+            tcp_payload: &[],
+            ..*self
+        };
+        let payloads = Payloads {
+            tcp: self.tcp_payload,
+            transport: transport_payload,
+        };
+        (detached, payloads)
+    }
+
+    /// A detached packet with its payloads (or copies of them) back in place.
+    pub fn attach(detached: &Packet<'static>, payloads: Payloads<'a>) -> Packet<'a> {
+        let transport = match detached.transport {
+            Transport::None => Transport::None,
+            Transport::Other => Transport::Other,
+            Transport::Tcp(t) => Transport::Tcp(t),
+            Transport::Udp(u) => Transport::Udp(UdpInfo {
+                payload: payloads.transport,
+                ..u
+            }),
+            Transport::Icmp(i) => Transport::Icmp(IcmpInfo {
+                payload: payloads.transport,
+                ..i
+            }),
+        };
+        Packet {
+            transport,
+            tcp_payload: payloads.tcp,
+            ..*detached
+        }
+    }
+}
+
 /// Decodes one frame. Never fails: what cannot be decoded is left as `Network::None` or
 /// `Transport::None`.
 pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
@@ -816,5 +869,29 @@ mod tests {
         ip.extend(v6);
         let pkt = decode(&frame(linktype::RAW, &ip));
         assert_eq!(pkt.inner.map(|i| i.tunnel), Some(Tunnel::IpInIp));
+    }
+
+    #[test]
+    fn a_detached_packet_attached_to_copies_of_its_payloads_is_the_same_packet() {
+        let capture = crate::sample::sample_capture();
+        let reader = crate::capture::CaptureReader::new(&capture[..]).unwrap();
+        let mut with_payload = 0;
+        reader
+            .for_each_frame(|frame, _| {
+                let pkt = decode(frame);
+                let (detached, payloads) = pkt.detach();
+                let (tcp, transport) = (payloads.tcp.to_vec(), payloads.transport.to_vec());
+                let copies = Payloads {
+                    tcp: &tcp,
+                    transport: &transport,
+                };
+                let back = Packet::attach(&detached, copies);
+                assert_eq!(format!("{back:?}"), format!("{pkt:?}"));
+                if !pkt.tcp_payload.is_empty() || pkt.udp().is_some_and(|u| !u.payload.is_empty()) {
+                    with_payload += 1;
+                }
+            })
+            .unwrap();
+        assert!(with_payload > 5, "the sample has payloads to move");
     }
 }

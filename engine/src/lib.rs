@@ -184,7 +184,7 @@ impl<'a> Core<'a> {
             a.on_packet(&pkt, &meta);
         }
         if let Some(w) = &mut self.worker {
-            w.push(frame, meta);
+            w.push(&pkt, meta);
         }
         let (analyzers, tcp, worker) = (&mut self.analyzers, &mut self.tcp, &mut self.worker);
         self.flows.sweep(pkt.ts_ns, |slot, record| {

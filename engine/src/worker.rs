@@ -1,7 +1,15 @@
 //! The second analysis thread. The reading thread decodes each frame, keeps the flow and TCP
-//! tables, and runs its share of the analyses; it copies the frame with what it worked out
-//! ([`PacketMeta`]) into a batch for this thread, which decodes the copy again (cheap) and runs
-//! the other analyses, in the same order, with the same flow-end events at the same points.
+//! tables, and runs its share of the analyses; it copies the decoded packet (detached from the
+//! frame), its payloads and what it worked out ([`PacketMeta`]) into a batch for this thread,
+//! which puts the packet back together over the copies (no second decoding) and runs the other
+//! analyses, in the same order, with the same flow-end events at the same points.
+//!
+//! Analyses here see UDP and ICMP payloads in full, but TCP payloads in full only for DNS
+//! (port 53) and otherwise their first [`TCP_PAYLOAD_HEAD`] bytes (enough for status lines and
+//! protocol signatures): copying every TCP segment's data cost the reading thread a quarter of
+//! its time. An analysis that reads further into TCP payloads belongs on the reading thread
+//! ([`crate::analyzers::ON_READER_THREAD`]); the test comparing one and two threads on every
+//! capture holds this.
 //! Results do not depend on the split: every analysis sees exactly the packets and events it
 //! would see on one thread.
 
@@ -9,27 +17,39 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use crate::analyzers::{Analyzer, PacketMeta};
-use crate::capture::Frame;
-use crate::decode;
+use crate::decode::{Packet, Payloads};
 use crate::flow::FlowRecord;
 
 /// Frames per batch: large enough that the channel costs nothing per packet, small enough that
 /// the two threads overlap.
 const BATCH_FRAMES: usize = 2_048;
+/// Bytes of a TCP payload (other than DNS's) copied for this thread.
+pub const TCP_PAYLOAD_HEAD: usize = 64;
+const DNS_PORT: u16 = 53;
 /// Batches in flight: bounds the memory the copies take (a few MiB).
 const BATCHES_IN_FLIGHT: usize = 4;
 
 type Analyses = Vec<(usize, Box<dyn Analyzer>)>;
 
 struct FrameCopy {
-    number: u64,
-    ts_ns: i64,
-    ts_known: bool,
-    linktype: u32,
-    wire_len: u32,
-    start: usize,
-    end: usize,
+    packet: Packet<'static>,
+    /// The payloads' copies in the batch's bytes.
+    tcp_payload: (u32, u32),
+    transport_payload: (u32, u32),
     meta: PacketMeta,
+}
+
+impl Batch {
+    /// Appends `bytes`; returns where they are.
+    fn copy(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        (start as u32, self.bytes.len() as u32)
+    }
+
+    fn slice(&self, (start, end): (u32, u32)) -> &[u8] {
+        &self.bytes[start as usize..end as usize]
+    }
 }
 
 #[derive(Default)]
@@ -72,17 +92,22 @@ impl Worker {
         }
     }
 
-    pub(crate) fn push(&mut self, frame: &Frame<'_>, meta: PacketMeta) {
-        let start = self.batch.bytes.len();
-        self.batch.bytes.extend_from_slice(frame.data);
+    /// Queues a packet (with what the reading thread worked out about it).
+    pub(crate) fn push(&mut self, pkt: &Packet<'_>, meta: PacketMeta) {
+        let (packet, payloads) = pkt.detach();
+        let dns = pkt
+            .tcp()
+            .is_some_and(|t| t.src_port == DNS_PORT || t.dst_port == DNS_PORT);
+        let tcp = match dns {
+            true => payloads.tcp,
+            false => &payloads.tcp[..payloads.tcp.len().min(TCP_PAYLOAD_HEAD)],
+        };
+        let tcp_payload = self.batch.copy(tcp);
+        let transport_payload = self.batch.copy(payloads.transport);
         self.batch.frames.push(FrameCopy {
-            number: frame.number,
-            ts_ns: frame.ts_ns,
-            ts_known: frame.ts_known,
-            linktype: frame.linktype,
-            wire_len: frame.wire_len,
-            start,
-            end: self.batch.bytes.len(),
+            packet,
+            tcp_payload,
+            transport_payload,
             meta,
         });
         if self.batch.frames.len() >= BATCH_FRAMES {
@@ -127,15 +152,11 @@ fn run(analyses: &mut Analyses, batch: &Batch) {
                 a.on_flow_end(record);
             }
         }
-        let frame = Frame {
-            number: f.number,
-            ts_ns: f.ts_ns,
-            ts_known: f.ts_known,
-            linktype: f.linktype,
-            data: &batch.bytes[f.start..f.end],
-            wire_len: f.wire_len,
+        let payloads = Payloads {
+            tcp: batch.slice(f.tcp_payload),
+            transport: batch.slice(f.transport_payload),
         };
-        let pkt = decode::decode(&frame);
+        let pkt = Packet::attach(&f.packet, payloads);
         for (_, a) in analyses.iter_mut() {
             a.on_packet(&pkt, &f.meta);
         }

@@ -72,22 +72,67 @@ fn full(path: &str, analyses: &[&str], single_thread: bool) -> (u64, engine::Rep
     (report.metadata.total_packets, report)
 }
 
+/// CPU seconds of each named thread of this process, watched every 20 ms until `done` (a
+/// thread's last reading is taken just before it ends, so this is at most 20 ms short).
+fn watch_threads(done: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<(String, f64)> {
+    let mut seen: std::collections::BTreeMap<String, (String, f64)> = Default::default();
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        for task in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = task.path();
+            let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let Some(rest) = stat.rsplit_once(')').map(|r| r.1) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+            let cpu = (ticks(11) + ticks(12)) / 100.0;
+            let tid = task.file_name().to_string_lossy().into_owned();
+            seen.insert(tid, (name.trim().to_string(), cpu));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    seen.into_values()
+        .filter(|(n, _)| n != "cpu-watch")
+        .collect()
+}
+
 fn child(mode: &str, path: &str) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        std::thread::Builder::new()
+            .name("cpu-watch".into())
+            .spawn(move || watch_threads(done))
+            .expect("watch thread")
+    };
     let start = Instant::now();
     let packets = match mode {
         "floor" => floor(path),
         "core" => full(path, engine::analyzers::CORE, false).0,
         "full1" => full(path, &[], true).0,
+        // `only:a,b,c`: just those analyses (two threads), to measure one part alone.
+        m if m.starts_with("only:") => full(path, &m[5..].split(',').collect::<Vec<_>>(), false).0,
         _ => {
             let (n, report) = full(path, &[], false);
             std::fs::write(format!("{path}.report.json"), report.to_json()).expect("write report");
             n
         }
     };
+    let wall = start.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let threads = watcher.join().unwrap_or_default();
+    for (name, cpu) in threads.iter().filter(|(_, cpu)| *cpu > 0.0) {
+        eprintln!("  thread {name}: {cpu:.2} s CPU");
+    }
     println!(
         "{} {} {:.1} {:.2}",
         packets,
-        start.elapsed().as_secs_f64(),
+        wall,
         peak_rss_mb(),
         cpu_seconds()
     );
@@ -120,6 +165,7 @@ fn main() {
         for (i, (mode, _)) in runs.iter().enumerate() {
             let out = Command::new(&exe)
                 .args(["--child", mode, path])
+                .stderr(std::process::Stdio::inherit())
                 .output()
                 .expect("child run");
             let text = String::from_utf8_lossy(&out.stdout);

@@ -239,7 +239,6 @@ pub const ON_READER_THREAD: &[&str] = &[
     "tcp_handshake",
     "retransmission",
     "top_talkers",
-    "dns",
     "protocol_distribution",
     "conversations",
     "rtt",
