@@ -100,8 +100,10 @@ struct Core<'a> {
     config: &'a Config,
     options: &'a Options,
     /// Analyses on this thread, with their index in report order.
-    analyzers: Vec<(usize, Box<dyn analyzers::Analyzer>)>,
-    /// The second thread and the batch being filled for it.
+    analyzers: worker::Analyses,
+    /// Packets queued for the analyses (see [`worker`]).
+    batch: worker::Batch,
+    /// The second thread and its analyses.
     worker: Option<worker::Worker>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
@@ -129,6 +131,7 @@ impl<'a> Core<'a> {
             config,
             options,
             analyzers: here,
+            batch: worker::Batch::default(),
             worker: (!there.is_empty()).then(|| worker::Worker::spawn(there)),
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
@@ -180,25 +183,30 @@ impl<'a> Core<'a> {
                 }
             }
         }
-        for (_, a) in &mut self.analyzers {
-            a.on_packet(&pkt, &meta);
-        }
-        if let Some(w) = &mut self.worker {
-            w.push(&pkt, meta);
-        }
-        let (analyzers, tcp, worker) = (&mut self.analyzers, &mut self.tcp, &mut self.worker);
+        self.batch.push(&pkt, meta);
+        let (tcp, batch) = (&mut self.tcp, &mut self.batch);
         self.flows.sweep(pkt.ts_ns, |slot, record| {
             tcp.forget(slot);
-            for (_, a) in analyzers.iter_mut() {
-                a.on_flow_end(&record);
-            }
-            if let Some(w) = worker.as_mut() {
-                w.flow_ended(record);
-            }
+            batch.flow_ended(record);
         });
+        if self.batch.is_full() {
+            self.flush();
+        }
+    }
+
+    /// Runs the queued packets through this thread's analyses, then hands them to the other.
+    fn flush(&mut self) {
+        worker::run(&mut self.analyzers, &self.batch);
+        match &mut self.worker {
+            Some(w) => self.batch = w.send(std::mem::take(&mut self.batch)),
+            None => self.batch.clear(),
+        }
     }
 
     fn finish(mut self, read: capture::ReadSummary, elapsed: std::time::Duration) -> Report {
+        if !self.batch.is_empty() {
+            self.flush();
+        }
         if let Some(w) = self.worker.take() {
             self.analyzers.extend(w.join());
             self.analyzers.sort_by_key(|(i, _)| *i);

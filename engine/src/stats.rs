@@ -169,6 +169,59 @@ fn bucket_value(b: usize) -> f64 {
     MIN_RESOLVED * ((b as f64 - 0.5) / BUCKETS_PER_OCTAVE).exp2()
 }
 
+/// Counts distinct 64-bit values (hashes of keys) exactly, at 8 bytes a value and without a
+/// random memory access per value: values are buffered, then sorted and merged into a sorted,
+/// de-duplicated run. Adding costs a push; the count is known after [`Distinct::count`].
+#[derive(Debug, Default)]
+pub struct Distinct {
+    pending: Vec<u64>,
+    merged: Vec<u64>,
+}
+
+/// Values buffered before a merge (1 MiB).
+const DISTINCT_BUFFER: usize = 1 << 17;
+
+impl Distinct {
+    pub fn add(&mut self, v: u64) {
+        self.pending.push(v);
+        if self.pending.len() >= DISTINCT_BUFFER.max(self.merged.len() / 4) {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        self.pending.sort_unstable();
+        self.pending.dedup();
+        let mut out = Vec::with_capacity(self.merged.len() + self.pending.len());
+        let (mut a, mut b) = (
+            self.merged.iter().peekable(),
+            self.pending.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(&&x), Some(&&y)) if x > y => b.next(),
+                (Some(_), Some(_)) => {
+                    b.next();
+                    a.next()
+                }
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            out.extend(next);
+        }
+        self.merged = out;
+        self.pending.clear();
+    }
+
+    /// Distinct values added so far.
+    pub fn count(&mut self) -> u64 {
+        self.merge();
+        self.merged.len() as u64
+    }
+}
+
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -180,6 +233,33 @@ pub fn round6(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_counts_each_value_once_across_merges() {
+        let mut d = Distinct::default();
+        let mut x = 7u64;
+        for i in 0..(3 * DISTINCT_BUFFER as u64) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            d.add(x % 200_000);
+            d.add(i % 1000);
+        }
+        let mut all: Vec<u64> = Vec::new();
+        let mut x = 7u64;
+        for i in 0..(3 * DISTINCT_BUFFER as u64) {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            all.push(x % 200_000);
+            all.push(i % 1000);
+        }
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(d.count(), all.len() as u64);
+        d.add(all[0]);
+        assert_eq!(d.count(), all.len() as u64, "a value already counted");
+    }
 
     #[test]
     fn mean_stdev_and_median_of_a_small_set() {

@@ -1,17 +1,17 @@
-//! The second analysis thread. The reading thread decodes each frame, keeps the flow and TCP
-//! tables, and runs its share of the analyses; it copies the decoded packet (detached from the
-//! frame), its payloads and what it worked out ([`PacketMeta`]) into a batch for this thread,
-//! which puts the packet back together over the copies (no second decoding) and runs the other
-//! analyses, in the same order, with the same flow-end events at the same points.
+//! Batches of packets, and the second analysis thread.
 //!
-//! Analyses here see UDP and ICMP payloads in full, but TCP payloads in full only for DNS
-//! (port 53) and otherwise their first [`TCP_PAYLOAD_HEAD`] bytes (enough for status lines and
-//! protocol signatures): copying every TCP segment's data cost the reading thread a quarter of
-//! its time. An analysis that reads further into TCP payloads belongs on the reading thread
-//! ([`crate::analyzers::ON_READER_THREAD`]); the test comparing one and two threads on every
-//! capture holds this.
-//! Results do not depend on the split: every analysis sees exactly the packets and events it
-//! would see on one thread.
+//! The reading thread decodes each frame, keeps the flow and TCP tables, and queues the decoded
+//! packet (detached from its frame), its payloads and what it worked out ([`PacketMeta`]) in a
+//! [`Batch`], with the flows that ended in between. A full batch goes through the analyses of
+//! the reading thread, then to the second thread (when there is one) for the others. Each
+//! analysis takes a batch in turn ([`run`]): it sees the same packets and flow ends, in the
+//! same order, as it would one packet at a time, while its code and tables stay hot and it can
+//! prefetch the state of the packets ahead ([`Analyzer::prefetch`]). Results do not depend on
+//! how the analyses are split between the threads.
+//!
+//! Analyses see UDP and ICMP payloads in full, but TCP payloads in full only for DNS (port 53)
+//! and otherwise their first [`TCP_PAYLOAD_HEAD`] bytes (enough for status lines and protocol
+//! signatures): copying every TCP segment's data cost a quarter of the reading thread's time.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -20,18 +20,21 @@ use crate::analyzers::{Analyzer, PacketMeta};
 use crate::decode::{Packet, Payloads};
 use crate::flow::FlowRecord;
 
-/// Frames per batch: large enough that the channel costs nothing per packet, small enough that
-/// the two threads overlap.
-const BATCH_FRAMES: usize = 2_048;
-/// Bytes of a TCP payload (other than DNS's) copied for this thread.
+/// Packets per batch: large enough that the channel costs nothing per packet, small enough that
+/// a batch stays in the CPU's cache and the two threads overlap.
+const BATCH_PACKETS: usize = 2_048;
+/// Bytes of a TCP payload (other than DNS's) the analyses see.
 pub const TCP_PAYLOAD_HEAD: usize = 64;
 const DNS_PORT: u16 = 53;
 /// Batches in flight: bounds the memory the copies take (a few MiB).
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Packets ahead whose state an analysis prefetches: far enough for memory to answer before
+/// `on_packet` needs it, near enough that it is still cached.
+const PREFETCH_DISTANCE: usize = 8;
 
-type Analyses = Vec<(usize, Box<dyn Analyzer>)>;
+pub(crate) type Analyses = Vec<(usize, Box<dyn Analyzer>)>;
 
-struct FrameCopy {
+struct Queued {
     packet: Packet<'static>,
     /// The payloads' copies in the batch's bytes.
     tcp_payload: (u32, u32),
@@ -39,7 +42,54 @@ struct FrameCopy {
     meta: PacketMeta,
 }
 
+#[derive(Default)]
+pub(crate) struct Batch {
+    bytes: Vec<u8>,
+    packets: Vec<Queued>,
+    /// Flows that ended, with the number of packets of the batch before them.
+    ended: Vec<(usize, FlowRecord)>,
+}
+
 impl Batch {
+    /// Queues a packet with what the reading thread worked out about it.
+    pub(crate) fn push(&mut self, pkt: &Packet<'_>, meta: PacketMeta) {
+        let (packet, payloads) = pkt.detach();
+        let dns = pkt
+            .tcp()
+            .is_some_and(|t| t.src_port == DNS_PORT || t.dst_port == DNS_PORT);
+        let tcp = match dns {
+            true => payloads.tcp,
+            false => &payloads.tcp[..payloads.tcp.len().min(TCP_PAYLOAD_HEAD)],
+        };
+        let tcp_payload = self.copy(tcp);
+        let transport_payload = self.copy(payloads.transport);
+        self.packets.push(Queued {
+            packet,
+            tcp_payload,
+            transport_payload,
+            meta,
+        });
+    }
+
+    /// A flow ended after the last queued packet.
+    pub(crate) fn flow_ended(&mut self, record: FlowRecord) {
+        self.ended.push((self.packets.len(), record));
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.packets.len() >= BATCH_PACKETS
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.packets.is_empty() && self.ended.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.packets.clear();
+        self.ended.clear();
+    }
+
     /// Appends `bytes`; returns where they are.
     fn copy(&mut self, bytes: &[u8]) -> (u32, u32) {
         let start = self.bytes.len();
@@ -52,16 +102,41 @@ impl Batch {
     }
 }
 
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    frames: Vec<FrameCopy>,
-    /// Flows that ended, with the number of frames of the batch processed before.
-    ended: Vec<(usize, FlowRecord)>,
+/// Runs the batch through each analysis in turn.
+pub(crate) fn run(analyses: &mut Analyses, batch: &Batch) {
+    if analyses.is_empty() {
+        return;
+    }
+    let packets: Vec<Packet<'_>> = batch
+        .packets
+        .iter()
+        .map(|q| {
+            let payloads = Payloads {
+                tcp: batch.slice(q.tcp_payload),
+                transport: batch.slice(q.transport_payload),
+            };
+            Packet::attach(&q.packet, payloads)
+        })
+        .collect();
+    for (_, a) in analyses.iter_mut() {
+        let mut ended = batch.ended.iter().peekable();
+        for (i, (q, pkt)) in batch.packets.iter().zip(&packets).enumerate() {
+            while let Some((_, record)) = ended.next_if(|(at, _)| *at == i) {
+                a.on_flow_end(record);
+            }
+            if let Some(ahead) = batch.packets.get(i + PREFETCH_DISTANCE) {
+                a.prefetch(&ahead.meta);
+            }
+            a.on_packet(pkt, &q.meta);
+        }
+        for (_, record) in ended {
+            a.on_flow_end(record);
+        }
+    }
 }
 
+/// The second thread, with its analyses.
 pub(crate) struct Worker {
-    batch: Batch,
     sender: Option<SyncSender<Batch>>,
     recycled: Receiver<Batch>,
     handle: Option<JoinHandle<Analyses>>,
@@ -76,94 +151,35 @@ impl Worker {
             .spawn(move || {
                 for mut batch in receiver {
                     run(&mut analyses, &batch);
-                    batch.bytes.clear();
-                    batch.frames.clear();
-                    batch.ended.clear();
+                    batch.clear();
                     let _ = give_back.try_send(batch);
                 }
                 analyses
             })
             .ok();
         Worker {
-            batch: Batch::default(),
             sender: Some(sender),
             recycled,
             handle,
         }
     }
 
-    /// Queues a packet (with what the reading thread worked out about it).
-    pub(crate) fn push(&mut self, pkt: &Packet<'_>, meta: PacketMeta) {
-        let (packet, payloads) = pkt.detach();
-        let dns = pkt
-            .tcp()
-            .is_some_and(|t| t.src_port == DNS_PORT || t.dst_port == DNS_PORT);
-        let tcp = match dns {
-            true => payloads.tcp,
-            false => &payloads.tcp[..payloads.tcp.len().min(TCP_PAYLOAD_HEAD)],
-        };
-        let tcp_payload = self.batch.copy(tcp);
-        let transport_payload = self.batch.copy(payloads.transport);
-        self.batch.frames.push(FrameCopy {
-            packet,
-            tcp_payload,
-            transport_payload,
-            meta,
-        });
-        if self.batch.frames.len() >= BATCH_FRAMES {
-            self.send();
-        }
-    }
-
-    /// A flow ended after the last pushed frame.
-    pub(crate) fn flow_ended(&mut self, record: FlowRecord) {
-        let at = self.batch.frames.len();
-        self.batch.ended.push((at, record));
-    }
-
-    fn send(&mut self) {
-        let next = self.recycled.try_recv().unwrap_or_default();
-        let full = std::mem::replace(&mut self.batch, next);
+    /// Hands a batch over; returns an empty one to fill next (a recycled one when available).
+    pub(crate) fn send(&mut self, batch: Batch) -> Batch {
         if let Some(s) = &self.sender {
-            let _ = s.send(full);
+            let _ = s.send(batch);
         }
+        self.recycled.try_recv().unwrap_or_default()
     }
 
-    /// Sends what is left, waits for the thread and returns its analyses.
+    /// Waits for the thread and returns its analyses.
     pub(crate) fn join(mut self) -> Analyses {
-        if !self.batch.frames.is_empty() || !self.batch.ended.is_empty() {
-            self.send();
-        }
         self.sender = None;
         match self.handle.take().map(JoinHandle::join) {
             Some(Ok(analyses)) => analyses,
             // A panic in an analysis is a bug: surface it as on a single thread.
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => Vec::new(),
-        }
-    }
-}
-
-fn run(analyses: &mut Analyses, batch: &Batch) {
-    let mut ended = batch.ended.iter().peekable();
-    for (i, f) in batch.frames.iter().enumerate() {
-        while let Some((_, record)) = ended.next_if(|(at, _)| *at == i) {
-            for (_, a) in analyses.iter_mut() {
-                a.on_flow_end(record);
-            }
-        }
-        let payloads = Payloads {
-            tcp: batch.slice(f.tcp_payload),
-            transport: batch.slice(f.transport_payload),
-        };
-        let pkt = Packet::attach(&f.packet, payloads);
-        for (_, a) in analyses.iter_mut() {
-            a.on_packet(&pkt, &f.meta);
-        }
-    }
-    for (_, record) in ended {
-        for (_, a) in analyses.iter_mut() {
-            a.on_flow_end(record);
         }
     }
 }

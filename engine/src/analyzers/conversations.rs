@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 
 use crate::flow::FlowRecord;
 use crate::report::{Report, MAX_RANKED};
-use crate::stats::round6;
+use crate::stats::{round6, Distinct};
 use crate::Options;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -43,17 +43,14 @@ pub struct ConversationsReport {
     pub top_conversations: Vec<Conversation>,
 }
 
-/// Distinct keys seen, as 64-bit hashes: exact counts whatever the flow table evicts, for 8
-/// bytes per conversation (a collision needs ~2^32 conversations).
-/// Keys are hashed with a per-run random seed, so crafted captures cannot aim at collisions.
-type Seen = std::collections::HashSet<u64, foldhash::fast::RandomState>;
-
 pub struct Conversations {
+    /// Keys are counted as 64-bit hashes: exact counts whatever the flow table evicts, for 8
+    /// bytes per conversation (a collision needs ~2^32 conversations). The seed is random per
+    /// run, so crafted captures cannot aim at collisions.
     hasher: foldhash::quality::RandomState,
-    seen_flows: Seen,
-    seen_pairs: Seen,
-    udp: u64,
-    ip: u64,
+    /// UDP 5-tuples and address pairs seen.
+    seen_flows: Distinct,
+    seen_pairs: Distinct,
     /// Largest conversations already evicted from the flow table, kept for the ranking.
     retired: Vec<FlowRecord>,
 }
@@ -62,19 +59,15 @@ impl Conversations {
     pub fn new(_options: &Options) -> Self {
         Conversations {
             hasher: Default::default(),
-            seen_flows: Seen::default(),
-            seen_pairs: Seen::default(),
-            udp: 0,
-            ip: 0,
+            seen_flows: Distinct::default(),
+            seen_pairs: Distinct::default(),
             retired: Vec::new(),
         }
     }
 
     fn add_pair(&mut self, a: IpAddr, b: IpAddr) {
         let pair = if a <= b { (a, b) } else { (b, a) };
-        if self.seen_pairs.insert(self.hasher.hash_one(pair)) {
-            self.ip += 1;
-        }
+        self.seen_pairs.add(self.hasher.hash_one(pair));
     }
 }
 
@@ -94,8 +87,8 @@ impl Analyzer for Conversations {
         }
         self.add_pair(ip.src, ip.dst);
         let Some((key, _)) = meta.flow else { return };
-        if pkt.udp().is_some() && self.seen_flows.insert(self.hasher.hash_one(key)) {
-            self.udp += 1;
+        if pkt.udp().is_some() {
+            self.seen_flows.add(self.hasher.hash_one(key));
         }
     }
 
@@ -110,7 +103,7 @@ impl Analyzer for Conversations {
         }
     }
 
-    fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+    fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
         let mut all: Vec<&FlowRecord> = end
             .flows
             .records()
@@ -139,8 +132,8 @@ impl Analyzer for Conversations {
         report.conversations = Some(ConversationsReport {
             tcp: end.tcp_streams,
             tcp_streams: end.tcp_streams,
-            udp: self.udp,
-            ip: self.ip,
+            udp: self.seen_flows.count(),
+            ip: self.seen_pairs.count(),
             top_conversations,
         });
     }

@@ -159,7 +159,24 @@ fn split_base(name: &str) -> (&str, &str) {
 }
 
 /// Shannon entropy in bits per character, label separators (dots) left out.
+///
+/// Computed as `log2(n) − Σ k·log2(k) / n` over the symbol counts `k`, with `k·log2(k)` from a
+/// table: one logarithm per name instead of one per distinct symbol.
 pub fn shannon_entropy(s: &[u8]) -> f64 {
+    static K_LOG2_K: std::sync::LazyLock<[f64; 256]> = std::sync::LazyLock::new(|| {
+        std::array::from_fn(|k| {
+            if k < 2 {
+                0.0
+            } else {
+                k as f64 * (k as f64).log2()
+            }
+        })
+    });
+    let table = &*K_LOG2_K;
+    let k_log2_k = |k: u32| match table.get(k as usize) {
+        Some(v) => *v,
+        None => f64::from(k) * f64::from(k).log2(),
+    };
     let mut counts = [0u32; 256];
     let mut total = 0u32;
     for &c in s.iter().filter(|&&c| c != b'.') {
@@ -169,18 +186,17 @@ pub fn shannon_entropy(s: &[u8]) -> f64 {
     if total == 0 {
         return 0.0;
     }
-    let n = f64::from(total);
     // Only the symbols present contribute; walking the input again avoids scanning 256 slots.
     let mut sum = 0.0;
     for &c in s.iter().filter(|&&c| c != b'.') {
         let k = &mut counts[usize::from(c)];
         if *k > 0 {
-            let p = f64::from(*k) / n;
-            sum -= p * p.log2();
+            sum += k_log2_k(*k);
             *k = 0;
         }
     }
-    sum
+    let n = f64::from(total);
+    (n.log2() - sum / n).max(0.0)
 }
 
 /// One of v5's encoding patterns in a label.

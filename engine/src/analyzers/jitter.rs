@@ -380,6 +380,10 @@ impl Analyzer for Jitter {
         f.last_rst_fin = flags & (TCP_RST | TCP_FIN) != 0;
     }
 
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.flows.prefetch(ahead);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(states) = self.flows.take(flow.slot) {
             self.close_both(flow.key, states);

@@ -458,6 +458,10 @@ impl Analyzer for ServiceClassification {
         }
     }
 
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.flows.prefetch(ahead);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(states) = self.flows.take(flow.slot) {
             self.close_both(flow.key, states);
