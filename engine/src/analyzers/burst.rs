@@ -252,40 +252,39 @@ impl Analyzer for BurstAnalyzer {
         self.total_packets += 1;
         self.total_bytes += len;
         let idx = pkt.ts_ns.div_euclid(self.interval_ns);
-        let mut cur = match self.cur.take() {
-            Some(mut c) if idx > c.idx => {
-                self.close(&mut c);
-                c.idx = idx;
-                c.packets = 0;
-                c.bytes = 0;
-                c.protocols = [0; 4];
-                c.first_packet = pkt.number;
-                c
-            }
-            Some(c) => c,
-            None => Current {
-                idx,
-                packets: 0,
-                bytes: 0,
-                protocols: [0; 4],
-                first_packet: pkt.number,
-                last_packet: pkt.number,
-                src: fast_map(),
-                dst: fast_map(),
-            },
-        };
+        // The interval is updated in place: it holds two address tables, too big to move per packet.
+        if let Some(mut c) = self.cur.take_if(|c| idx > c.idx) {
+            self.close(&mut c);
+            c.idx = idx;
+            c.packets = 0;
+            c.bytes = 0;
+            c.protocols = [0; 4];
+            c.first_packet = pkt.number;
+            self.cur = Some(c);
+        }
+        let cur = self.cur.get_or_insert_with(|| Current {
+            idx,
+            packets: 0,
+            bytes: 0,
+            protocols: [0; 4],
+            first_packet: pkt.number,
+            last_packet: pkt.number,
+            src: fast_map(),
+            dst: fast_map(),
+        });
         cur.packets += 1;
         cur.bytes += len;
         cur.last_packet = pkt.number;
         cur.protocols[protocol_index(meta.layer4)] += 1;
         if let Some(ip) = pkt.ip() {
             for (map, addr) in [(&mut cur.src, ip.src), (&mut cur.dst, ip.dst)] {
-                if map.len() < MAX_ADDRESSES_PER_INTERVAL || map.contains_key(&addr) {
-                    *map.entry(addr).or_insert(0) += 1;
+                if let Some(n) = map.get_mut(&addr) {
+                    *n += 1;
+                } else if map.len() < MAX_ADDRESSES_PER_INTERVAL {
+                    map.insert(addr, 1);
                 }
             }
         }
-        self.cur = Some(cur);
     }
 
     fn finish(mut self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {

@@ -299,6 +299,10 @@ impl Analyzer for Retransmission {
         }
     }
 
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.streams.prefetch(ahead);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(s) = self.streams.take(flow.slot) {
             self.close(s);
