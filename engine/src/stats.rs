@@ -222,6 +222,57 @@ impl Distinct {
     }
 }
 
+/// The `n` first items in an order, gathered in bounded memory from a stream of any length:
+/// items pile up and are cut to the first `n` when there are `4n`; after a cut, an item that
+/// does not come before the `n`-th kept one is dropped at once (most are, on long captures).
+pub struct Top<T> {
+    n: usize,
+    items: Vec<T>,
+    /// `items[n - 1]` is the `n`-th of the last cut (the items after it came later).
+    full: bool,
+    order: fn(&T, &T) -> std::cmp::Ordering,
+}
+
+impl<T> Top<T> {
+    pub fn new(n: usize, order: fn(&T, &T) -> std::cmp::Ordering) -> Self {
+        Top {
+            n,
+            items: Vec::new(),
+            full: false,
+            order,
+        }
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.full && (self.order)(&item, &self.items[self.n - 1]) != std::cmp::Ordering::Less {
+            return;
+        }
+        self.items.push(item);
+        if self.items.len() >= 4 * self.n.max(1) {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        self.items.sort_by(self.order);
+        self.items.truncate(self.n);
+        self.full = self.n > 0 && self.items.len() == self.n;
+    }
+
+    /// The first `n` items, in order.
+    pub fn into_sorted(mut self) -> Vec<T> {
+        self.cut();
+        self.items
+    }
+
+    /// The first `n` items, in order, leaving this empty.
+    pub fn take_sorted(&mut self) -> Vec<T> {
+        self.cut();
+        self.full = false;
+        std::mem::take(&mut self.items)
+    }
+}
+
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -259,6 +310,26 @@ mod tests {
         assert_eq!(d.count(), all.len() as u64);
         d.add(all[0]);
         assert_eq!(d.count(), all.len() as u64, "a value already counted");
+    }
+
+    #[test]
+    fn top_keeps_the_first_n_of_a_long_stream_in_order() {
+        let mut top = Top::new(5, |a: &(u64, u64), b: &(u64, u64)| {
+            b.0.cmp(&a.0).then(a.1.cmp(&b.1))
+        });
+        let mut all = Vec::new();
+        let mut x = 3u64;
+        for i in 0..10_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let item = ((x >> 33) % 500, i);
+            all.push(item);
+            top.push(item);
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        all.truncate(5);
+        assert_eq!(top.into_sorted(), all);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::decode::{Packet, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
-use crate::stats::{round3, Distribution, Summary};
+use crate::stats::{round3, Distribution, Summary, Top};
 use crate::time::iso_utc;
 use crate::Options;
 
@@ -177,6 +177,14 @@ struct Closed {
     high: bool,
 }
 
+/// Highest of P95 and mean first, then earliest.
+fn worst_first(a: &Closed, b: &Closed) -> std::cmp::Ordering {
+    b.p95
+        .max(b.mean)
+        .total_cmp(&a.p95.max(a.mean))
+        .then(a.first_ns.cmp(&b.first_ns))
+}
+
 fn quantile(sorted: &[f32], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -194,7 +202,7 @@ pub struct Jitter {
     analyzed: u64,
     high_count: u64,
     severity: BTreeMap<&'static str, u64>,
-    ranked: Vec<Closed>,
+    ranked: Top<Closed>,
     global: Distribution,
     sessions: u64,
     split_gap: u64,
@@ -212,7 +220,7 @@ impl Jitter {
             analyzed: 0,
             high_count: 0,
             severity: BTreeMap::new(),
-            ranked: Vec::new(),
+            ranked: Top::new(MAX_FINDINGS, worst_first),
             global: Distribution::default(),
             sessions: 0,
             split_gap: 0,
@@ -286,19 +294,6 @@ impl Jitter {
             severity,
             high,
         });
-        if self.ranked.len() >= 4 * MAX_FINDINGS {
-            self.trim_ranked();
-        }
-    }
-
-    fn trim_ranked(&mut self) {
-        self.ranked.sort_by(|a, b| {
-            b.p95
-                .max(b.mean)
-                .total_cmp(&a.p95.max(a.mean))
-                .then(a.first_ns.cmp(&b.first_ns))
-        });
-        self.ranked.truncate(MAX_FINDINGS);
     }
 
     fn to_report(&self, c: &Closed) -> FlowJitter {
@@ -397,15 +392,13 @@ impl Analyzer for Jitter {
                 self.close_both(flow.key, states);
             }
         }
-        self.trim_ranked();
-        let flows_with_jitter = self
-            .ranked
+        let ranked = self.ranked.take_sorted();
+        let flows_with_jitter = ranked
             .iter()
             .take(MAX_RANKED)
             .map(|c| self.to_report(c))
             .collect();
-        let high_jitter_flows = self
-            .ranked
+        let high_jitter_flows = ranked
             .iter()
             .filter(|c| c.high)
             .map(|c| self.to_report(c))

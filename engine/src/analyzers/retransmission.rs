@@ -12,7 +12,7 @@ use crate::config::{Config, Thresholds};
 use crate::decode::{Packet, TCP_SYN};
 use crate::flow::{endpoint, FlowKey, FlowRecord, PerSlot};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
-use crate::stats::round3;
+use crate::stats::{round3, Top};
 use crate::tcp::flags;
 use crate::Options;
 
@@ -121,7 +121,7 @@ pub struct Retransmission {
     flows_with_issues: u64,
     severity: BTreeMap<&'static str, u64>,
     /// Ended streams with retransmissions, the most first once trimmed.
-    ranked: Vec<StreamStats>,
+    ranked: Top<StreamStats>,
     tcp_packets: u64,
     total: u64,
     fast: u64,
@@ -151,6 +151,10 @@ const ANOMALY_FLAGS: [u32; 7] = [
     flags::ACK_LOST_SEGMENT,
 ];
 
+fn most_retransmissions_first(a: &StreamStats, b: &StreamStats) -> std::cmp::Ordering {
+    b.retrans.cmp(&a.retrans).then(a.stream.cmp(&b.stream))
+}
+
 impl Retransmission {
     pub fn new(config: &Config, _options: &Options) -> Self {
         Retransmission {
@@ -159,7 +163,7 @@ impl Retransmission {
             total_flows: 0,
             flows_with_issues: 0,
             severity: BTreeMap::new(),
-            ranked: Vec::new(),
+            ranked: Top::new(MAX_RANKED, most_retransmissions_first),
             tcp_packets: 0,
             total: 0,
             fast: 0,
@@ -199,16 +203,7 @@ impl Retransmission {
         *self.severity.entry(self.severity(&s)).or_insert(0) += 1;
         if s.retrans > 0 {
             self.ranked.push(s);
-            if self.ranked.len() >= 4 * MAX_RANKED {
-                self.trim_ranked();
-            }
         }
-    }
-
-    fn trim_ranked(&mut self) {
-        self.ranked
-            .sort_by(|a, b| b.retrans.cmp(&a.retrans).then(a.stream.cmp(&b.stream)));
-        self.ranked.truncate(MAX_RANKED);
     }
 }
 
@@ -314,8 +309,7 @@ impl Analyzer for Retransmission {
         for s in left {
             self.close(s);
         }
-        self.trim_ranked();
-        let ranked = std::mem::take(&mut self.ranked);
+        let ranked = self.ranked.take_sorted();
         let flow_statistics = ranked
             .into_iter()
             .map(|s| {

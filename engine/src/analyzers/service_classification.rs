@@ -19,7 +19,7 @@ use super::{Analyzer, Finish, PacketMeta};
 use crate::decode::Packet;
 use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_RANKED};
-use crate::stats::round3;
+use crate::stats::{round3, Top};
 use crate::Options;
 
 /// Behaviour scores below this leave the flow unclassified.
@@ -318,8 +318,8 @@ pub struct ServiceClassification {
     by_port: u64,
     by_behaviour: u64,
     services: BTreeMap<&'static str, ServiceTotals>,
-    classified: Vec<Closed>,
-    unknown: Vec<Closed>,
+    classified: Top<Closed>,
+    unknown: Top<Closed>,
 }
 
 impl ServiceClassification {
@@ -330,8 +330,8 @@ impl ServiceClassification {
             by_port: 0,
             by_behaviour: 0,
             services: BTreeMap::new(),
-            classified: Vec::new(),
-            unknown: Vec::new(),
+            classified: Top::new(MAX_RANKED, largest_first),
+            unknown: Top::new(MAX_RANKED, largest_first),
         }
     }
 
@@ -367,9 +367,6 @@ impl ServiceClassification {
             state: f,
             service,
         });
-        if list.len() >= 8 * MAX_RANKED {
-            trim(list);
-        }
     }
 
     fn close_both(&mut self, key: FlowKey, states: [Option<FlowState>; 2]) {
@@ -381,14 +378,12 @@ impl ServiceClassification {
     }
 }
 
-fn trim(list: &mut Vec<Closed>) {
-    list.sort_by(|a, b| {
-        b.state
-            .bytes
-            .cmp(&a.state.bytes)
-            .then(a.state.first_ns.cmp(&b.state.first_ns))
-    });
-    list.truncate(MAX_RANKED);
+/// Most bytes first, then earliest.
+fn largest_first(a: &Closed, b: &Closed) -> std::cmp::Ordering {
+    b.state
+        .bytes
+        .cmp(&a.state.bytes)
+        .then(a.state.first_ns.cmp(&b.state.first_ns))
 }
 
 fn to_report(c: &Closed) -> ClassifiedFlow {
@@ -475,8 +470,7 @@ impl Analyzer for ServiceClassification {
                 self.close_both(flow.key, states);
             }
         }
-        trim(&mut self.classified);
-        trim(&mut self.unknown);
+        let (classified, unknown) = (self.classified.take_sorted(), self.unknown.take_sorted());
         let classified_count = self.by_port + self.by_behaviour;
         report.service_classification = Some(ServiceClassificationReport {
             total_flows: self.total,
@@ -500,8 +494,8 @@ impl Analyzer for ServiceClassification {
                 classified_by_port: self.by_port,
                 classified_by_behaviour: self.by_behaviour,
             },
-            classified_flows: self.classified.iter().map(to_report).collect(),
-            unknown_flows: self.unknown.iter().map(to_report).collect(),
+            classified_flows: classified.iter().map(to_report).collect(),
+            unknown_flows: unknown.iter().map(to_report).collect(),
         });
     }
 }
