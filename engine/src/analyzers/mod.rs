@@ -97,8 +97,8 @@ pub trait Analyzer: Send {
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
     /// A flow left the flow table before the end (evicted when idle); its totals are final.
     fn on_flow_end(&mut self, _flow: &FlowRecord) {}
-    /// A packet a few places ahead of the next `on_packet` (on the second thread, which sees
-    /// packets in batches): an analysis with per-flow state asks the CPU to start loading that
+    /// A packet a few places ahead of the next `on_packet` (analyses see packets in batches,
+    /// see `worker`): an analysis with per-flow state asks the CPU to start loading that
     /// flow's state now ([`crate::flow::PerSlot::prefetch`]), so `on_packet` does not wait for
     /// memory. A hint only: it must not change any state.
     fn prefetch(&self, _ahead: &PacketMeta) {}

@@ -189,8 +189,7 @@ fn a_stream_that_returns_a_few_bytes_per_read_gives_the_same_report() {
 
 #[test]
 fn the_report_is_the_same_on_one_thread_and_on_two() {
-    // Every capture: this also holds analyses on the second thread to the TCP payload bytes
-    // copied for them (DNS in full, a head elsewhere).
+    // Every capture: the split of the analyses between the threads must not show.
     for path in captures() {
         let bytes = std::fs::read(&path).unwrap();
         let json = |single_thread| {
