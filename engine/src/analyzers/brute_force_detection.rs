@@ -324,7 +324,12 @@ impl Analyzer for BruteForceDetection {
             .iter()
             .filter_map(|(k, t)| self.event(k, t))
             .collect();
-        worst_first(&mut events, |e| e.severity, |e| e.failed_attempts as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.failed_attempts as f64,
+            |e| e.first_packet,
+        );
         let mut service_breakdown = BTreeMap::new();
         let mut targets: BTreeMap<String, u64> = BTreeMap::new();
         for e in &events {

@@ -272,7 +272,12 @@ impl Analyzer for C2BeaconingDetection {
                 Err(()) => skipped += 1,
             }
         }
-        worst_first(&mut events, |e| e.severity, |e| e.beacon_count as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.beacon_count as f64,
+            |e| e.first_packet,
+        );
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);

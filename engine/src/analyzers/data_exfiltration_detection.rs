@@ -259,7 +259,12 @@ impl Analyzer for DataExfiltrationDetection {
             .iter()
             .flat_map(|(k, p)| self.events(*k, p))
             .collect();
-        worst_first(&mut events, |e| e.severity, |e| e.bytes_uploaded as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.bytes_uploaded as f64,
+            |e| e.first_packet,
+        );
         let mut exfil_type_breakdown = BTreeMap::new();
         for e in &events {
             *exfil_type_breakdown

@@ -362,7 +362,12 @@ impl Analyzer for DdosDetection {
                 }
             })
             .collect();
-        worst_first(&mut events, |e| e.severity, |e| e.total_packets as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.total_packets as f64,
+            |e| e.first_packet,
+        );
         let mut attack_type_breakdown = BTreeMap::new();
         for e in &events {
             *attack_type_breakdown

@@ -399,7 +399,12 @@ impl Analyzer for DnsTunnelingDetection {
     fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
         let mut events: Vec<TunnelingEvent> =
             self.groups.values().filter_map(|g| self.event(g)).collect();
-        worst_first(&mut events, |e| e.severity, |e| e.query_count as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.query_count as f64,
+            |e| e.first_packet,
+        );
         let mut indicator_breakdown = BTreeMap::new();
         for e in &events {
             for i in &e.indicators {

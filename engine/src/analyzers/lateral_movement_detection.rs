@@ -256,7 +256,12 @@ impl Analyzer for LateralMovementDetection {
             .iter()
             .flat_map(|(ip, s)| self.events(*ip, s))
             .collect();
-        worst_first(&mut events, |e| e.severity, |e| e.target_count as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.target_count as f64,
+            |e| e.first_packet,
+        );
         let mut movement_type_breakdown = BTreeMap::new();
         for e in &events {
             *movement_type_breakdown

@@ -387,7 +387,12 @@ impl Analyzer for PortScanDetection {
                 }
             })
             .collect();
-        worst_first(&mut events, |e| e.severity, |e| e.total_attempts as f64);
+        worst_first(
+            &mut events,
+            |e| e.severity,
+            |e| e.total_attempts as f64,
+            |e| e.first_packet,
+        );
         let mut scan_type_breakdown = BTreeMap::new();
         for e in &events {
             *scan_type_breakdown.entry(e.scan_type.clone()).or_insert(0) += 1;

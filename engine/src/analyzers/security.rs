@@ -122,13 +122,23 @@ pub fn ip_field(ip: IpAddr, which: &str) -> String {
 }
 
 /// Severity order for findings: worst first, then by `tie`.
-pub fn worst_first<T>(items: &mut [T], severity: impl Fn(&T) -> Severity, tie: impl Fn(&T) -> f64) {
+pub fn worst_first<T>(
+    items: &mut [T],
+    severity: impl Fn(&T) -> Severity,
+    tie: impl Fn(&T) -> f64,
+    first_packet: impl Fn(&T) -> u64,
+) {
+    // The first packet settles the remaining ties: events come out of hash maps, whose order
+    // changes from run to run.
     items.sort_by(|a, b| {
-        severity(b).cmp(&severity(a)).then(
-            tie(b)
-                .partial_cmp(&tie(a))
-                .unwrap_or(std::cmp::Ordering::Equal),
-        )
+        severity(b)
+            .cmp(&severity(a))
+            .then(
+                tie(b)
+                    .partial_cmp(&tie(a))
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
+            .then(first_packet(a).cmp(&first_packet(b)))
     });
 }
 
