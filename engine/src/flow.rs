@@ -415,6 +415,13 @@ impl<T> PerSlot<T> {
             .map(|(_, state)| state)
     }
 
+    /// Removes and returns every state left with its flow (from the final flow table).
+    pub fn drain_live<'f>(&mut self, flows: &'f FlowTable) -> Vec<(&'f FlowRecord, T)> {
+        self.drain()
+            .filter_map(|(slot, state)| flows.get(slot).map(|flow| (flow, state)))
+            .collect()
+    }
+
     /// Removes and returns every state left, with its slot (the flow is `Finish::flows.get(slot)`).
     pub fn drain(&mut self) -> impl Iterator<Item = (u32, T)> + '_ {
         self.slots

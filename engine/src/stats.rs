@@ -287,23 +287,18 @@ mod tests {
 
     #[test]
     fn distinct_counts_each_value_once_across_merges() {
-        let mut d = Distinct::default();
         let mut x = 7u64;
-        for i in 0..(3 * DISTINCT_BUFFER as u64) {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            d.add(x % 200_000);
-            d.add(i % 1000);
-        }
         let mut all: Vec<u64> = Vec::new();
-        let mut x = 7u64;
         for i in 0..(3 * DISTINCT_BUFFER as u64) {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             all.push(x % 200_000);
             all.push(i % 1000);
+        }
+        let mut d = Distinct::default();
+        for &v in &all {
+            d.add(v);
         }
         all.sort_unstable();
         all.dedup();

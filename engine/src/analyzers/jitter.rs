@@ -386,11 +386,8 @@ impl Analyzer for Jitter {
     }
 
     fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
-        let left: Vec<(u32, [Option<FlowState>; 2])> = self.flows.drain().collect();
-        for (slot, states) in left {
-            if let Some(flow) = end.flows.get(slot) {
-                self.close_both(flow.key, states);
-            }
+        for (flow, states) in self.flows.drain_live(end.flows) {
+            self.close_both(flow.key, states);
         }
         let ranked = self.ranked.take_sorted();
         let flows_with_jitter = ranked

@@ -464,11 +464,8 @@ impl Analyzer for ServiceClassification {
     }
 
     fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
-        let left: Vec<(u32, [Option<FlowState>; 2])> = self.flows.drain().collect();
-        for (slot, states) in left {
-            if let Some(flow) = end.flows.get(slot) {
-                self.close_both(flow.key, states);
-            }
+        for (flow, states) in self.flows.drain_live(end.flows) {
+            self.close_both(flow.key, states);
         }
         let (classified, unknown) = (self.classified.take_sorted(), self.unknown.take_sorted());
         let classified_count = self.by_port + self.by_behaviour;
