@@ -181,17 +181,13 @@ impl<'a> Core<'a> {
                 meta.flow_id = touch.id;
                 meta.flow_new = touch.is_new;
                 meta.flow_prev = touch.prev;
-                if pkt.tcp().is_some() {
-                    meta.tcp = self.tcp.analyze(&pkt, touch.slot, dir);
-                }
+                // `meta.tcp` is filled a batch at a time (`Batch::track_tcp`), before any analysis.
             }
         }
         self.batch.push(&pkt, meta);
-        let (tcp, batch) = (&mut self.tcp, &mut self.batch);
-        self.flows.sweep(pkt.ts_ns, |slot, record| {
-            tcp.forget(slot);
-            batch.flow_ended(record);
-        });
+        let batch = &mut self.batch;
+        self.flows
+            .sweep(pkt.ts_ns, |_, record| batch.flow_ended(record));
         if self.batch.is_full() {
             self.flush();
         }
@@ -199,6 +195,7 @@ impl<'a> Core<'a> {
 
     /// Runs the queued packets through this thread's analyses, then hands them to the other.
     fn flush(&mut self) {
+        self.batch.track_tcp(&mut self.tcp);
         worker::run(&mut self.analyzers, &self.batch);
         match &mut self.worker {
             Some(w) => self.batch = w.send(std::mem::take(&mut self.batch)),

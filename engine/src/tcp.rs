@@ -137,6 +137,16 @@ impl TcpTracker {
         }
     }
 
+    /// Starts loading the state of the flow in `slot`: `far`, the table entry (for a packet
+    /// further ahead); otherwise the conversation behind it (whose entry was loaded by then).
+    pub fn prefetch(&self, slot: u32, far: bool) {
+        match self.convs.get(slot as usize) {
+            Some(entry) if far => crate::flow::prefetch(entry),
+            Some(Some(conv)) => crate::flow::prefetch(&**conv),
+            _ => {}
+        }
+    }
+
     /// Analyses a TCP packet of the flow in `slot` (from [`crate::flow::FlowTable::touch`]).
     pub fn analyze(&mut self, pkt: &Packet<'_>, slot: u32, dir: Direction) -> TcpAnalysis {
         let Some(tcp) = pkt.tcp() else {

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use crate::analyzers::{Analyzer, PacketMeta};
 use crate::decode::{Packet, Payloads};
 use crate::flow::FlowRecord;
+use crate::tcp::TcpTracker;
 
 /// Packets per batch: large enough that the channel costs nothing per packet, small enough that
 /// a batch stays in the CPU's cache and the two threads overlap.
@@ -74,6 +75,31 @@ impl Batch {
     /// A flow ended after the last queued packet.
     pub(crate) fn flow_ended(&mut self, record: FlowRecord) {
         self.ended.push((self.packets.len(), record));
+    }
+
+    /// Runs the TCP tracker over the queued packets, in order and with the flow ends at their
+    /// places, and puts its findings in their meta: done a batch at a time, the tracker can
+    /// prefetch each conversation's state (two steps: the table entry, then the state behind it).
+    pub(crate) fn track_tcp(&mut self, tcp: &mut TcpTracker) {
+        let mut ended = self.ended.iter().peekable();
+        let is_tcp = |q: &Queued| q.packet.tcp().is_some() && q.meta.flow.is_some();
+        for i in 0..self.packets.len() {
+            while let Some((_, record)) = ended.next_if(|(at, _)| *at == i) {
+                tcp.forget(record.slot);
+            }
+            for (ahead, far) in [(2 * PREFETCH_DISTANCE, true), (PREFETCH_DISTANCE, false)] {
+                if let Some(q) = self.packets.get(i + ahead).filter(|q| is_tcp(q)) {
+                    tcp.prefetch(q.meta.flow_slot, far);
+                }
+            }
+            let q = &mut self.packets[i];
+            if let (Some(_), Some((_, dir))) = (q.packet.tcp(), q.meta.flow) {
+                q.meta.tcp = tcp.analyze(&q.packet, q.meta.flow_slot, dir);
+            }
+        }
+        for (_, record) in ended {
+            tcp.forget(record.slot);
+        }
     }
 
     pub(crate) fn is_full(&self) -> bool {
