@@ -325,26 +325,25 @@ impl FlowTable {
         // from run to run), so every report is reproducible.
         let mut ended: Vec<(u32, FlowRecord)> = Vec::new();
         loop {
-            let slots = &mut self.slots;
-            let free = &mut self.free;
             let gone_before = ended.len();
-            self.index.retain(|key, &mut slot| {
-                let horizon = if key.proto == 6 {
+            // Through the slots in memory order (the index would visit them at random, a cache
+            // miss each); only the flows that go are looked up in the index.
+            for (slot, entry) in self.slots.iter_mut().enumerate() {
+                let Some(r) = entry else { continue };
+                let horizon = if r.key.proto == 6 {
                     tcp_horizon
                 } else {
                     datagram_horizon
                 };
-                let keep = slots[slot as usize]
-                    .as_ref()
-                    .is_some_and(|r| now.saturating_sub(r.last_ts) < horizon);
-                if !keep {
-                    if let Some(r) = slots[slot as usize].take() {
-                        ended.push((slot, r));
-                    }
-                    free.push(slot);
+                if now.saturating_sub(r.last_ts) < horizon {
+                    continue;
                 }
-                keep
-            });
+                if let Some(r) = entry.take() {
+                    self.index.remove(&r.key);
+                    self.free.push(slot as u32);
+                    ended.push((slot as u32, r));
+                }
+            }
             self.evicted += (ended.len() - gone_before) as u64;
             if self.index.len() <= MAX_TRACKED_FLOWS * 3 / 4 || tcp_horizon == 0 {
                 break;
