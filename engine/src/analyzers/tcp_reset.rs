@@ -12,12 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_RST, TCP_SYN};
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{fast_map, Direction, FastMap, FlowKey, FlowRecord, PerSlot};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::Options;
 
-/// Streams followed at once; past this, the idlest are forgotten.
-const MAX_STREAMS: usize = 400_000;
 /// Streams with resets kept for the ranking.
 const MAX_RESET_FLOWS: usize = 100_000;
 /// v5 lists the ten streams with the most resets.
@@ -73,8 +71,8 @@ const RESET_SEEN: u8 = 16;
 
 #[derive(Default, Clone, Copy)]
 struct StreamState {
+    stream: u64,
     bits: u8,
-    last_seen: i64,
 }
 
 struct FlowResets {
@@ -86,7 +84,8 @@ struct FlowResets {
 }
 
 pub struct TcpReset {
-    streams: FastMap<u64, StreamState>,
+    /// What each live stream showed so far, on its flow's slot.
+    streams: PerSlot<StreamState>,
     flows: FastMap<u64, FlowResets>,
     total: u64,
     premature: u64,
@@ -99,7 +98,7 @@ pub struct TcpReset {
 impl TcpReset {
     pub fn new(_config: &Config, _options: &Options) -> Self {
         TcpReset {
-            streams: fast_map(),
+            streams: PerSlot::default(),
             flows: fast_map(),
             total: 0,
             premature: 0,
@@ -129,11 +128,14 @@ impl Analyzer for TcpReset {
         let Some(tcp) = pkt.tcp() else { return };
         let Some((key, dir)) = meta.flow else { return };
         let stream = meta.tcp.stream;
-        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&stream) {
-            crate::flow::evict_idle(&mut self.streams, pkt.ts_ns, |s| s.last_seen);
+        let new = || StreamState { stream, bits: 0 };
+        let Some(s) = self.streams.get_or_insert_with(meta, new) else {
+            return;
+        };
+        if s.stream != stream {
+            // The 5-tuple was reused for a new stream.
+            *s = new();
         }
-        let s = self.streams.entry(stream).or_default();
-        s.last_seen = pkt.ts_ns;
         let fl = tcp.flags;
         if fl & TCP_RST == 0 {
             if tcp.seg_len > 0 {
@@ -197,6 +199,14 @@ impl Analyzer for TcpReset {
                 display_filter: format!("tcp.stream == {stream} && tcp.flags.reset == 1"),
             });
         }
+    }
+
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.streams.prefetch(ahead);
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        self.streams.take(flow.slot);
     }
 
     fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
