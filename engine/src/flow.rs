@@ -397,6 +397,15 @@ impl<T> PerSlot<T> {
         entry.as_mut().map(|(_, state)| state)
     }
 
+    /// The state of the packet's flow, if it has one here.
+    pub fn get_mut(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut T> {
+        meta.flow?;
+        match self.slots.get_mut(meta.flow_slot as usize) {
+            Some(Some((id, state))) if *id == meta.flow_id => Some(state),
+            _ => None,
+        }
+    }
+
     /// Starts loading the state of a packet's flow into the CPU cache (see
     /// [`crate::analyzers::Analyzer::prefetch`]). With tens of thousands of live flows a state
     /// is rarely cached, and the wait for memory is most of an analysis's cost per packet.

@@ -19,14 +19,12 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_RST, TCP_SYN};
-use crate::flow::{fast_map, Direction, FastMap, FlowKey};
+use crate::flow::{Direction, FlowKey, FlowRecord, PerSlot};
 use crate::report::{top_n, Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round6;
 use crate::tcp::flags;
 use crate::Options;
 
-/// Streams followed at once; past this, the idlest are finished early.
-const MAX_STREAMS: usize = 50_000;
 /// v5: the bottleneck is only judged on streams with at least this many packets...
 const BOTTLENECK_MIN_PACKETS: u32 = 30;
 /// ...and the low-window share is taken after the first packets (slow start, RFC 5681).
@@ -148,6 +146,7 @@ struct Issues {
 /// What every stream costs: a few bytes.
 #[derive(Default)]
 struct StreamState {
+    stream: u64,
     packets: u32,
     /// Bit 0/1: SYN seen from A/B; bit 2: window scale known.
     syn_bits: u8,
@@ -161,7 +160,8 @@ pub struct TcpWindow {
     low_threshold: u64,
     zero_duration_ns: i64,
     zero_duration_s: f64,
-    streams: FastMap<u64, StreamState>,
+    /// Live streams, on their flow's slot; a stream is counted when its flow ends.
+    streams: PerSlot<StreamState>,
     total_flows: u64,
     flows_with_zero: u64,
     flows_with_low: u64,
@@ -195,7 +195,7 @@ impl TcpWindow {
             low_threshold: t.low_window_threshold,
             zero_duration_ns: (t.zero_window_duration * 1e9) as i64,
             zero_duration_s: t.zero_window_duration,
-            streams: fast_map(),
+            streams: PerSlot::default(),
             total_flows: 0,
             flows_with_zero: 0,
             flows_with_low: 0,
@@ -389,20 +389,6 @@ impl TcpWindow {
         r.truncate(MAX_RANKED);
         self.ranked = r;
     }
-
-    fn evict(&mut self, now: i64) {
-        let gone: Vec<(u64, StreamState)> = super::evict::drain_idle(
-            &mut self.streams,
-            now,
-            MAX_STREAMS,
-            crate::flow::IDLE_EVICTION_NS,
-            |s| s.last_seen,
-        );
-        for (id, s) in gone {
-            let last = s.last_seen;
-            self.finish_stream(id, s, last);
-        }
-    }
 }
 
 impl Analyzer for TcpWindow {
@@ -416,8 +402,15 @@ impl Analyzer for TcpWindow {
         };
         let stream = meta.tcp.stream;
         let ta = &meta.tcp;
-        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&stream) {
-            self.evict(pkt.ts_ns);
+        let new = || StreamState {
+            stream,
+            ..StreamState::default()
+        };
+        if let Some(s) = self.streams.get_mut(meta).filter(|s| s.stream != stream) {
+            // The 5-tuple was reused for a new stream: the old one is over.
+            let old = std::mem::replace(s, new());
+            let last = old.last_seen;
+            self.finish_stream(old.stream, old, last);
         }
         let i = dir.index();
         let window = ta.window_bytes;
@@ -426,7 +419,9 @@ impl Analyzer for TcpWindow {
         let mut probe = ta.has(flags::ZERO_WINDOW_PROBE);
         let rst = tcp.flags & TCP_RST != 0;
         let syn = tcp.flags & TCP_SYN != 0;
-        let s = self.streams.entry(stream).or_default();
+        let Some(s) = self.streams.get_or_insert_with(meta, new) else {
+            return;
+        };
         s.packets = s.packets.saturating_add(1);
         s.last_seen = pkt.ts_ns;
         if syn {
@@ -511,17 +506,28 @@ impl Analyzer for TcpWindow {
             d.in_low = false;
         }
         issues.dirs[i] = d;
-        if let Some(s) = self.streams.get_mut(&stream) {
+        if let Some(s) = self.streams.get_mut(meta) {
             s.issues = Some(issues);
+        }
+    }
+
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.streams.prefetch(ahead);
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if let Some(s) = self.streams.take(flow.slot) {
+            let last = s.last_seen;
+            self.finish_stream(s.stream, s, last);
         }
     }
 
     fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
         let end_ts = end.last_ts_ns.unwrap_or(0);
-        let mut left: Vec<(u64, StreamState)> = self.streams.drain().collect();
-        left.sort_by_key(|(s, _)| *s);
-        for (id, s) in left {
-            self.finish_stream(id, s, end_ts);
+        let mut left: Vec<StreamState> = self.streams.drain().map(|(_, s)| s).collect();
+        left.sort_by_key(|s| s.stream);
+        for s in left {
+            self.finish_stream(s.stream, s, end_ts);
         }
         self.rank();
         let mut critical = std::mem::take(&mut self.critical);
