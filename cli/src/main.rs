@@ -166,13 +166,10 @@ async fn db_upgrade() -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     let admin_password = settings.admin_password.as_ref().map(|s| s.expose());
-    match db::upgrade(&pool, admin_password)
+    let created = db::upgrade(&pool, admin_password)
         .await
-        .context("database upgrade failed")?
-    {
-        Some(admin) => println!("{}", admin.banner()),
-        None => println!("database is up to date"),
-    }
+        .context("database upgrade failed")?;
+    println!("{}", db::upgrade_outcome(created));
     Ok(())
 }
 

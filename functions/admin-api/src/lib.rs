@@ -15,9 +15,7 @@
 use auth_api::guard::{authenticate, db_error, require_admin, AuthUser};
 use auth_api::model::{parse_user_id, Email, UserResponse, Username};
 use auth_api::State;
-use common::http::{
-    finalize, header_str, json_response, parse_json, query_int, query_params, segments,
-};
+use common::http::{json_response, parse_json, query_int, query_params, segments};
 use common::ApiError;
 use db::users::{self, NewUser, Role, StatusFilter, User, UserFilter};
 use lambda_http::http::{Method, StatusCode};
@@ -26,7 +24,6 @@ use security::password;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashSet;
-use std::time::Instant;
 use uuid::Uuid;
 
 /// Largest bulk request (v5: 1–100 ids).
@@ -39,17 +36,7 @@ pub const MAX_OFFSET: i64 = 1_000_000;
 
 /// Serves one request: routing, admin check, error mapping, headers.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let origin = header_str(&req, "origin").map(str::to_owned);
-    let resp = if req.method() == Method::OPTIONS {
-        state.cors.preflight(origin.as_deref())
-    } else {
-        route(state, &req)
-            .await
-            .unwrap_or_else(ApiError::into_response)
-    };
-    auth_api::log_request(&req, resp.status(), started);
-    finalize(resp, &state.cors, origin.as_deref())
+    auth_api::serve(&state.cors, &req, |req| route(state, req)).await
 }
 
 /// `true` for the paths this function serves (used by `local-gateway` to dispatch).

@@ -44,17 +44,28 @@ const MAX_LOGIN_USERNAME_CHARS: usize = 255;
 
 /// Serves one request: routing, error mapping, security and CORS headers, access log.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    serve(&state.cors, &req, |req| route(state, req)).await
+}
+
+/// The frame every API function puts around its routes: CORS preflight, error mapping to
+/// JSON, security and CORS headers, one access-log line.
+pub async fn serve<'r, F>(
+    cors: &common::http::Cors,
+    req: &'r Request,
+    route: impl FnOnce(&'r Request) -> F,
+) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
     let started = Instant::now();
-    let origin = header_str(&req, "origin").map(str::to_owned);
+    let origin = header_str(req, "origin").map(str::to_owned);
     let resp = if req.method() == Method::OPTIONS {
-        state.cors.preflight(origin.as_deref())
+        cors.preflight(origin.as_deref())
     } else {
-        route(state, &req)
-            .await
-            .unwrap_or_else(ApiError::into_response)
+        route(req).await.unwrap_or_else(ApiError::into_response)
     };
-    log_request(&req, resp.status(), started);
-    finalize(resp, &state.cors, origin.as_deref())
+    log_request(req, resp.status(), started);
+    finalize(resp, cors, origin.as_deref())
 }
 
 /// One access-log line per request.

@@ -23,6 +23,7 @@ pub mod test_support;
 
 pub use deadpool_postgres::{GenericClient, Object as Client, Pool};
 pub use pool::connect;
+pub use upgrade::outcome as upgrade_outcome;
 pub use upgrade::{migrate, upgrade, BriseGlace, ADMIN_BANNER};
 
 use std::time::Duration;

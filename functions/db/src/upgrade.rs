@@ -57,6 +57,15 @@ pub async fn migrate(pool: &Pool) -> Result<(), DbError> {
     with_migration_lock(&mut client, None).await.map(|_| ())
 }
 
+/// What an upgrade tells the operator on a terminal: the created admin's banner (shown once),
+/// or that there was nothing to do.
+pub fn outcome(created: Option<BriseGlace>) -> String {
+    match created {
+        Some(admin) => admin.banner(),
+        None => "database is up to date".into(),
+    }
+}
+
 /// `pcap_analyzer db upgrade` and the `migrate` function: applies the migrations, then creates
 /// the brise-glace admin when no admin exists. Returns the account created, if any; print its
 /// [`BriseGlace::banner`] once.

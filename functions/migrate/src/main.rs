@@ -24,13 +24,10 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e));
     }
 
-    match db::upgrade(&pool, admin_password)
+    let created = db::upgrade(&pool, admin_password)
         .await
-        .context("database upgrade failed")?
-    {
-        Some(admin) => println!("{}", admin.banner()),
-        None => println!("database is up to date"),
-    }
+        .context("database upgrade failed")?;
+    println!("{}", db::upgrade_outcome(created));
     Ok(())
 }
 

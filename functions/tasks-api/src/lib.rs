@@ -15,9 +15,7 @@
 #![deny(unsafe_code)]
 
 use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser};
-use common::http::{
-    finalize, header_str, json_response, parse_json, query_int, query_params, segments,
-};
+use common::http::{json_response, parse_json, query_int, query_params, segments};
 use common::ApiError;
 use db::rate_limits::{self, UPLOAD_USER};
 use db::tasks::{self, NewTask, Status, Task, TaskFilter, Viewer};
@@ -27,7 +25,7 @@ use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use storage::{Download, ObjectStore, Queue, StorageError};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -115,17 +113,7 @@ pub fn owns_path(path: &str) -> bool {
 
 /// Serves one request: routing, error mapping, security and CORS headers, access log.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
-    let started = Instant::now();
-    let origin = header_str(&req, "origin").map(str::to_owned);
-    let resp = if req.method() == Method::OPTIONS {
-        state.auth.cors.preflight(origin.as_deref())
-    } else {
-        route(state, &req)
-            .await
-            .unwrap_or_else(ApiError::into_response)
-    };
-    auth_api::log_request(&req, resp.status(), started);
-    finalize(resp, &state.auth.cors, origin.as_deref())
+    auth_api::serve(&state.auth.cors, &req, |req| route(state, req)).await
 }
 
 #[derive(Debug, Clone, Copy)]
