@@ -16,7 +16,7 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use crate::analyzers::{Analyzer, PacketMeta};
+use crate::analyzers::{Analyzer, Kinds, PacketMeta, Prefetch};
 use crate::decode::{Packet, Payloads};
 use crate::flow::FlowRecord;
 use crate::tcp::TcpTracker;
@@ -41,6 +41,7 @@ struct Queued {
     tcp_payload: (u32, u32),
     transport_payload: (u32, u32),
     meta: PacketMeta,
+    kinds: Kinds,
 }
 
 #[derive(Default)]
@@ -69,6 +70,7 @@ impl Batch {
             tcp_payload,
             transport_payload,
             meta,
+            kinds: Kinds::of(pkt),
         });
     }
 
@@ -145,15 +147,27 @@ pub(crate) fn run(analyses: &mut Analyses, batch: &Batch) {
         })
         .collect();
     for (_, a) in analyses.iter_mut() {
+        let wanted = a.packets();
+        let prefetch = a.prefetches();
+        let ahead = |i: usize| batch.packets.get(i).filter(|q| q.kinds.meets(wanted));
         let mut ended = batch.ended.iter().peekable();
         for (i, (q, pkt)) in batch.packets.iter().zip(&packets).enumerate() {
             while let Some((_, record)) = ended.next_if(|(at, _)| *at == i) {
                 a.on_flow_end(record);
             }
-            if let Some(ahead) = batch.packets.get(i + PREFETCH_DISTANCE) {
-                a.prefetch(&ahead.meta);
+            if prefetch == Prefetch::NearAndFar {
+                if let Some(far) = ahead(i + 2 * PREFETCH_DISTANCE) {
+                    a.prefetch_far(&far.meta);
+                }
             }
-            a.on_packet(pkt, &q.meta);
+            if prefetch != Prefetch::None {
+                if let Some(near) = ahead(i + PREFETCH_DISTANCE) {
+                    a.prefetch(&near.meta);
+                }
+            }
+            if q.kinds.meets(wanted) {
+                a.on_packet(pkt, &q.meta);
+            }
         }
         for (_, record) in ended {
             a.on_flow_end(record);

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{Direction, FlowRecord};
@@ -128,6 +128,10 @@ impl AsymmetricTraffic {
 }
 
 impl Analyzer for AsymmetricTraffic {
+    fn packets(&self) -> Kinds {
+        Kinds::NONE
+    }
+
     fn on_packet(&mut self, _pkt: &Packet<'_>, _meta: &PacketMeta) {}
 
     fn on_flow_end(&mut self, flow: &FlowRecord) {

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdown};
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, table_cap, FastMap};
@@ -278,6 +278,10 @@ impl BruteForceDetection {
 }
 
 impl Analyzer for BruteForceDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         let (sp, dp) = (tcp.src_port, tcp.dst_port);

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::security::{
     addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
 };
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{fast_map, FastMap};
@@ -219,6 +219,10 @@ impl C2BeaconingDetection {
 }
 
 impl Analyzer for C2BeaconingDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP | Kinds::UDP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let (sport, dport, proto) = match (pkt.tcp(), pkt.udp()) {
             (Some(t), _) => (t.src_port, t.dst_port, 6u8),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::{Network, Packet};
 use std::hash::BuildHasher;
 
@@ -76,6 +76,10 @@ fn total_bytes(r: &FlowRecord) -> u64 {
 }
 
 impl Analyzer for Conversations {
+    fn packets(&self) -> Kinds {
+        Kinds::IP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
         // The inner addresses of a tunnel are a conversation of their own (tshark's conv,ip).

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::security::{
     addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
 };
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{fast_map, FastMap};
@@ -192,6 +192,10 @@ impl DataExfiltrationDetection {
 }
 
 impl Analyzer for DataExfiltrationDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::IP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
         let (src_in, dst_in) = (is_internal(ip.src), is_internal(ip.dst));

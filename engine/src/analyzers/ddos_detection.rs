@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::security::{
     addr_key, excluded, ip_field, key_addr, worst_first, Severity, SeverityBreakdown,
 };
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, table_cap, FastMap};
@@ -305,6 +305,10 @@ impl DdosDetection {
 }
 
 impl Analyzer for DdosDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::SYN | Kinds::UDP | Kinds::ICMP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let kind = match &pkt.transport {
             Transport::Tcp(t) if t.has(TCP_SYN) => {

@@ -13,7 +13,7 @@ use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{fast_map, Direction, FastMap, FlowKey};
@@ -476,6 +476,10 @@ impl Dns {
 }
 
 impl Analyzer for Dns {
+    fn packets(&self) -> Kinds {
+        Kinds::DNS
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some((key, dir)) = meta.flow else { return };
         let mut messages: Vec<Message> = Vec::new();

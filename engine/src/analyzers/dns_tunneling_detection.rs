@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dns::{parse_message, DNS_PORT};
 use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdown};
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{fast_map, FastMap};
@@ -363,6 +363,10 @@ impl DnsTunnelingDetection {
 }
 
 impl Analyzer for DnsTunnelingDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::DNS
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let payload = if let Some(u) = pkt.udp() {
             if u.dst_port != DNS_PORT {

@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::Packet;
 use crate::report::Report;
 use crate::stats::round3;
@@ -470,6 +470,10 @@ fn security_recommendations(r: &Report) -> Vec<String> {
 pub struct HealthScore;
 
 impl Analyzer for HealthScore {
+    fn packets(&self) -> Kinds {
+        Kinds::NONE
+    }
+
     fn on_packet(&mut self, _pkt: &Packet<'_>, _meta: &PacketMeta) {}
 
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::{IcmpInfo, Packet};
 use crate::flow::{fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
@@ -294,6 +294,10 @@ impl Icmp {
 }
 
 impl Analyzer for Icmp {
+    fn packets(&self) -> Kinds {
+        Kinds::ICMP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let (Some(ip), Some(i)) = (pkt.ip(), pkt.icmp()) else {
             return;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::{Fragment, Packet};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
@@ -351,6 +351,10 @@ fn protocol_name(proto: u8, v6: bool) -> String {
 }
 
 impl Analyzer for IpFragmentation {
+    fn packets(&self) -> Kinds {
+        Kinds::IP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
         self.ip_packets += 1;

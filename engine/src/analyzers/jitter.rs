@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
@@ -327,6 +327,14 @@ impl Jitter {
 }
 
 impl Analyzer for Jitter {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP | Kinds::UDP
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         if meta.flow.is_none() {
             return;

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::security::{excluded, ip_field, is_internal, worst_first, Severity, SeverityBreakdown};
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, table_cap, FastMap};
@@ -203,6 +203,10 @@ impl LateralMovementDetection {
 }
 
 impl Analyzer for LateralMovementDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::SYN
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         if !tcp.has(TCP_SYN) || tcp.has(TCP_ACK) {

@@ -100,8 +100,87 @@ pub trait Analyzer: Send {
     /// A packet a few places ahead of the next `on_packet` (analyses see packets in batches,
     /// see `worker`): an analysis with per-flow state asks the CPU to start loading that
     /// flow's state now ([`crate::flow::PerSlot::prefetch`]), so `on_packet` does not wait for
-    /// memory. A hint only: it must not change any state.
+    /// memory. A hint only: it must not change any state. Called when [`Analyzer::prefetch`]
+    /// says so, for the packets the analysis reads.
     fn prefetch(&self, _ahead: &PacketMeta) {}
+    /// The first step of a two-step prefetch, twice as far ahead as [`Analyzer::prefetch`]
+    /// (e.g. a per-flow pointer that `prefetch` then follows, see [`crate::flow::ByKey`]).
+    fn prefetch_far(&self, _ahead: &PacketMeta) {}
+    /// The packets this analysis reads: the others go by without a call to `on_packet`.
+    fn packets(&self) -> Kinds {
+        Kinds::ALL
+    }
+    /// Which of the prefetch steps this analysis implements.
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::None
+    }
+}
+
+/// Which prefetch steps an analysis takes (see [`Analyzer::prefetch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    None,
+    Near,
+    NearAndFar,
+}
+
+/// Kinds of packets, for [`Analyzer::packets`]; a packet is of every kind that fits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kinds(u8);
+
+impl Kinds {
+    pub const NONE: Kinds = Kinds(0);
+    pub const ALL: Kinds = Kinds(u8::MAX);
+    pub const NOT_IP: Kinds = Kinds(1);
+    pub const IP: Kinds = Kinds(1 << 1);
+    pub const TCP: Kinds = Kinds(1 << 2);
+    pub const UDP: Kinds = Kinds(1 << 3);
+    pub const ICMP: Kinds = Kinds(1 << 4);
+    /// TCP or UDP from or to port 53.
+    pub const DNS: Kinds = Kinds(1 << 5);
+    /// TCP with SYN set (SYN and SYN/ACK).
+    pub const SYN: Kinds = Kinds(1 << 6);
+
+    pub fn of(pkt: &Packet<'_>) -> Kinds {
+        use crate::decode::Transport;
+        let network = match pkt.ip() {
+            Some(_) => Kinds::IP,
+            None => Kinds::NOT_IP,
+        };
+        let dns = |sp: u16, dp: u16| {
+            if sp == 53 || dp == 53 {
+                Kinds::DNS
+            } else {
+                Kinds::NONE
+            }
+        };
+        network
+            | match &pkt.transport {
+                Transport::Tcp(t) => {
+                    let syn = if t.flags & crate::decode::TCP_SYN != 0 {
+                        Kinds::SYN
+                    } else {
+                        Kinds::NONE
+                    };
+                    Kinds::TCP | syn | dns(t.src_port, t.dst_port)
+                }
+                Transport::Udp(u) => Kinds::UDP | dns(u.src_port, u.dst_port),
+                Transport::Icmp(_) => Kinds::ICMP,
+                Transport::Other | Transport::None => Kinds::NONE,
+            }
+    }
+
+    /// True when the two share a kind.
+    pub fn meets(self, other: Kinds) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Kinds {
+    type Output = Kinds;
+    fn bitor(self, other: Kinds) -> Kinds {
+        Kinds(self.0 | other.0)
+    }
 }
 
 /// The analyses of the engine issue: what a first look at a capture needs, and the set the

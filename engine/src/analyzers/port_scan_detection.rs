@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdown};
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, table_cap, FastMap};
@@ -324,6 +324,10 @@ impl PortScanDetection {
 }
 
 impl Analyzer for PortScanDetection {
+    fn packets(&self) -> Kinds {
+        Kinds::SYN
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         if !tcp.has(TCP_SYN) || meta.tcp.is_retransmission() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::{Config, Thresholds};
 use crate::decode::{Packet, TCP_SYN};
 use crate::flow::{endpoint, FlowKey, FlowRecord, PerSlot};
@@ -208,6 +208,14 @@ impl Retransmission {
 }
 
 impl Analyzer for Retransmission {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         self.tcp_packets += 1;

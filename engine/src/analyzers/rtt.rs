@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
 use crate::flow::{fast_map, Direction, FastMap, FlowKey};
@@ -306,6 +306,10 @@ impl Rtt {
 }
 
 impl Analyzer for Rtt {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some((rtt_ns, frame)) = meta.tcp.ack_rtt else {
             return;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, FastMap};
@@ -113,6 +113,10 @@ impl Sack {
 }
 
 impl Analyzer for Sack {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         self.tcp_packets += 1;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::decode::Packet;
 use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_RANKED};
@@ -417,6 +417,14 @@ fn to_report(c: &Closed) -> ClassifiedFlow {
 }
 
 impl Analyzer for ServiceClassification {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP | Kinds::UDP
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         if meta.flow.is_none() {
             return;

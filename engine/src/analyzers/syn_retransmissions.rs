@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{fast_map, Direction, FastMap, FlowKey};
@@ -335,6 +335,10 @@ impl SynRetransmissions {
 }
 
 impl Analyzer for SynRetransmissions {
+    fn packets(&self) -> Kinds {
+        Kinds::SYN
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         let syn_ack = tcp.flags & (TCP_SYN | TCP_ACK);

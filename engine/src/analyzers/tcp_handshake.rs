@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
 use crate::flow::{endpoint, fast_map, FastMap};
@@ -185,6 +185,10 @@ impl TcpHandshake {
 }
 
 impl Analyzer for TcpHandshake {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         let stream = meta.tcp.stream;

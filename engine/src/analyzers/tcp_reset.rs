@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_RST, TCP_SYN};
 use crate::flow::{fast_map, Direction, FastMap, FlowKey, FlowRecord, PerSlot};
@@ -124,6 +124,14 @@ fn client_dir(bits: u8, key: &FlowKey) -> Direction {
 }
 
 impl Analyzer for TcpReset {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         let Some((key, dir)) = meta.flow else { return };

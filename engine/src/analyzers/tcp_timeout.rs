@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::flow::{fast_map, Direction, FastMap, FlowKey};
@@ -417,6 +417,10 @@ fn transition(eps: &mut [Ep; 2], x: usize, fl: u8) {
 }
 
 impl Analyzer for TcpTimeout {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         let Some((key, dir)) = meta.flow else { return };

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_RST, TCP_SYN};
 use crate::flow::{Direction, FlowKey, FlowRecord, PerSlot};
@@ -392,6 +392,14 @@ impl TcpWindow {
 }
 
 impl Analyzer for TcpWindow {
+    fn packets(&self) -> Kinds {
+        Kinds::TCP
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
         if tcp.header_incomplete {

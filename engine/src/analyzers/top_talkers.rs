@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Analyzer, Finish, Layer4, PacketMeta};
+use super::{Analyzer, Finish, Kinds, Layer4, PacketMeta};
 use crate::decode::Packet;
 use crate::flow::{fast_map, FastMap, FlowRecord};
 use crate::report::{Report, MAX_RANKED};
@@ -134,6 +134,10 @@ impl TopTalkers {
 }
 
 impl Analyzer for TopTalkers {
+    fn packets(&self) -> Kinds {
+        Kinds::IP
+    }
+
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         if pkt.ip().is_none() {
             return;
