@@ -9,9 +9,10 @@
 //! prefetch the state of the packets ahead ([`Analyzer::prefetch`]). Results do not depend on
 //! how the analyses are split between the threads.
 //!
-//! Analyses see UDP and ICMP payloads in full, but TCP payloads in full only for DNS (port 53)
-//! and otherwise their first [`TCP_PAYLOAD_HEAD`] bytes (enough for status lines and protocol
-//! signatures): copying every TCP segment's data cost a quarter of the reading thread's time.
+//! Analyses see ICMP payloads in full (the quoted headers of errors), TCP and UDP payloads in
+//! full only for DNS (port 53) and otherwise their first [`PAYLOAD_HEAD`] bytes (enough for
+//! status lines and protocol signatures): copying every segment's data cost a quarter of the
+//! reading thread's time.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -24,9 +25,8 @@ use crate::tcp::TcpTracker;
 /// Packets per batch: large enough that the channel costs nothing per packet, small enough that
 /// a batch stays in the CPU's cache and the two threads overlap.
 const BATCH_PACKETS: usize = 2_048;
-/// Bytes of a TCP payload (other than DNS's) the analyses see.
-pub const TCP_PAYLOAD_HEAD: usize = 64;
-const DNS_PORT: u16 = 53;
+/// Bytes of a TCP or UDP payload (other than DNS's) the analyses see.
+pub const PAYLOAD_HEAD: usize = 64;
 /// Batches in flight: bounds the memory the copies take (a few MiB).
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Packets ahead whose state an analysis prefetches: far enough for memory to answer before
@@ -54,23 +54,25 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Queues a packet with what the reading thread worked out about it.
-    pub(crate) fn push(&mut self, pkt: &Packet<'_>, meta: PacketMeta) {
+    pub(crate) fn push<'a>(&mut self, pkt: &Packet<'a>, meta: PacketMeta) {
         let (packet, payloads) = pkt.detach();
-        let dns = pkt
-            .tcp()
-            .is_some_and(|t| t.src_port == DNS_PORT || t.dst_port == DNS_PORT);
-        let tcp = match dns {
-            true => payloads.tcp,
-            false => &payloads.tcp[..payloads.tcp.len().min(TCP_PAYLOAD_HEAD)],
+        let kinds = Kinds::of(pkt);
+        let head = |bytes: &'a [u8]| match kinds.meets(Kinds::DNS) {
+            true => bytes,
+            false => &bytes[..bytes.len().min(PAYLOAD_HEAD)],
         };
-        let tcp_payload = self.copy(tcp);
-        let transport_payload = self.copy(payloads.transport);
+        let tcp_payload = self.copy(head(payloads.tcp));
+        let transport = match pkt.udp() {
+            Some(_) => head(payloads.transport),
+            None => payloads.transport,
+        };
+        let transport_payload = self.copy(transport);
         self.packets.push(Queued {
             packet,
             tcp_payload,
             transport_payload,
             meta,
-            kinds: Kinds::of(pkt),
+            kinds,
         });
     }
 

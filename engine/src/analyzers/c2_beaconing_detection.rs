@@ -240,7 +240,7 @@ impl Analyzer for C2BeaconingDetection {
         }
         let key = (addr_key(ip.src), addr_key(ip.dst), dport, proto);
         let now = pkt.ts_ns;
-        if !self.tuples.contains_key(&key) && self.tuples.len() >= MAX_TUPLES {
+        if self.tuples.len() >= MAX_TUPLES && !self.tuples.contains_key(&key) {
             self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);
             if self.tuples.len() >= MAX_TUPLES {
                 self.not_tracked += 1;

@@ -205,7 +205,7 @@ impl Analyzer for DataExfiltrationDetection {
         let upload = src_in;
         let (s, d) = (addr_key(ip.src), addr_key(ip.dst));
         let key = if upload { (s, d) } else { (d, s) };
-        if !self.pairs.contains_key(&key) && self.pairs.len() >= MAX_PAIRS {
+        if self.pairs.len() >= MAX_PAIRS && !self.pairs.contains_key(&key) {
             self.pairs.retain(|_, p| p.up >= PRUNE_BELOW_BYTES);
             if self.pairs.len() >= MAX_PAIRS {
                 self.not_tracked += 1;

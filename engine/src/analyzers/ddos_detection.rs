@@ -226,7 +226,7 @@ impl DdosDetection {
                 severity = severity.bump();
             }
             let key = (dst, kind);
-            if !self.floods.contains_key(&key) && self.floods.len() >= MAX_EVENTS {
+            if self.floods.len() >= MAX_EVENTS && !self.floods.contains_key(&key) {
                 continue;
             }
             let f = self.floods.entry(key).or_insert(Flood {
@@ -256,7 +256,7 @@ impl DdosDetection {
 
     fn count(&mut self, dst: u128, src: u128, dport: u16, kind: Kind, pkt: &Packet<'_>) {
         let index = pkt.ts_ns.div_euclid(SLOT_NS);
-        if !self.slots.contains_key(&dst) && self.slots.len() >= MAX_DESTINATIONS {
+        if self.slots.len() >= MAX_DESTINATIONS && !self.slots.contains_key(&dst) {
             let ended: Vec<(u128, Slot)> = self
                 .slots
                 .iter()
@@ -272,21 +272,10 @@ impl DdosDetection {
                 return;
             }
         }
-        let closed = match self.slots.get_mut(&dst) {
-            Some(s) if s.index != index => Some(std::mem::replace(s, Slot::new(index))),
-            Some(_) => None,
-            None => {
-                self.slots.insert(dst, Slot::new(index));
-                None
-            }
-        };
-        if let Some(old) = closed {
-            self.close_slot(dst, &old);
-        }
         let bit = (mix(src) as usize) % SOURCE_BITS;
-        let Some(slot) = self.slots.get_mut(&dst) else {
-            return;
-        };
+        let slot = self.slots.entry(dst).or_insert_with(|| Slot::new(index));
+        // A slot of an earlier time window starts again; the old one is closed below.
+        let closed = (slot.index != index).then(|| std::mem::replace(slot, Slot::new(index)));
         if slot.first_ns == 0 {
             slot.first_ns = pkt.ts_ns;
         }
@@ -300,6 +289,9 @@ impl DdosDetection {
         if kind == Kind::Syn {
             let pbit = (mix(u128::from(dport)) as usize) % SOURCE_BITS;
             slot.ports[pbit / 64] |= 1 << (pbit % 64);
+        }
+        if let Some(old) = closed {
+            self.close_slot(dst, &old);
         }
     }
 }

@@ -254,7 +254,7 @@ impl DnsTunnelingDetection {
             return;
         }
         let key = self.hasher.hash_one((src, base));
-        if !self.groups.contains_key(&key) && self.groups.len() >= MAX_GROUPS {
+        if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
             self.groups.retain(|_, g| g.queries > 1);
             if self.groups.len() >= MAX_GROUPS {
                 self.not_tracked += 1;

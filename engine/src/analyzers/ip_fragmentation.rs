@@ -275,7 +275,7 @@ impl IpFragmentation {
             id: f.id,
             proto,
         };
-        if !self.pending.contains_key(&key) && self.pending.len() >= MAX_PENDING_DATAGRAMS {
+        if self.pending.len() >= MAX_PENDING_DATAGRAMS && !self.pending.contains_key(&key) {
             // Table full of live datagrams: the oldest one is given up as timed out.
             if let Some(oldest) = self
                 .pending

@@ -276,7 +276,7 @@ impl PortScanDetection {
 
     fn on_syn(&mut self, src: IpAddr, dst: IpAddr, port: u16, pkt: &Packet<'_>) {
         let now = pkt.ts_ns;
-        if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&src) {
             self.make_room(now);
             if self.sources.len() >= MAX_SOURCES {
                 self.not_tracked += 1;
