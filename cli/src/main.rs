@@ -300,6 +300,7 @@ fn run(args: &AnalyzeArgs, config: &Config, analyses: Vec<String>) -> anyhow::Re
         file_size: size,
         analyses,
         single_thread: args.single_thread,
+        ..Options::default()
     };
     // A progress bar only where a person watches: stderr is a terminal and the file is large
     // enough to take more than a blink.

@@ -66,6 +66,11 @@ pub struct Options {
     /// Run every analysis on the reading thread (by default a second thread takes part of them
     /// when the machine has two cores or more; the report is the same either way).
     pub single_thread: bool,
+    /// Give every analysis every packet with its payloads in full, instead of only the kinds of
+    /// packets it reads and the payload bytes analyses use (see `worker`): slower, and the same
+    /// report. For the test that checks that those shortcuts change nothing.
+    #[doc(hidden)]
+    pub unfiltered: bool,
 }
 
 /// Analyzes a whole capture.
@@ -135,7 +140,7 @@ impl<'a> Core<'a> {
             options,
             analyzers: here,
             batch: worker::Batch::default(),
-            worker: (!there.is_empty()).then(|| worker::Worker::spawn(there)),
+            worker: (!there.is_empty()).then(|| worker::Worker::spawn(there, options.unfiltered)),
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
@@ -184,7 +189,7 @@ impl<'a> Core<'a> {
                 // `meta.tcp` is filled a batch at a time (`Batch::track_tcp`), before any analysis.
             }
         }
-        self.batch.push(&pkt, meta);
+        self.batch.push(&pkt, meta, self.options.unfiltered);
         let batch = &mut self.batch;
         self.flows
             .sweep(pkt.ts_ns, |_, record| batch.flow_ended(record));
@@ -196,7 +201,7 @@ impl<'a> Core<'a> {
     /// Runs the queued packets through this thread's analyses, then hands them to the other.
     fn flush(&mut self) {
         self.batch.track_tcp(&mut self.tcp);
-        worker::run(&mut self.analyzers, &self.batch);
+        worker::run(&mut self.analyzers, &self.batch, self.options.unfiltered);
         match &mut self.worker {
             Some(w) => self.batch = w.send(std::mem::take(&mut self.batch)),
             None => self.batch.clear(),

@@ -53,11 +53,12 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// Queues a packet with what the reading thread worked out about it.
-    pub(crate) fn push<'a>(&mut self, pkt: &Packet<'a>, meta: PacketMeta) {
+    /// Queues a packet with what the reading thread worked out about it (`unfiltered`: with its
+    /// payloads in full).
+    pub(crate) fn push<'a>(&mut self, pkt: &Packet<'a>, meta: PacketMeta, unfiltered: bool) {
         let (packet, payloads) = pkt.detach();
         let kinds = Kinds::of(pkt);
-        let head = |bytes: &'a [u8]| match kinds.meets(Kinds::DNS) {
+        let head = |bytes: &'a [u8]| match unfiltered || kinds.meets(Kinds::DNS) {
             true => bytes,
             false => &bytes[..bytes.len().min(PAYLOAD_HEAD)],
         };
@@ -132,8 +133,8 @@ impl Batch {
     }
 }
 
-/// Runs the batch through each analysis in turn.
-pub(crate) fn run(analyses: &mut Analyses, batch: &Batch) {
+/// Runs the batch through each analysis in turn (`unfiltered`: every packet to every analysis).
+pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
     if analyses.is_empty() {
         return;
     }
@@ -149,7 +150,10 @@ pub(crate) fn run(analyses: &mut Analyses, batch: &Batch) {
         })
         .collect();
     for (_, a) in analyses.iter_mut() {
-        let wanted = a.packets();
+        let wanted = match unfiltered {
+            true => Kinds::ALL,
+            false => a.packets(),
+        };
         let prefetch = a.prefetches();
         let ahead = |i: usize| batch.packets.get(i).filter(|q| q.kinds.meets(wanted));
         let mut ended = batch.ended.iter().peekable();
@@ -185,14 +189,14 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn spawn(mut analyses: Analyses) -> Self {
+    pub(crate) fn spawn(mut analyses: Analyses, unfiltered: bool) -> Self {
         let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let (give_back, recycled) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 1);
         let handle = std::thread::Builder::new()
             .name("pcap-analyses".into())
             .spawn(move || {
                 for mut batch in receiver {
-                    run(&mut analyses, &batch);
+                    run(&mut analyses, &batch, unfiltered);
                     batch.clear();
                     let _ = give_back.try_send(batch);
                 }
