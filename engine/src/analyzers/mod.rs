@@ -100,7 +100,7 @@ pub trait Analyzer: Send {
     /// A packet a few places ahead of the next `on_packet` (analyses see packets in batches,
     /// see `worker`): an analysis with per-flow state asks the CPU to start loading that
     /// flow's state now ([`crate::flow::PerSlot::prefetch`]), so `on_packet` does not wait for
-    /// memory. A hint only: it must not change any state. Called when [`Analyzer::prefetch`]
+    /// memory. A hint only: it must not change any state. Called when [`Analyzer::prefetches`]
     /// says so, for the packets the analysis reads.
     fn prefetch(&self, _ahead: &PacketMeta) {}
     /// The first step of a two-step prefetch, twice as far ahead as [`Analyzer::prefetch`]
@@ -142,32 +142,31 @@ impl Kinds {
     pub const SYN: Kinds = Kinds(1 << 6);
 
     pub fn of(pkt: &Packet<'_>) -> Kinds {
-        use crate::decode::Transport;
-        let network = match pkt.ip() {
-            Some(_) => Kinds::IP,
-            None => Kinds::NOT_IP,
-        };
-        let dns = |sp: u16, dp: u16| {
-            if sp == 53 || dp == 53 {
-                Kinds::DNS
-            } else {
-                Kinds::NONE
-            }
-        };
-        network
+        use crate::decode::{Transport, TCP_SYN};
+        use dns::DNS_PORT;
+        let dns = |sp: u16, dp: u16| Kinds::when(sp == DNS_PORT || dp == DNS_PORT, Kinds::DNS);
+        let ip = pkt.ip().is_some();
+        Kinds::when(ip, Kinds::IP)
+            | Kinds::when(!ip, Kinds::NOT_IP)
             | match &pkt.transport {
                 Transport::Tcp(t) => {
-                    let syn = if t.flags & crate::decode::TCP_SYN != 0 {
-                        Kinds::SYN
-                    } else {
-                        Kinds::NONE
-                    };
-                    Kinds::TCP | syn | dns(t.src_port, t.dst_port)
+                    Kinds::TCP
+                        | Kinds::when(t.has(TCP_SYN), Kinds::SYN)
+                        | dns(t.src_port, t.dst_port)
                 }
                 Transport::Udp(u) => Kinds::UDP | dns(u.src_port, u.dst_port),
                 Transport::Icmp(_) => Kinds::ICMP,
                 Transport::Other | Transport::None => Kinds::NONE,
             }
+    }
+
+    /// `kind` when `condition` holds, no kind otherwise.
+    fn when(condition: bool, kind: Kinds) -> Kinds {
+        if condition {
+            kind
+        } else {
+            Kinds::NONE
+        }
     }
 
     /// True when the two share a kind.
