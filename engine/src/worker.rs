@@ -41,13 +41,14 @@ struct Queued {
     tcp_payload: (u32, u32),
     transport_payload: (u32, u32),
     meta: PacketMeta,
-    kinds: Kinds,
 }
 
 #[derive(Default)]
 pub(crate) struct Batch {
     bytes: Vec<u8>,
     packets: Vec<Queued>,
+    /// Each queued packet's kinds, apart: every analysis scans them.
+    kinds: Vec<Kinds>,
     /// Flows that ended, with the number of packets of the batch before them.
     ended: Vec<(usize, FlowRecord)>,
 }
@@ -73,8 +74,8 @@ impl Batch {
             tcp_payload,
             transport_payload,
             meta,
-            kinds,
         });
+        self.kinds.push(kinds);
     }
 
     /// A flow ended after the last queued packet.
@@ -118,7 +119,17 @@ impl Batch {
     pub(crate) fn clear(&mut self) {
         self.bytes.clear();
         self.packets.clear();
+        self.kinds.clear();
         self.ended.clear();
+    }
+
+    /// Positions of the queued packets of any of these kinds.
+    fn positions(&self, kinds: Kinds) -> Vec<u32> {
+        (0u32..)
+            .zip(&self.kinds)
+            .filter(|(_, k)| k.meets(kinds))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Appends `bytes`; returns where they are.
@@ -134,6 +145,10 @@ impl Batch {
 }
 
 /// Runs the batch through each analysis in turn (`unfiltered`: every packet to every analysis).
+///
+/// Each analysis walks only the packets of the kinds it reads: the positions of those packets
+/// are listed once per batch for each set of kinds asked for (most analyses share a few), so an
+/// analysis of ICMP or SYN packets does not step over the whole batch.
 pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
     if analyses.is_empty() {
         return;
@@ -149,35 +164,48 @@ pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
             Packet::attach(&q.packet, payloads)
         })
         .collect();
+    let mut lists: Vec<(Kinds, Vec<u32>)> = Vec::new();
     for (_, a) in analyses.iter_mut() {
         let wanted = match unfiltered {
             true => Kinds::ALL,
             false => a.packets(),
         };
-        let prefetch = a.prefetches();
-        let ahead = |i: usize| batch.packets.get(i).filter(|q| q.kinds.meets(wanted));
-        let mut ended = batch.ended.iter().peekable();
-        for (i, (q, pkt)) in batch.packets.iter().zip(&packets).enumerate() {
-            while let Some((_, record)) = ended.next_if(|(at, _)| *at == i) {
-                a.on_flow_end(record);
+        let at = match lists.iter().position(|(kinds, _)| *kinds == wanted) {
+            Some(at) => at,
+            None => {
+                lists.push((wanted, batch.positions(wanted)));
+                lists.len() - 1
             }
-            if prefetch == Prefetch::NearAndFar {
-                if let Some(far) = ahead(i + 2 * PREFETCH_DISTANCE) {
-                    a.prefetch_far(&far.meta);
-                }
-            }
-            if prefetch != Prefetch::None {
-                if let Some(near) = ahead(i + PREFETCH_DISTANCE) {
-                    a.prefetch(&near.meta);
-                }
-            }
-            if q.kinds.meets(wanted) {
-                a.on_packet(pkt, &q.meta);
-            }
-        }
-        for (_, record) in ended {
+        };
+        run_one(a.as_mut(), batch, &packets, &lists[at].1);
+    }
+}
+
+/// Runs one analysis over the packets at `positions` (in order), with the flow ends at their
+/// places.
+fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], positions: &[u32]) {
+    let prefetch = a.prefetches();
+    let meta = |k: usize| positions.get(k).map(|&i| &batch.packets[i as usize].meta);
+    let mut ended = batch.ended.iter().peekable();
+    for (k, &i) in positions.iter().enumerate() {
+        let i = i as usize;
+        while let Some((_, record)) = ended.next_if(|(at, _)| *at <= i) {
             a.on_flow_end(record);
         }
+        if prefetch == Prefetch::NearAndFar {
+            if let Some(far) = meta(k + 2 * PREFETCH_DISTANCE) {
+                a.prefetch_far(far);
+            }
+        }
+        if prefetch != Prefetch::None {
+            if let Some(near) = meta(k + PREFETCH_DISTANCE) {
+                a.prefetch(near);
+            }
+        }
+        a.on_packet(&packets[i], &batch.packets[i].meta);
+    }
+    for (_, record) in ended {
+        a.on_flow_end(record);
     }
 }
 
