@@ -100,7 +100,7 @@ struct AnalyzeArgs {
     /// Security detectors also consider 127.0.0.0/8 and ::1.
     #[arg(long)]
     include_localhost: bool,
-    /// Run every analysis on one thread (by default a second core takes part of them).
+    /// Run every analysis on one thread (by default a second core shares them).
     #[arg(long)]
     single_thread: bool,
     /// Print nothing but errors.

@@ -11,7 +11,7 @@
 //! decoding never fails (what cannot be decoded is counted); the TCP tracker assigns
 //! Wireshark-compatible stream numbers and `tcp.analysis` flags; each analysis in
 //! [`analyzers::registry`] sees every packet once and fills its typed section of [`Report`].
-//! Analyses take packets in batches of 2 048, one analysis at a time, split over two threads
+//! Analyses take packets in batches of 2 048, one analysis at a time, shared by two threads
 //! when the machine has two cores (`worker`); per-flow state lives on the flow table's slots
 //! ([`flow::PerSlot`]), is prefetched a few packets ahead, and is summed up when the flow ends.
 //!
@@ -63,7 +63,7 @@ pub struct Options {
     pub file_size: Option<u64>,
     /// Report keys of the analyses to run (see [`analyzers::ALL`]); empty runs them all.
     pub analyses: Vec<String>,
-    /// Run every analysis on the reading thread (by default a second thread takes part of them
+    /// Run every analysis on the reading thread (by default it shares them with a second thread
     /// when the machine has two cores or more; the report is the same either way).
     pub single_thread: bool,
     /// Give every analysis every packet with its payloads in full, instead of only the kinds of
@@ -107,12 +107,12 @@ pub fn analyze_with_progress<R: Read + Send>(
 struct Core<'a> {
     config: &'a Config,
     options: &'a Options,
-    /// Analyses on this thread, with their index in report order.
+    /// The analyses, with their index in report order, when they run on this thread alone.
     analyzers: worker::Analyses,
     /// Packets queued for the analyses (see [`worker`]).
     batch: worker::Batch,
-    /// The second thread and its analyses.
-    worker: Option<worker::Worker>,
+    /// The analyses, when this thread and a second one share them.
+    pool: Option<worker::Pool>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,
@@ -124,23 +124,27 @@ struct Core<'a> {
 
 impl<'a> Core<'a> {
     fn new(config: &'a Config, options: &'a Options) -> Self {
-        let mut here = Vec::new();
-        let mut there = Vec::new();
+        let analyses: worker::Analyses = analyzers::registry(config, options)
+            .into_iter()
+            .map(|(_, analyzer)| analyzer)
+            .enumerate()
+            .collect();
         let parallel = !options.single_thread
+            && !analyses.is_empty()
             && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-        for (i, (key, analyzer)) in analyzers::registry(config, options).into_iter().enumerate() {
-            if parallel && !analyzers::ON_READER_THREAD.contains(&key) {
-                there.push((i, analyzer));
-            } else {
-                here.push((i, analyzer));
-            }
-        }
+        let (analyzers, pool) = match parallel {
+            true => (
+                Vec::new(),
+                Some(worker::Pool::spawn(analyses, options.unfiltered)),
+            ),
+            false => (analyses, None),
+        };
         Core {
             config,
             options,
-            analyzers: here,
+            analyzers,
             batch: worker::Batch::default(),
-            worker: (!there.is_empty()).then(|| worker::Worker::spawn(there, options.unfiltered)),
+            pool,
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
@@ -198,13 +202,15 @@ impl<'a> Core<'a> {
         }
     }
 
-    /// Runs the queued packets through this thread's analyses, then hands them to the other.
+    /// Hands the queued packets to the analyses.
     fn flush(&mut self) {
         self.batch.track_tcp(&mut self.tcp);
-        worker::run(&mut self.analyzers, &self.batch, self.options.unfiltered);
-        match &mut self.worker {
-            Some(w) => self.batch = w.send(std::mem::take(&mut self.batch)),
-            None => self.batch.clear(),
+        match &mut self.pool {
+            Some(pool) => self.batch = pool.push(std::mem::take(&mut self.batch)),
+            None => {
+                worker::run(&mut self.analyzers, &self.batch, self.options.unfiltered);
+                self.batch.clear();
+            }
         }
     }
 
@@ -212,9 +218,8 @@ impl<'a> Core<'a> {
         if !self.batch.is_empty() {
             self.flush();
         }
-        if let Some(w) = self.worker.take() {
-            self.analyzers.extend(w.join());
-            self.analyzers.sort_by_key(|(i, _)| *i);
+        if let Some(pool) = self.pool.take() {
+            self.analyzers = pool.finish();
         }
         let mut report = Report::new(&self.options.file_name);
         let end = Finish {

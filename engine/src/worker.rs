@@ -1,20 +1,21 @@
-//! Batches of packets, and the second analysis thread.
+//! Batches of packets, and the two threads that share the analyses.
 //!
 //! The reading thread decodes each frame, keeps the flow and TCP tables, and queues the decoded
 //! packet (detached from its frame), its payloads and what it worked out ([`PacketMeta`]) in a
-//! [`Batch`], with the flows that ended in between. A full batch goes through the analyses of
-//! the reading thread, then to the second thread (when there is one) for the others. Each
-//! analysis takes a batch in turn ([`run`]): it sees the same packets and flow ends, in the
-//! same order, as it would one packet at a time, while its code and tables stay hot and it can
-//! prefetch the state of the packets ahead ([`Analyzer::prefetch`]). Results do not depend on
-//! how the analyses are split between the threads.
+//! [`Batch`], with the flows that ended in between. Each analysis takes the batches in turn
+//! ([`run`], [`Pool`]): it sees the same packets and flow ends, in the same order, as it would
+//! one packet at a time, while its code and tables stay hot and it can prefetch the state of
+//! the packets ahead ([`Analyzer::prefetch`]). With two cores, a second thread runs analyses
+//! on the queued batches while the reading thread reads, and the reading thread joins in when
+//! the queue is full: the work splits itself, and results do not depend on the split.
 //!
 //! Analyses see ICMP payloads in full (the quoted headers of errors), TCP and UDP payloads in
 //! full only for DNS (port 53) and otherwise their first [`PAYLOAD_HEAD`] bytes (enough for
 //! status lines and protocol signatures): copying every segment's data cost a quarter of the
 //! reading thread's time.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::analyzers::{Analyzer, Kinds, PacketMeta, Prefetch};
@@ -27,7 +28,9 @@ use crate::tcp::TcpTracker;
 const BATCH_PACKETS: usize = 2_048;
 /// Bytes of a TCP or UDP payload (other than DNS's) the analyses see.
 pub const PAYLOAD_HEAD: usize = 64;
-/// Batches in flight: bounds the memory the copies take (a few MiB).
+/// Batches the analyses may be behind the reading thread before it helps them: bounds the
+/// memory the copies take (about 1 MiB a batch), and leaves the second thread enough work
+/// queued to never wait.
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Packets ahead whose state an analysis prefetches: far enough for memory to answer before
 /// `on_packet` needs it, near enough that it is still cached.
@@ -123,6 +126,20 @@ impl Batch {
         self.ended.clear();
     }
 
+    /// The queued packets with their payloads (copies in the batch's bytes) back in place.
+    fn attach(&self) -> Vec<Packet<'_>> {
+        self.packets
+            .iter()
+            .map(|q| {
+                let payloads = Payloads {
+                    tcp: self.slice(q.tcp_payload),
+                    transport: self.slice(q.transport_payload),
+                };
+                Packet::attach(&q.packet, payloads)
+            })
+            .collect()
+    }
+
     /// Positions of the queued packets of any of these kinds.
     fn positions(&self, kinds: Kinds) -> Vec<u32> {
         (0u32..)
@@ -145,40 +162,39 @@ impl Batch {
 }
 
 /// Runs the batch through each analysis in turn (`unfiltered`: every packet to every analysis).
-///
-/// Each analysis walks only the packets of the kinds it reads: the positions of those packets
-/// are listed once per batch for each set of kinds asked for (most analyses share a few), so an
-/// analysis of ICMP or SYN packets does not step over the whole batch.
 pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
     if analyses.is_empty() {
         return;
     }
-    let packets: Vec<Packet<'_>> = batch
-        .packets
-        .iter()
-        .map(|q| {
-            let payloads = Payloads {
-                tcp: batch.slice(q.tcp_payload),
-                transport: batch.slice(q.transport_payload),
-            };
-            Packet::attach(&q.packet, payloads)
-        })
-        .collect();
-    let mut lists: Vec<(Kinds, Vec<u32>)> = Vec::new();
+    let packets = batch.attach();
+    let mut lists = Vec::new();
     for (_, a) in analyses.iter_mut() {
-        let wanted = match unfiltered {
-            true => Kinds::ALL,
-            false => a.packets(),
-        };
-        let at = match lists.iter().position(|(kinds, _)| *kinds == wanted) {
-            Some(at) => at,
-            None => {
-                lists.push((wanted, batch.positions(wanted)));
-                lists.len() - 1
-            }
-        };
-        run_one(a.as_mut(), batch, &packets, &lists[at].1);
+        let positions = positions(&mut lists, batch, a.as_ref(), unfiltered);
+        run_one(a.as_mut(), batch, &packets, positions);
     }
+}
+
+/// The positions in the batch of the packets the analysis reads: listed once per batch for
+/// each set of kinds asked for (most analyses share a few), so an analysis of ICMP or SYN
+/// packets does not step over the whole batch.
+fn positions<'l>(
+    lists: &'l mut Vec<(Kinds, Vec<u32>)>,
+    batch: &Batch,
+    analysis: &dyn Analyzer,
+    unfiltered: bool,
+) -> &'l [u32] {
+    let wanted = match unfiltered {
+        true => Kinds::ALL,
+        false => analysis.packets(),
+    };
+    let at = match lists.iter().position(|(kinds, _)| *kinds == wanted) {
+        Some(at) => at,
+        None => {
+            lists.push((wanted, batch.positions(wanted)));
+            lists.len() - 1
+        }
+    };
+    &lists[at].1
 }
 
 /// Runs one analysis over the packets at `positions` (in order), with the flow ends at their
@@ -209,51 +225,418 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
     }
 }
 
-/// The second thread, with its analyses.
-pub(crate) struct Worker {
-    sender: Option<SyncSender<Batch>>,
-    recycled: Receiver<Batch>,
-    handle: Option<JoinHandle<Analyses>>,
+/// The analyses, shared by the reading thread and a second thread (see [`Pool::push`]).
+///
+/// Every analysis takes the batches in order, one at a time, on whichever thread is free: the
+/// second thread takes the oldest batch an analysis still needs, the reading thread (when it
+/// is ahead by [`BATCHES_IN_FLIGHT`] batches) the newest, still in its cache. The load splits
+/// itself between the threads, whatever the capture; the report does not depend on the split.
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<()>>,
+    unfiltered: bool,
 }
 
-impl Worker {
-    pub(crate) fn spawn(mut analyses: Analyses, unfiltered: bool) -> Self {
-        let (sender, receiver) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-        let (give_back, recycled) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 1);
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when a batch arrives, an analysis is handed back, or the pool closes.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Batches some analysis has still to see, oldest first; the oldest is number `first`.
+    batches: VecDeque<Arc<Batch>>,
+    first: u64,
+    /// Each analysis with the number of the next batch it takes; `None` while a thread runs it.
+    slots: Vec<Slot>,
+    /// Emptied batches, for the reading thread to fill again.
+    recycled: Vec<Batch>,
+    /// No more batches are coming.
+    closed: bool,
+    /// A thread panicked in an analysis: the other stops waiting.
+    failed: bool,
+}
+
+struct Slot {
+    index: usize,
+    analysis: Option<Box<dyn Analyzer>>,
+    next: u64,
+}
+
+/// Which end of the queue a thread works from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Oldest,
+    Newest,
+}
+
+impl State {
+    fn pushed(&self) -> u64 {
+        self.first + self.batches.len() as u64
+    }
+
+    /// Every analysis has seen every batch pushed.
+    fn drained(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.analysis.is_some() && s.next == self.pushed())
+    }
+
+    /// The number of a batch with an analysis free to take it, from `end` of the queue.
+    fn pick(&self, end: End) -> Option<u64> {
+        let ready = self
+            .slots
+            .iter()
+            .filter(|s| s.analysis.is_some() && s.next < self.pushed())
+            .map(|s| s.next);
+        match end {
+            End::Oldest => ready.min(),
+            End::Newest => ready.max(),
+        }
+    }
+
+    /// Takes an analysis whose next batch is number `k`.
+    fn claim(&mut self, k: u64) -> Option<(usize, Box<dyn Analyzer>)> {
+        let at = self
+            .slots
+            .iter()
+            .position(|s| s.next == k && s.analysis.is_some())?;
+        Some((at, self.slots[at].analysis.take()?))
+    }
+
+    /// Gives an analysis back after its batch, and lets go of the batches every analysis saw.
+    fn give_back(&mut self, at: usize, analysis: Box<dyn Analyzer>) {
+        let slot = &mut self.slots[at];
+        slot.analysis = Some(analysis);
+        slot.next += 1;
+        let oldest_needed = self.slots.iter().map(|s| s.next).min();
+        while self.first < oldest_needed.unwrap_or(self.first) {
+            let Some(done) = self.batches.pop_front() else {
+                break;
+            };
+            self.first += 1;
+            if let Ok(mut batch) = Arc::try_unwrap(done) {
+                batch.clear();
+                self.recycled.push(batch);
+            }
+        }
+    }
+}
+
+/// Marks the pool failed when a thread unwinds out of an analysis, so the other one does not
+/// wait for an analysis that will never come back.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut state) = self.0.state.lock() {
+                state.failed = true;
+            }
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a thread panicked in between; the state is still consistent
+        // (analyses are run outside the lock) and `failed` says what happened.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed.wait(state).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs analyses on one batch from `end` of the queue, as long as some are free to take
+    /// it. With `wait`, blocks until there is work or the pool is closed and drained; without,
+    /// returns at once when there is none. False when there is nothing left to do.
+    fn work(&self, end: End, wait: bool, unfiltered: bool) -> bool {
+        let _guard = FailOnPanic(self);
+        let mut state = self.lock();
+        let (k, batch) = loop {
+            if state.failed {
+                return false;
+            }
+            if let Some(k) = state.pick(end) {
+                let batch = state.batches[(k - state.first) as usize].clone();
+                break (k, batch);
+            }
+            if !wait || (state.closed && state.drained()) {
+                return false;
+            }
+            state = self.wait(state);
+        };
+        let Some(mut job) = state.claim(k) else {
+            return true;
+        };
+        drop(state);
+        let packets = batch.attach();
+        let mut lists: Vec<(Kinds, Vec<u32>)> = Vec::new();
+        loop {
+            let (at, mut analysis) = job;
+            let positions = positions(&mut lists, &batch, analysis.as_ref(), unfiltered);
+            run_one(analysis.as_mut(), &batch, &packets, positions);
+            let mut state = self.lock();
+            state.give_back(at, analysis);
+            let next = state.claim(k);
+            drop(state);
+            self.changed.notify_all();
+            match next {
+                Some(more) => job = more,
+                None => break,
+            }
+        }
+        // The last one to let go of an emptied batch recycles it.
+        drop(packets);
+        if let Ok(mut emptied) = Arc::try_unwrap(batch) {
+            emptied.clear();
+            self.lock().recycled.push(emptied);
+        }
+        true
+    }
+}
+
+impl Pool {
+    /// Starts the second thread; the analyses come back, in report order, from [`Pool::finish`].
+    pub(crate) fn spawn(analyses: Analyses, unfiltered: bool) -> Self {
+        let slots = analyses
+            .into_iter()
+            .map(|(index, analysis)| Slot {
+                index,
+                analysis: Some(analysis),
+                next: 0,
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                slots,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+        });
+        let theirs = shared.clone();
         let handle = std::thread::Builder::new()
             .name("pcap-analyses".into())
-            .spawn(move || {
-                for mut batch in receiver {
-                    run(&mut analyses, &batch, unfiltered);
-                    batch.clear();
-                    let _ = give_back.try_send(batch);
-                }
-                analyses
-            })
+            .spawn(move || while theirs.work(End::Oldest, true, unfiltered) {})
             .ok();
-        Worker {
-            sender: Some(sender),
-            recycled,
+        Pool {
+            shared,
             handle,
+            unfiltered,
         }
     }
 
-    /// Hands a batch over; returns an empty one to fill next (a recycled one when available).
-    pub(crate) fn send(&mut self, batch: Batch) -> Batch {
-        if let Some(s) = &self.sender {
-            let _ = s.send(batch);
+    /// Queues a full batch for the analyses, and returns an empty one to fill next. When the
+    /// analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
+    /// (or waits) until they are not.
+    pub(crate) fn push(&mut self, batch: Batch) -> Batch {
+        let mut state = self.shared.lock();
+        state.batches.push_back(Arc::new(batch));
+        self.shared.changed.notify_all();
+        while state.batches.len() > BATCHES_IN_FLIGHT && !state.failed {
+            if state.pick(End::Newest).is_some() {
+                drop(state);
+                self.shared.work(End::Newest, false, self.unfiltered);
+                state = self.shared.lock();
+            } else {
+                state = self.shared.wait(state);
+            }
         }
-        self.recycled.try_recv().unwrap_or_default()
+        state.recycled.pop().unwrap_or_default()
     }
 
-    /// Waits for the thread and returns its analyses.
-    pub(crate) fn join(mut self) -> Analyses {
-        self.sender = None;
-        match self.handle.take().map(JoinHandle::join) {
-            Some(Ok(analyses)) => analyses,
+    /// Runs the queued batches to the end, on both threads, and returns the analyses in report
+    /// order.
+    pub(crate) fn finish(mut self) -> Analyses {
+        self.shared.lock().closed = true;
+        self.shared.changed.notify_all();
+        while self.shared.work(End::Newest, true, self.unfiltered) {}
+        if let Some(Err(panic)) = self.handle.take().map(JoinHandle::join) {
             // A panic in an analysis is a bug: surface it as on a single thread.
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => Vec::new(),
+            std::panic::resume_unwind(panic);
+        }
+        let mut state = self.shared.lock();
+        let mut analyses: Analyses = state
+            .slots
+            .drain(..)
+            .filter_map(|s| s.analysis.map(|a| (s.index, a)))
+            .collect();
+        analyses.sort_by_key(|(i, _)| *i);
+        analyses
+    }
+}
+
+impl Drop for Pool {
+    /// Stops the second thread when the reading one gives up (an error or a panic).
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            {
+                let mut state = self.shared.lock();
+                state.closed = true;
+                state.failed = true;
+            }
+            self.shared.changed.notify_all();
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::capture::Frame;
+    use crate::decode::{decode, linktype};
+    use crate::report::Report;
+    use crate::sample;
+
+    /// Records what it is given: packet numbers, and flow ends as `u64::MAX`.
+    struct Recorder {
+        kinds: Kinds,
+        seen: Arc<Mutex<Vec<u64>>>,
+        panic_at: Option<u64>,
+    }
+
+    impl Analyzer for Recorder {
+        fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
+            assert_ne!(
+                self.panic_at,
+                Some(pkt.number),
+                "analysis failed on purpose"
+            );
+            self.seen.lock().unwrap().push(pkt.number);
+        }
+        fn on_flow_end(&mut self, _flow: &FlowRecord) {
+            self.seen.lock().unwrap().push(u64::MAX);
+        }
+        fn finish(self: Box<Self>, _end: &crate::analyzers::Finish<'_>, _report: &mut Report) {}
+        fn packets(&self) -> Kinds {
+            self.kinds
+        }
+    }
+
+    /// Frames cycling through UDP, ICMP and TCP, numbered from 1.
+    fn frames(n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| match i % 3 {
+                0 => sample::udp("10.0.0.1", 5000, "10.0.0.2", 53, b"payload"),
+                1 => sample::icmp_echo("10.0.0.1", "10.0.0.2", false, 1, i as u16),
+                _ => sample::Tcp::new("10.0.0.1", 40000, "10.0.0.2", 80).frame(),
+            })
+            .collect()
+    }
+
+    /// Batches of `per_batch` packets, with a flow end after each batch's first packet.
+    fn batches(frames: &[Vec<u8>], per_batch: usize) -> Vec<Batch> {
+        frames
+            .chunks(per_batch)
+            .enumerate()
+            .map(|(b, chunk)| {
+                let mut batch = Batch::default();
+                for (i, data) in chunk.iter().enumerate() {
+                    let frame = Frame {
+                        number: (b * per_batch + i + 1) as u64,
+                        ts_ns: sample::SAMPLE_START_NS,
+                        ts_known: true,
+                        linktype: linktype::ETHERNET,
+                        data,
+                        wire_len: data.len() as u32,
+                    };
+                    let pkt = decode(&frame);
+                    batch.push(&pkt, PacketMeta::default(), false);
+                    if i == 0 {
+                        batch.flow_ended(ended(&pkt));
+                    }
+                }
+                batch
+            })
+            .collect()
+    }
+
+    fn ended(pkt: &Packet<'_>) -> FlowRecord {
+        let (key, first_dir) = crate::flow::FlowKey::of_packet(pkt).expect("an IP packet");
+        FlowRecord {
+            key,
+            slot: 0,
+            first_dir,
+            id: pkt.number,
+            packets: [1, 0],
+            bytes: [u64::from(pkt.wire_len), 0],
+            first_ts: pkt.ts_ns,
+            last_ts: pkt.ts_ns,
+            first_frame: pkt.number,
+            last_frame: pkt.number,
+        }
+    }
+
+    fn recorders(panic_at: Option<u64>) -> (Analyses, Vec<Arc<Mutex<Vec<u64>>>>) {
+        let kinds = [Kinds::ALL, Kinds::UDP, Kinds::ICMP, Kinds::TCP, Kinds::NONE];
+        let logs: Vec<_> = kinds.iter().map(|_| Arc::default()).collect();
+        let analyses = kinds
+            .iter()
+            .zip(&logs)
+            .enumerate()
+            .map(|(i, (&kinds, seen))| {
+                let recorder = Recorder {
+                    kinds,
+                    seen: Arc::clone(seen),
+                    panic_at: panic_at.filter(|_| i == 1),
+                };
+                (i, Box::new(recorder) as Box<dyn Analyzer>)
+            })
+            .collect();
+        (analyses, logs)
+    }
+
+    fn logs(logs: &[Arc<Mutex<Vec<u64>>>]) -> Vec<Vec<u64>> {
+        logs.iter().map(|l| l.lock().unwrap().clone()).collect()
+    }
+
+    #[test]
+    fn the_pool_gives_each_analysis_its_packets_and_flow_ends_in_order_as_one_thread_does() {
+        let frames = frames(300);
+        let (mut alone, expected) = recorders(None);
+        for batch in batches(&frames, 7) {
+            run(&mut alone, &batch, false);
+        }
+        let (shared, seen) = recorders(None);
+        let mut pool = Pool::spawn(shared, false);
+        for batch in batches(&frames, 7) {
+            let _ = pool.push(batch);
+        }
+        let back = pool.finish();
+
+        assert_eq!(
+            back.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        let (expected, seen) = (logs(&expected), logs(&seen));
+        assert_eq!(seen, expected);
+        // 300 packets and 43 flow ends; a third of the packets each for UDP, ICMP and TCP.
+        assert_eq!(seen[0].len(), 343);
+        assert_eq!(seen[1].iter().filter(|&&n| n != u64::MAX).count(), 100);
+        assert_eq!(seen[4], vec![u64::MAX; 43]);
+    }
+
+    #[test]
+    fn a_panic_in_an_analysis_on_either_thread_surfaces_instead_of_hanging() {
+        let frames = frames(300);
+        for panic_at in [4, 298] {
+            let (analyses, _) = recorders(Some(panic_at));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut pool = Pool::spawn(analyses, false);
+                for batch in batches(&frames, 7) {
+                    let _ = pool.push(batch);
+                }
+                pool.finish()
+            }));
+            let panic = outcome.err().expect("the analysis panicked");
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(message.contains("failed on purpose"), "{message}");
         }
     }
 }

@@ -91,7 +91,7 @@ impl Finish<'_> {
 }
 
 /// One analysis: sees every packet once, in order, then writes its section.
-/// Analyses are `Send`: the engine runs part of them on a second thread.
+/// Analyses are `Send`: with two cores, two threads take turns running them.
 pub trait Analyzer: Send {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta);
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
@@ -313,23 +313,6 @@ pub fn registry(config: &Config, options: &Options) -> Vec<(&'static str, Box<dy
         .filter(|(key, _)| options.analyses.is_empty() || options.analyses.iter().any(|k| k == key))
         .collect()
 }
-
-/// Analyses that stay on the reading thread, next to decoding and the flow and TCP tables;
-/// the others run on a second thread when the machine has one. The split balances the
-/// measured cost of both sides on the 1 GB benchmark capture (each thread's CPU time is in
-/// `pcap_bench`'s output; on shared cores which side is heavier changes from run to run).
-pub const ON_READER_THREAD: &[&str] = &[
-    "tcp_handshake",
-    "retransmission",
-    "top_talkers",
-    "protocol_distribution",
-    "conversations",
-    "rtt",
-    "tcp_window",
-    "tcp_reset",
-    "syn_retransmissions",
-    "health_score",
-];
 
 /// Report keys of every analysis, in report order.
 pub const ALL: &[&str] = &[
