@@ -174,6 +174,14 @@ pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
     }
 }
 
+/// The kinds of packets an analysis is given.
+fn wanted(analysis: &dyn Analyzer, unfiltered: bool) -> Kinds {
+    match unfiltered {
+        true => Kinds::ALL,
+        false => analysis.packets(),
+    }
+}
+
 /// The positions in the batch of the packets the analysis reads: listed once per batch for
 /// each set of kinds asked for (most analyses share a few), so an analysis of ICMP or SYN
 /// packets does not step over the whole batch.
@@ -183,10 +191,7 @@ fn positions<'l>(
     analysis: &dyn Analyzer,
     unfiltered: bool,
 ) -> &'l [u32] {
-    let wanted = match unfiltered {
-        true => Kinds::ALL,
-        false => analysis.packets(),
-    };
+    let wanted = wanted(analysis, unfiltered);
     let at = match lists.iter().position(|(kinds, _)| *kinds == wanted) {
         Some(at) => at,
         None => {
@@ -225,6 +230,30 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
     }
 }
 
+/// A full batch as the pool shares it: read-only, with its packets attached and the positions
+/// of each kind the analyses read listed once, by the reading thread.
+struct Indexed {
+    batch: Batch,
+    lists: Vec<(Kinds, Vec<u32>)>,
+}
+
+impl Indexed {
+    fn positions(&self, wanted: Kinds) -> &[u32] {
+        let list = self.lists.iter().find(|(kinds, _)| *kinds == wanted);
+        list.map_or(&[], |(_, positions)| positions)
+    }
+}
+
+type Attached<'a> = Vec<Packet<'a>>;
+
+self_cell::self_cell!(
+    struct Sealed {
+        owner: Indexed,
+        #[covariant]
+        dependent: Attached,
+    }
+);
+
 /// The analyses, shared by the reading thread and a second thread (see [`Pool::push`]).
 ///
 /// Every analysis takes the batches in order, one at a time, on whichever thread is free: the
@@ -235,6 +264,8 @@ pub(crate) struct Pool {
     shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
     unfiltered: bool,
+    /// Every set of kinds the analyses read.
+    kinds: Vec<Kinds>,
 }
 
 struct Shared {
@@ -246,12 +277,12 @@ struct Shared {
 #[derive(Default)]
 struct State {
     /// Batches some analysis has still to see, oldest first; the oldest is number `first`.
-    batches: VecDeque<Arc<Batch>>,
+    batches: VecDeque<Arc<Sealed>>,
     first: u64,
     /// Each analysis with the number of the next batch it takes; `None` while a thread runs it.
     slots: Vec<Slot>,
     /// Emptied batches, for the reading thread to fill again.
-    recycled: Vec<Batch>,
+    recycled: Vec<Indexed>,
     /// No more batches are coming.
     closed: bool,
     /// A thread panicked in an analysis: the other stops waiting.
@@ -296,6 +327,12 @@ impl State {
         }
     }
 
+    fn recycle(&mut self, done: Sealed) {
+        let mut indexed = done.into_owner();
+        indexed.batch.clear();
+        self.recycled.push(indexed);
+    }
+
     /// Takes an analysis whose next batch is number `k`.
     fn claim(&mut self, k: u64) -> Option<(usize, Box<dyn Analyzer>)> {
         let at = self
@@ -316,9 +353,8 @@ impl State {
                 break;
             };
             self.first += 1;
-            if let Ok(mut batch) = Arc::try_unwrap(done) {
-                batch.clear();
-                self.recycled.push(batch);
+            if let Ok(done) = Arc::try_unwrap(done) {
+                self.recycle(done);
             }
         }
     }
@@ -373,12 +409,11 @@ impl Shared {
             return true;
         };
         drop(state);
-        let packets = batch.attach();
-        let mut lists: Vec<(Kinds, Vec<u32>)> = Vec::new();
+        let (indexed, packets) = (batch.borrow_owner(), batch.borrow_dependent());
         loop {
             let (at, mut analysis) = job;
-            let positions = positions(&mut lists, &batch, analysis.as_ref(), unfiltered);
-            run_one(analysis.as_mut(), &batch, &packets, positions);
+            let positions = indexed.positions(wanted(analysis.as_ref(), unfiltered));
+            run_one(analysis.as_mut(), &indexed.batch, packets, positions);
             let mut state = self.lock();
             state.give_back(at, analysis);
             let next = state.claim(k);
@@ -390,10 +425,8 @@ impl Shared {
             }
         }
         // The last one to let go of an emptied batch recycles it.
-        drop(packets);
-        if let Ok(mut emptied) = Arc::try_unwrap(batch) {
-            emptied.clear();
-            self.lock().recycled.push(emptied);
+        if let Ok(done) = Arc::try_unwrap(batch) {
+            self.lock().recycle(done);
         }
         true
     }
@@ -402,6 +435,13 @@ impl Shared {
 impl Pool {
     /// Starts the second thread; the analyses come back, in report order, from [`Pool::finish`].
     pub(crate) fn spawn(analyses: Analyses, unfiltered: bool) -> Self {
+        let mut kinds = Vec::new();
+        for (_, a) in &analyses {
+            let wanted = wanted(a.as_ref(), unfiltered);
+            if !kinds.contains(&wanted) {
+                kinds.push(wanted);
+            }
+        }
         let slots = analyses
             .into_iter()
             .map(|(index, analysis)| Slot {
@@ -426,6 +466,7 @@ impl Pool {
             shared,
             handle,
             unfiltered,
+            kinds,
         }
     }
 
@@ -433,8 +474,23 @@ impl Pool {
     /// analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
     /// (or waits) until they are not.
     pub(crate) fn push(&mut self, batch: Batch) -> Batch {
+        let mut indexed = {
+            let mut state = self.shared.lock();
+            state.recycled.pop()
+        }
+        .unwrap_or_else(|| Indexed {
+            batch: Batch::default(),
+            lists: Vec::new(),
+        });
+        let empty = std::mem::replace(&mut indexed.batch, batch);
+        indexed.lists.clear();
+        for &kinds in &self.kinds {
+            let positions = indexed.batch.positions(kinds);
+            indexed.lists.push((kinds, positions));
+        }
+        let sealed = Sealed::new(indexed, |i| i.batch.attach());
         let mut state = self.shared.lock();
-        state.batches.push_back(Arc::new(batch));
+        state.batches.push_back(Arc::new(sealed));
         self.shared.changed.notify_all();
         while state.batches.len() > BATCHES_IN_FLIGHT && !state.failed {
             if state.pick(End::Newest).is_some() {
@@ -445,7 +501,7 @@ impl Pool {
                 state = self.shared.wait(state);
             }
         }
-        state.recycled.pop().unwrap_or_default()
+        empty
     }
 
     /// Runs the queued batches to the end, on both threads, and returns the analyses in report
