@@ -182,6 +182,7 @@ pub async fn process_object(state: &State, object: &CreatedObject) -> Result<Out
         return Ok(Outcome::Ignored);
     };
     let task_id = task.task_id;
+    tracing::info!(%task_id, size_bytes = object.size_bytes, "analysis started");
     match analyze_task(state, &task, &object.key).await {
         Ok(Analysis::Report(report)) => finish(state, &task, &object.key, report).await,
         Ok(Analysis::Rejected(message)) => {
@@ -474,6 +475,11 @@ async fn finish(
     report: Box<engine::Report>,
 ) -> Result<Outcome, Failure> {
     let task_id = task.task_id;
+    tracing::info!(
+        %task_id,
+        engine_seconds = report.metadata.analysis_seconds,
+        "capture read; writing the reports"
+    );
     let (html_key, json_key) = report_keys(task);
     let json = report.to_json();
     let html = engine::render::html(&report);
