@@ -473,12 +473,17 @@ impl Pool {
     /// Queues a full batch for the analyses, and returns an empty one to fill next. When the
     /// analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
     /// (or waits) until they are not.
-    pub(crate) fn push(&mut self, batch: Batch) -> Batch {
-        let mut indexed = {
+    pub(crate) fn push(&mut self, mut batch: Batch) -> Batch {
+        let recycled = {
             let mut state = self.shared.lock();
+            if state.failed {
+                // An analysis panicked: nothing will take this batch; `finish` says why.
+                batch.clear();
+                return batch;
+            }
             state.recycled.pop()
-        }
-        .unwrap_or_else(|| Indexed {
+        };
+        let mut indexed = recycled.unwrap_or_else(|| Indexed {
             batch: Batch::default(),
             lists: Vec::new(),
         });
