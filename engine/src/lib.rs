@@ -113,6 +113,8 @@ struct Core<'a> {
     batch: worker::Batch,
     /// The analyses, when this thread and a second one share them.
     pool: Option<worker::Pool>,
+    /// Every set of packet kinds the analyses read, for indexing batches.
+    kinds: Vec<analyzers::Kinds>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,
@@ -129,6 +131,7 @@ impl<'a> Core<'a> {
             .map(|(_, analyzer)| analyzer)
             .enumerate()
             .collect();
+        let kinds = worker::kinds_read(&analyses, options.unfiltered);
         let parallel = !options.single_thread
             && !analyses.is_empty()
             && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
@@ -145,6 +148,7 @@ impl<'a> Core<'a> {
             analyzers,
             batch: worker::Batch::default(),
             pool,
+            kinds,
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
@@ -205,6 +209,7 @@ impl<'a> Core<'a> {
     /// Hands the queued packets to the analyses.
     fn flush(&mut self) {
         self.batch.track_tcp(&mut self.tcp);
+        self.batch.index(&self.kinds);
         match &mut self.pool {
             Some(pool) => self.batch = pool.push(std::mem::take(&mut self.batch)),
             None => {

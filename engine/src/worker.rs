@@ -52,6 +52,9 @@ pub(crate) struct Batch {
     packets: Vec<Queued>,
     /// Each queued packet's kinds, apart: every analysis scans them.
     kinds: Vec<Kinds>,
+    /// For each set of kinds the analyses read, the positions of the packets of those kinds
+    /// ([`Batch::index`]).
+    lists: Vec<(Kinds, Vec<u32>)>,
     /// Flows that ended, with the number of packets of the batch before them.
     ended: Vec<(usize, FlowRecord)>,
 }
@@ -123,6 +126,7 @@ impl Batch {
         self.bytes.clear();
         self.packets.clear();
         self.kinds.clear();
+        self.lists.clear();
         self.ended.clear();
     }
 
@@ -140,13 +144,25 @@ impl Batch {
             .collect()
     }
 
-    /// Positions of the queued packets of any of these kinds.
-    fn positions(&self, kinds: Kinds) -> Vec<u32> {
-        (0u32..)
-            .zip(&self.kinds)
-            .filter(|(_, k)| k.meets(kinds))
-            .map(|(i, _)| i)
-            .collect()
+    /// Lists, once for the full batch, the positions of the packets of each set of kinds the
+    /// analyses read (see [`kinds_read`]), so an analysis of ICMP or SYN packets does not step
+    /// over the whole batch.
+    pub(crate) fn index(&mut self, kinds: &[Kinds]) {
+        self.lists.clear();
+        for &wanted in kinds {
+            let positions = (0u32..)
+                .zip(&self.kinds)
+                .filter(|(_, k)| k.meets(wanted))
+                .map(|(i, _)| i)
+                .collect();
+            self.lists.push((wanted, positions));
+        }
+    }
+
+    /// Positions of the packets of these kinds, as [`Batch::index`] listed them.
+    fn positions(&self, wanted: Kinds) -> &[u32] {
+        let list = self.lists.iter().find(|(kinds, _)| *kinds == wanted);
+        list.map_or(&[], |(_, positions)| positions)
     }
 
     /// Appends `bytes`; returns where they are.
@@ -161,15 +177,15 @@ impl Batch {
     }
 }
 
-/// Runs the batch through each analysis in turn (`unfiltered`: every packet to every analysis).
+/// Runs the batch, indexed for these analyses, through each of them in turn (`unfiltered`:
+/// every packet to every analysis).
 pub(crate) fn run(analyses: &mut Analyses, batch: &Batch, unfiltered: bool) {
     if analyses.is_empty() {
         return;
     }
     let packets = batch.attach();
-    let mut lists = Vec::new();
     for (_, a) in analyses.iter_mut() {
-        let positions = positions(&mut lists, batch, a.as_ref(), unfiltered);
+        let positions = batch.positions(wanted(a.as_ref(), unfiltered));
         run_one(a.as_mut(), batch, &packets, positions);
     }
 }
@@ -182,24 +198,16 @@ fn wanted(analysis: &dyn Analyzer, unfiltered: bool) -> Kinds {
     }
 }
 
-/// The positions in the batch of the packets the analysis reads: listed once per batch for
-/// each set of kinds asked for (most analyses share a few), so an analysis of ICMP or SYN
-/// packets does not step over the whole batch.
-fn positions<'l>(
-    lists: &'l mut Vec<(Kinds, Vec<u32>)>,
-    batch: &Batch,
-    analysis: &dyn Analyzer,
-    unfiltered: bool,
-) -> &'l [u32] {
-    let wanted = wanted(analysis, unfiltered);
-    let at = match lists.iter().position(|(kinds, _)| *kinds == wanted) {
-        Some(at) => at,
-        None => {
-            lists.push((wanted, batch.positions(wanted)));
-            lists.len() - 1
+/// Every set of kinds these analyses read, once each (for [`Batch::index`]).
+pub(crate) fn kinds_read(analyses: &Analyses, unfiltered: bool) -> Vec<Kinds> {
+    let mut kinds = Vec::new();
+    for (_, a) in analyses {
+        let wanted = wanted(a.as_ref(), unfiltered);
+        if !kinds.contains(&wanted) {
+            kinds.push(wanted);
         }
-    };
-    &lists[at].1
+    }
+    kinds
 }
 
 /// Runs one analysis over the packets at `positions` (in order), with the flow ends at their
@@ -230,25 +238,13 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
     }
 }
 
-/// A full batch as the pool shares it: read-only, with its packets attached and the positions
-/// of each kind the analyses read listed once, by the reading thread.
-struct Indexed {
-    batch: Batch,
-    lists: Vec<(Kinds, Vec<u32>)>,
-}
-
-impl Indexed {
-    fn positions(&self, wanted: Kinds) -> &[u32] {
-        let list = self.lists.iter().find(|(kinds, _)| *kinds == wanted);
-        list.map_or(&[], |(_, positions)| positions)
-    }
-}
-
+/// A full, indexed batch as the pool shares it: read-only, with its packets attached once, by
+/// the reading thread.
 type Attached<'a> = Vec<Packet<'a>>;
 
 self_cell::self_cell!(
     struct Sealed {
-        owner: Indexed,
+        owner: Batch,
         #[covariant]
         dependent: Attached,
     }
@@ -264,8 +260,6 @@ pub(crate) struct Pool {
     shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
     unfiltered: bool,
-    /// Every set of kinds the analyses read.
-    kinds: Vec<Kinds>,
 }
 
 struct Shared {
@@ -282,7 +276,7 @@ struct State {
     /// Each analysis with the number of the next batch it takes; `None` while a thread runs it.
     slots: Vec<Slot>,
     /// Emptied batches, for the reading thread to fill again.
-    recycled: Vec<Indexed>,
+    recycled: Vec<Batch>,
     /// No more batches are coming.
     closed: bool,
     /// A thread panicked in an analysis: the other stops waiting.
@@ -328,9 +322,9 @@ impl State {
     }
 
     fn recycle(&mut self, done: Sealed) {
-        let mut indexed = done.into_owner();
-        indexed.batch.clear();
-        self.recycled.push(indexed);
+        let mut batch = done.into_owner();
+        batch.clear();
+        self.recycled.push(batch);
     }
 
     /// Takes an analysis whose next batch is number `k`.
@@ -409,11 +403,11 @@ impl Shared {
             return true;
         };
         drop(state);
-        let (indexed, packets) = (batch.borrow_owner(), batch.borrow_dependent());
+        let (full, packets) = (batch.borrow_owner(), batch.borrow_dependent());
         loop {
             let (at, mut analysis) = job;
-            let positions = indexed.positions(wanted(analysis.as_ref(), unfiltered));
-            run_one(analysis.as_mut(), &indexed.batch, packets, positions);
+            let positions = full.positions(wanted(analysis.as_ref(), unfiltered));
+            run_one(analysis.as_mut(), full, packets, positions);
             let mut state = self.lock();
             state.give_back(at, analysis);
             let next = state.claim(k);
@@ -435,13 +429,6 @@ impl Shared {
 impl Pool {
     /// Starts the second thread; the analyses come back, in report order, from [`Pool::finish`].
     pub(crate) fn spawn(analyses: Analyses, unfiltered: bool) -> Self {
-        let mut kinds = Vec::new();
-        for (_, a) in &analyses {
-            let wanted = wanted(a.as_ref(), unfiltered);
-            if !kinds.contains(&wanted) {
-                kinds.push(wanted);
-            }
-        }
         let slots = analyses
             .into_iter()
             .map(|(index, analysis)| Slot {
@@ -466,34 +453,23 @@ impl Pool {
             shared,
             handle,
             unfiltered,
-            kinds,
         }
     }
 
-    /// Queues a full batch for the analyses, and returns an empty one to fill next. When the
+    /// Queues a full batch, indexed for the analyses, and returns an empty one to fill next. When the
     /// analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
     /// (or waits) until they are not.
     pub(crate) fn push(&mut self, mut batch: Batch) -> Batch {
-        let recycled = {
+        let empty = {
             let mut state = self.shared.lock();
             if state.failed {
                 // An analysis panicked: nothing will take this batch; `finish` says why.
                 batch.clear();
                 return batch;
             }
-            state.recycled.pop()
+            state.recycled.pop().unwrap_or_default()
         };
-        let mut indexed = recycled.unwrap_or_else(|| Indexed {
-            batch: Batch::default(),
-            lists: Vec::new(),
-        });
-        let empty = std::mem::replace(&mut indexed.batch, batch);
-        indexed.lists.clear();
-        for &kinds in &self.kinds {
-            let positions = indexed.batch.positions(kinds);
-            indexed.lists.push((kinds, positions));
-        }
-        let sealed = Sealed::new(indexed, |i| i.batch.attach());
+        let sealed = Sealed::new(batch, Batch::attach);
         let mut state = self.shared.lock();
         state.batches.push_back(Arc::new(sealed));
         self.shared.changed.notify_all();
@@ -591,8 +567,9 @@ mod tests {
             .collect()
     }
 
-    /// Batches of `per_batch` packets, with a flow end after each batch's first packet.
-    fn batches(frames: &[Vec<u8>], per_batch: usize) -> Vec<Batch> {
+    /// Batches of `per_batch` packets, with a flow end after each batch's first packet, indexed
+    /// for `analyses`.
+    fn batches(frames: &[Vec<u8>], per_batch: usize, analyses: &Analyses) -> Vec<Batch> {
         frames
             .chunks(per_batch)
             .enumerate()
@@ -613,6 +590,7 @@ mod tests {
                         batch.flow_ended(ended(&pkt));
                     }
                 }
+                batch.index(&kinds_read(analyses, false));
                 batch
             })
             .collect()
@@ -661,12 +639,13 @@ mod tests {
     fn the_pool_gives_each_analysis_its_packets_and_flow_ends_in_order_as_one_thread_does() {
         let frames = frames(300);
         let (mut alone, expected) = recorders(None);
-        for batch in batches(&frames, 7) {
+        for batch in batches(&frames, 7, &alone) {
             run(&mut alone, &batch, false);
         }
         let (shared, seen) = recorders(None);
+        let batches = batches(&frames, 7, &shared);
         let mut pool = Pool::spawn(shared, false);
-        for batch in batches(&frames, 7) {
+        for batch in batches {
             let _ = pool.push(batch);
         }
         let back = pool.finish();
@@ -688,9 +667,10 @@ mod tests {
         let frames = frames(300);
         for panic_at in [4, 298] {
             let (analyses, _) = recorders(Some(panic_at));
+            let batches = batches(&frames, 7, &analyses);
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut pool = Pool::spawn(analyses, false);
-                for batch in batches(&frames, 7) {
+                for batch in batches {
                     let _ = pool.push(batch);
                 }
                 pool.finish()
