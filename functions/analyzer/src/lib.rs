@@ -44,9 +44,10 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// may be claimed again by the retried delivery (several heartbeat intervals, so a slow but
 /// live run is never taken over).
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
-/// Chunks buffered between the S3 download and the engine (SDK chunks are tens of KB): enough
-/// to keep both busy, small enough that memory does not depend on the file size.
-pub const STREAM_CHUNKS: usize = 32;
+/// Bytes buffered between the S3 download and the engine: enough that the download goes on
+/// while the engine's reading thread runs analyses for a while (a few MiB left S3 waiting and
+/// the engine then waiting for S3), small enough for the memory budget whatever the file size.
+pub const STREAM_BUFFER_BYTES: usize = 16 << 20;
 /// Bytes read to check the magic number before the engine starts.
 const MAGIC_BYTES: usize = 4;
 
@@ -215,7 +216,7 @@ enum Analysis {
 
 /// Streams the object into the engine while the ticker records progress.
 async fn analyze_task(state: &State, task: &Task, key: &str) -> Result<Analysis, Failure> {
-    let stream = match state.store.open(key, STREAM_CHUNKS).await {
+    let stream = match state.store.open(key, STREAM_BUFFER_BYTES).await {
         Ok(s) => s,
         Err(StorageError::NotFound(_)) => {
             return Ok(Analysis::Rejected(

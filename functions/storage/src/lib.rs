@@ -23,9 +23,10 @@ pub mod sqs;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 #[derive(Debug, Error)]
 pub enum StorageError {
@@ -66,12 +67,69 @@ pub struct Download<'a> {
     pub content_disposition: &'a str,
 }
 
-/// An object being read: its size and its bytes, in order, through a bounded channel. The
-/// channel is the back-pressure: the producer waits while the consumer is behind, so memory
-/// stays at `capacity` chunks whatever the object's size.
+/// An object being read: its size and its bytes, in order, through a channel bounded in bytes.
+/// The bound is the back-pressure: the producer waits while the consumer is behind, so memory
+/// stays at the budget whatever the object's size or the size of the SDK's chunks.
 pub struct ObjectStream {
     pub size_bytes: u64,
     pub chunks: mpsc::Receiver<Result<Bytes, StorageError>>,
+    /// Bytes the producer may still send: a chunk takes its length (at most the whole budget),
+    /// and the reader gives it back when it has read the chunk.
+    pub budget: Arc<Semaphore>,
+    pub budget_bytes: usize,
+}
+
+/// Chunks sent at most, whatever their size: the byte budget is the real bound.
+const MAX_CHUNKS_IN_FLIGHT: usize = 1024;
+
+/// The producing end of an [`ObjectStream`].
+pub struct ChunkSender {
+    tx: mpsc::Sender<Result<Bytes, StorageError>>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+}
+
+impl ObjectStream {
+    /// A stream of `size_bytes` with at most `budget_bytes` buffered ahead of the reader.
+    pub fn channel(size_bytes: u64, budget_bytes: usize) -> (ChunkSender, ObjectStream) {
+        let most = Semaphore::MAX_PERMITS.min(u32::MAX as usize);
+        let budget_bytes = budget_bytes.clamp(1, most);
+        let (tx, chunks) = mpsc::channel(MAX_CHUNKS_IN_FLIGHT);
+        let budget = Arc::new(Semaphore::new(budget_bytes));
+        let sender = ChunkSender {
+            tx,
+            budget: budget.clone(),
+            budget_bytes,
+        };
+        let stream = ObjectStream {
+            size_bytes,
+            chunks,
+            budget,
+            budget_bytes,
+        };
+        (sender, stream)
+    }
+}
+
+/// The part of the budget a chunk takes (a chunk bigger than the whole budget takes it all).
+pub fn budget_share(chunk_len: usize, budget_bytes: usize) -> usize {
+    chunk_len.min(budget_bytes)
+}
+
+impl ChunkSender {
+    /// Sends a chunk (or the error that ends the stream) once the budget has room for it.
+    /// False when the reader went away.
+    pub async fn send(&self, item: Result<Bytes, StorageError>) -> bool {
+        if let Ok(chunk) = &item {
+            let share = budget_share(chunk.len(), self.budget_bytes);
+            match self.budget.acquire_many(share as u32).await {
+                // Given back by the reader (`Semaphore::add_permits`) once it read the chunk.
+                Ok(permit) => permit.forget(),
+                Err(_) => return false,
+            }
+        }
+        self.tx.send(item).await.is_ok()
+    }
 }
 
 #[async_trait]
@@ -95,8 +153,8 @@ pub trait ObjectStore: Send + Sync {
 
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StorageError>;
 
-    /// Starts reading `key`; at most `capacity` chunks are buffered ahead of the reader.
-    async fn open(&self, key: &str, capacity: usize) -> Result<ObjectStream, StorageError>;
+    /// Starts reading `key`; at most `budget_bytes` are buffered ahead of the reader.
+    async fn open(&self, key: &str, budget_bytes: usize) -> Result<ObjectStream, StorageError>;
 
     /// Deletes `key`; deleting a missing object succeeds (S3 semantics).
     async fn delete(&self, key: &str) -> Result<(), StorageError>;

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Chunk size the fake streams objects in, small so tests cross chunk boundaries.
 const FAKE_CHUNK: usize = 1024;
@@ -71,23 +70,19 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
 
-    async fn open(&self, key: &str, capacity: usize) -> Result<ObjectStream, StorageError> {
+    async fn open(&self, key: &str, budget_bytes: usize) -> Result<ObjectStream, StorageError> {
         let (data, _) = self
             .get(key)
             .ok_or_else(|| StorageError::NotFound(key.to_string()))?;
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let size_bytes = data.len() as u64;
+        let (tx, stream) = ObjectStream::channel(data.len() as u64, budget_bytes);
         tokio::spawn(async move {
             for chunk in data.chunks(FAKE_CHUNK) {
-                if tx.send(Ok(Bytes::copy_from_slice(chunk))).await.is_err() {
+                if !tx.send(Ok(Bytes::copy_from_slice(chunk))).await {
                     break;
                 }
             }
         });
-        Ok(ObjectStream {
-            size_bytes,
-            chunks: rx,
-        })
+        Ok(stream)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

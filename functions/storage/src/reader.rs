@@ -3,14 +3,19 @@
 //! The engine runs in `tokio::task::spawn_blocking`; this reader waits on the bounded channel
 //! the async download fills, so the object is never held whole in memory.
 
-use crate::ObjectStream;
+use crate::{budget_share, ObjectStream};
 use bytes::{Buf, Bytes};
 use std::io::{self, Read};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
 
 pub struct ChannelReader {
     chunks: mpsc::Receiver<Result<Bytes, crate::StorageError>>,
     current: Bytes,
+    /// The stream's byte budget, and the part of it the current chunk holds.
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    held: usize,
     bytes_read: u64,
 }
 
@@ -19,6 +24,9 @@ impl ChannelReader {
         ChannelReader {
             chunks: stream.chunks,
             current: Bytes::new(),
+            budget: stream.budget,
+            budget_bytes: stream.budget_bytes,
+            held: 0,
             bytes_read: 0,
         }
     }
@@ -36,9 +44,14 @@ impl Read for ChannelReader {
             return Ok(0);
         }
         while self.current.is_empty() {
+            // The chunk read through is no longer buffered: the producer may send more.
+            self.budget.add_permits(std::mem::take(&mut self.held));
             match self.chunks.blocking_recv() {
                 None => return Ok(0),
-                Some(Ok(chunk)) => self.current = chunk,
+                Some(Ok(chunk)) => {
+                    self.held = budget_share(chunk.len(), self.budget_bytes);
+                    self.current = chunk;
+                }
                 // Kept as the source so the caller can tell a download failure (worth a
                 // retry) from a bad capture.
                 Some(Err(e)) => return Err(io::Error::other(e)),
@@ -56,19 +69,36 @@ impl Read for ChannelReader {
 mod tests {
     use super::*;
     use crate::StorageError;
+    use std::time::Duration;
+
+    /// Sends `items` from a thread of its own, as the download task does.
+    fn produce(
+        items: Vec<Result<Bytes, StorageError>>,
+        budget_bytes: usize,
+    ) -> (ChannelReader, std::thread::JoinHandle<()>) {
+        let (tx, stream) = ObjectStream::channel(8, budget_bytes);
+        let producer = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                for item in items {
+                    assert!(tx.send(item).await, "the reader went away");
+                }
+            });
+        });
+        (ChannelReader::new(stream), producer)
+    }
 
     #[test]
     fn reader_yields_every_chunk_in_order_then_eof() {
-        let (tx, rx) = mpsc::channel(2);
-        let producer = std::thread::spawn(move || {
-            for part in [&b"abc"[..], b"", b"defgh"] {
-                tx.blocking_send(Ok(Bytes::copy_from_slice(part))).unwrap();
-            }
-        });
-        let mut r = ChannelReader::new(ObjectStream {
-            size_bytes: 8,
-            chunks: rx,
-        });
+        let parts = [&b"abc"[..], b"", b"defgh"];
+        let items = parts
+            .iter()
+            .map(|p| Ok(Bytes::copy_from_slice(p)))
+            .collect();
+        // A budget smaller than the last chunk: it still goes through, alone.
+        let (mut r, producer) = produce(items, 4);
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         producer.join().unwrap();
@@ -77,17 +107,44 @@ mod tests {
     }
 
     #[test]
-    fn a_download_error_surfaces_as_an_io_error_with_its_cause() {
-        let (tx, rx) = mpsc::channel(2);
-        tx.try_send(Ok(Bytes::from_static(b"ab"))).unwrap();
-        tx.try_send(Err(StorageError::service("GetObject", "connection reset")))
+    fn the_producer_waits_while_the_budget_is_full_and_goes_on_when_the_reader_reads() {
+        let (tx, stream) = ObjectStream::channel(6, 4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
             .unwrap();
-        let mut r = ChannelReader::new(ObjectStream {
-            size_bytes: 10,
-            chunks: rx,
+        rt.block_on(async {
+            assert!(tx.send(Ok(Bytes::from_static(b"abc"))).await);
+            let second = tx.send(Ok(Bytes::from_static(b"def")));
+            let waited = tokio::time::timeout(Duration::from_millis(50), second).await;
+            assert!(
+                waited.is_err(),
+                "3 + 3 bytes were buffered with a budget of 4"
+            );
         });
+        let mut r = ChannelReader::new(stream);
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).map(|_| out)
+        });
+        rt.block_on(async {
+            // Once "abc" is read, there is room for "def".
+            assert!(tx.send(Ok(Bytes::from_static(b"def"))).await);
+        });
+        drop(tx);
+        assert_eq!(reader.join().unwrap().unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn a_download_error_surfaces_as_an_io_error_with_its_cause() {
+        let items = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(StorageError::service("GetObject", "connection reset")),
+        ];
+        let (mut r, producer) = produce(items, 1024);
         let mut out = Vec::new();
         let err = r.read_to_end(&mut out).unwrap_err();
+        producer.join().unwrap();
         assert!(err
             .get_ref()
             .is_some_and(|e| e.downcast_ref::<StorageError>().is_some()));

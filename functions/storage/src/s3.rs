@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Longest presigned URL S3 accepts (SigV4: 7 days).
 const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -115,7 +115,7 @@ impl ObjectStore for S3Store {
     }
 
     #[tracing::instrument(skip(self))]
-    async fn open(&self, key: &str, capacity: usize) -> Result<ObjectStream, StorageError> {
+    async fn open(&self, key: &str, budget_bytes: usize) -> Result<ObjectStream, StorageError> {
         let out = self
             .client
             .get_object()
@@ -129,25 +129,24 @@ impl ObjectStore for S3Store {
             })?;
         let size_bytes = out.content_length().unwrap_or(0).max(0) as u64;
         let mut body = out.body;
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (tx, stream) = ObjectStream::channel(size_bytes, budget_bytes);
         tokio::spawn(async move {
             loop {
                 let item = match body.next().await {
                     None => break,
-                    Some(Ok(chunk)) => Ok(chunk),
+                    // A copy of its own: the SDK's chunk may share (and keep alive) a larger
+                    // receive buffer, which would make the byte budget a lie.
+                    Some(Ok(chunk)) => Ok(Bytes::copy_from_slice(&chunk)),
                     Some(Err(e)) => Err(StorageError::service("reading the object body", e)),
                 };
                 let failed = item.is_err();
                 // The reader went away (analysis stopped): stop downloading.
-                if tx.send(item).await.is_err() || failed {
+                if !tx.send(item).await || failed {
                     break;
                 }
             }
         });
-        Ok(ObjectStream {
-            size_bytes,
-            chunks: rx,
-        })
+        Ok(stream)
     }
 
     #[tracing::instrument(skip(self))]
