@@ -31,11 +31,13 @@ const MAX_TCP_MESSAGE: usize = 65_535;
 const MAX_PENDING: usize = 100_000;
 /// Distinct names tracked for the problem ranking and repeat detection.
 const MAX_NAMES: usize = 50_000;
+/// Smallest size of the repeat-detection table at which it is pruned.
+const PRUNE_ASKED_MIN: usize = 1_024;
 /// v5: the same name and type asked again within this time is a repeated query.
 const REPEAT_WINDOW_NS: i64 = 2_000_000_000;
 pub const DNS_PORT: u16 = 53;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub id: u16,
     pub is_response: bool,
@@ -75,44 +77,52 @@ pub fn parse_header(b: &[u8]) -> Option<Message> {
 
 /// Parses a DNS message header and its first question.
 pub fn parse_message(b: &[u8]) -> Option<Message> {
-    if b.len() < 12 {
-        return None;
-    }
-    let id = u16::from_be_bytes([b[0], b[1]]);
-    let qdcount = u16::from_be_bytes([b[4], b[5]]);
-    let mut m = Message {
-        id,
-        is_response: b[2] & 0x80 != 0,
-        opcode: (b[2] >> 3) & 0x0f,
-        rcode: b[3] & 0x0f,
-        qname: String::new(),
-        qtype: 0,
-        answers: u16::from_be_bytes([b[6], b[7]]),
-    };
-    if qdcount > 0 {
-        if let Some((name, end)) = read_name(b, 12) {
-            m.qname = name;
-            if let Some(t) = b.get(end..end + 2) {
-                m.qtype = u16::from_be_bytes([t[0], t[1]]);
-            }
-        }
-    }
-    Some(m)
+    let mut m = Message::default();
+    parse_message_into(b, &mut m).then_some(m)
 }
 
-fn read_name(b: &[u8], mut pos: usize) -> Option<(String, usize)> {
-    // Room for most names at once: growing from empty cost three reallocations a query.
-    let mut name = String::with_capacity(64);
+/// [`parse_message`] into `m`, reusing its name's allocation: for an analysis that only looks
+/// at each name, this saves an allocation per query. False when `b` is not a DNS message.
+pub fn parse_message_into(b: &[u8], m: &mut Message) -> bool {
+    if b.len() < 12 {
+        return false;
+    }
+    m.id = u16::from_be_bytes([b[0], b[1]]);
+    m.is_response = b[2] & 0x80 != 0;
+    m.opcode = (b[2] >> 3) & 0x0f;
+    m.rcode = b[3] & 0x0f;
+    m.answers = u16::from_be_bytes([b[6], b[7]]);
+    m.qname.clear();
+    m.qtype = 0;
+    let qdcount = u16::from_be_bytes([b[4], b[5]]);
+    if qdcount > 0 {
+        // Room for most names at once: growing from empty cost three reallocations a query.
+        m.qname.reserve(64);
+        match read_name(b, 12, &mut m.qname) {
+            Some(end) => {
+                if let Some(t) = b.get(end..end + 2) {
+                    m.qtype = u16::from_be_bytes([t[0], t[1]]);
+                }
+            }
+            None => m.qname.clear(),
+        }
+    }
+    true
+}
+
+/// Appends the name at `pos` to `name` (empty beforehand) and returns where the name ends in
+/// the message; None when it is malformed.
+fn read_name(b: &[u8], mut pos: usize, name: &mut String) -> Option<usize> {
     let mut end = None;
     let mut pointers = 0;
     loop {
         let len = *b.get(pos)? as usize;
         match len & 0xc0 {
             0x00 if len == 0 => {
-                return Some((
-                    if name.is_empty() { ".".into() } else { name },
-                    end.unwrap_or(pos + 1),
-                ));
+                if name.is_empty() {
+                    name.push('.');
+                }
+                return Some(end.unwrap_or(pos + 1));
             }
             0x00 => {
                 let label = b.get(pos + 1..pos + 1 + len)?;
@@ -273,8 +283,10 @@ pub struct Dns {
     /// Unanswered queries by (flow id, DNS id): the flow id is unique over the capture and
     /// cheaper to hash than the 5-tuple.
     pending: FastMap<(u64, u16), PendingQuery>,
-    /// (source, hash of the name, type) → last time asked.
-    last_asked: FastMap<(std::net::IpAddr, u64, u16), i64>,
+    /// Hash of (source, name, type) → last time asked.
+    last_asked: FastMap<u64, i64>,
+    /// Size of `last_asked` at which its stale entries are dropped.
+    prune_asked_at: usize,
     problems: FastMap<String, DomainProblems>,
     last_dns_ts: i64,
     error_details: Vec<DnsTransaction>,
@@ -308,6 +320,7 @@ impl Dns {
             name_hasher: Default::default(),
             pending: fast_map(),
             last_asked: fast_map(),
+            prune_asked_at: PRUNE_ASKED_MIN,
             problems: fast_map(),
             last_dns_ts: 0,
             error_details: Vec::new(),
@@ -390,15 +403,22 @@ impl Dns {
         if !m.is_response {
             *self.qtypes.entry(m.qtype).or_insert(0) += 1;
             if let Some(ip) = pkt.ip() {
-                if self.last_asked.len() >= MAX_NAMES {
+                if self.last_asked.len() >= self.prune_asked_at {
+                    // Only the last REPEAT_WINDOW_NS matter: pruning whenever the table has
+                    // doubled keeps it about twice the queries of one window, small enough to
+                    // stay in cache, at an amortised constant cost per query.
                     let now = pkt.ts_ns;
                     self.last_asked.retain(|_, t| now - *t < REPEAT_WINDOW_NS);
                     if self.last_asked.len() >= MAX_NAMES {
                         self.last_asked.clear();
                     }
+                    self.prune_asked_at =
+                        (self.last_asked.len() * 2).clamp(PRUNE_ASKED_MIN, MAX_NAMES);
                 }
-                let name = self.name_hasher.hash_one(&m.qname);
-                if let Some(prev) = self.last_asked.insert((ip.src, name, m.qtype), pkt.ts_ns) {
+                // One 64-bit hash of (source, name, type) as the key: a collision (odds about
+                // 1e-13 at this table's size) would count one query as repeated.
+                let asked = self.name_hasher.hash_one((ip.src, &m.qname, m.qtype));
+                if let Some(prev) = self.last_asked.insert(asked, pkt.ts_ns) {
                     if pkt.ts_ns - prev < REPEAT_WINDOW_NS {
                         self.repeated += 1;
                     }

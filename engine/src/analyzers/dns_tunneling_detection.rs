@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::dns::{parse_message, DNS_PORT};
+use super::dns::{parse_message_into, Message, DNS_PORT};
 use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdown};
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
@@ -121,6 +121,8 @@ pub struct DnsTunnelingReport {
 }
 
 struct Group {
+    /// Hash of (source, base domain): the group's key in the index.
+    key: u64,
     src: IpAddr,
     base: String,
     queries: u64,
@@ -140,8 +142,13 @@ pub struct DnsTunnelingDetection {
     entropy: f64,
     qpm: f64,
     include_localhost: bool,
-    groups: FastMap<u64, Group>,
+    /// Group by hash of (source, base domain), as an index into `group_list`: the index's
+    /// small entries stay in cache, and only the matching group is read.
+    groups: FastMap<u64, u32>,
+    group_list: Vec<Group>,
     hasher: foldhash::fast::RandomState,
+    /// The message being read, kept so its name's allocation is reused.
+    message: Message,
     examined: u64,
     whitelisted: u64,
     not_tracked: u64,
@@ -239,7 +246,9 @@ impl DnsTunnelingDetection {
             qpm: t.dns_tunnel_queries_per_minute,
             include_localhost: options.include_localhost,
             groups: fast_map(),
+            group_list: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
+            message: Message::default(),
             examined: 0,
             whitelisted: 0,
             not_tracked: 0,
@@ -255,28 +264,39 @@ impl DnsTunnelingDetection {
         }
         let key = self.hasher.hash_one((src, base));
         if self.groups.len() >= MAX_GROUPS && !self.groups.contains_key(&key) {
-            self.groups.retain(|_, g| g.queries > 1);
+            self.group_list.retain(|g| g.queries > 1);
+            self.groups.clear();
+            for (i, g) in self.group_list.iter().enumerate() {
+                self.groups.insert(g.key, i as u32);
+            }
             if self.groups.len() >= MAX_GROUPS {
                 self.not_tracked += 1;
                 return;
             }
         }
-        let g = self.groups.entry(key).or_insert_with(|| Group {
-            src,
-            base: base.to_string(),
-            queries: 0,
-            length_sum: 0,
-            max_length: 0,
-            entropy_sum: 0.0,
-            txt_null: 0,
-            encoded: 0,
-            first_ns: pkt.ts_ns,
-            last_ns: pkt.ts_ns,
-            first_frame: pkt.number,
-            samples: Vec::new(),
+        let list = &mut self.group_list;
+        let index = *self.groups.entry(key).or_insert_with(|| {
+            list.push(Group {
+                key,
+                src,
+                base: base.to_string(),
+                queries: 0,
+                length_sum: 0,
+                max_length: 0,
+                entropy_sum: 0.0,
+                txt_null: 0,
+                encoded: 0,
+                first_ns: pkt.ts_ns,
+                last_ns: pkt.ts_ns,
+                first_frame: pkt.number,
+                samples: Vec::new(),
+            });
+            (list.len() - 1) as u32
         });
-        if g.src != src || g.base != base {
-            // A 64-bit hash collision: rare enough to skip the query.
+        let g = &mut self.group_list[index as usize];
+        // A 64-bit hash collision (odds about 1e-11 at the table's size) would merge two
+        // groups; the source is checked, the name is not (reading it costs a cache miss).
+        if g.src != src {
             return;
         }
         let len = name.len() as u64;
@@ -391,18 +411,19 @@ impl Analyzer for DnsTunnelingDetection {
         if excluded(ip, self.include_localhost) {
             return;
         }
-        let Some(m) = parse_message(payload) else {
-            return;
-        };
-        if m.qname.is_empty() || m.qname == "." {
-            return;
+        let mut m = std::mem::take(&mut self.message);
+        if parse_message_into(payload, &mut m) && !m.qname.is_empty() && m.qname != "." {
+            self.on_query(ip.src, &m.qname, m.qtype, pkt);
         }
-        self.on_query(ip.src, &m.qname, m.qtype, pkt);
+        self.message = m;
     }
 
     fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
-        let mut events: Vec<TunnelingEvent> =
-            self.groups.values().filter_map(|g| self.event(g)).collect();
+        let mut events: Vec<TunnelingEvent> = self
+            .group_list
+            .iter()
+            .filter_map(|g| self.event(g))
+            .collect();
         worst_first(
             &mut events,
             |e| e.severity,
