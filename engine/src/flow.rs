@@ -410,7 +410,13 @@ impl<T> PerSlot<T> {
     /// [`crate::analyzers::Analyzer::prefetch`]). With tens of thousands of live flows a state
     /// is rarely cached, and the wait for memory is most of an analysis's cost per packet.
     pub fn prefetch(&self, ahead: &crate::analyzers::PacketMeta) {
-        if let Some(entry) = self.slots.get(ahead.flow_slot as usize) {
+        self.prefetch_slot(ahead.flow_slot);
+    }
+
+    /// Starts loading the state of a slot into the CPU cache: of a flow that is about to end
+    /// (see [`crate::analyzers::Analyzer::prefetch_end`]).
+    pub fn prefetch_slot(&self, slot: u32) {
+        if let Some(entry) = self.slots.get(slot as usize) {
             prefetch(entry);
         }
     }

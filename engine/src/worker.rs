@@ -223,10 +223,26 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
     let prefetch = a.prefetches();
     let meta = |k: usize| positions.get(k).map(|&i| &batch.packets[i as usize].meta);
     let mut ended = batch.ended.iter().peekable();
+    // Flow ends are prefetched as packets are, PREFETCH_DISTANCE ends ahead.
+    let mut ends_ahead = batch.ended.iter().map(|(_, record)| record);
+    if prefetch != Prefetch::None {
+        ends_ahead
+            .by_ref()
+            .take(PREFETCH_DISTANCE)
+            .for_each(|record| a.prefetch_end(record));
+    }
+    let mut end_flow = |a: &mut dyn Analyzer, record: &FlowRecord| {
+        if prefetch != Prefetch::None {
+            if let Some(ahead) = ends_ahead.next() {
+                a.prefetch_end(ahead);
+            }
+        }
+        a.on_flow_end(record);
+    };
     for (k, &i) in positions.iter().enumerate() {
         let i = i as usize;
         while let Some((_, record)) = ended.next_if(|(at, _)| *at <= i) {
-            a.on_flow_end(record);
+            end_flow(a, record);
         }
         if prefetch == Prefetch::NearAndFar {
             if let Some(far) = meta(k + 2 * PREFETCH_DISTANCE) {
@@ -241,7 +257,7 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
         a.on_packet(&packets[i], &batch.packets[i].meta);
     }
     for (_, record) in ended {
-        a.on_flow_end(record);
+        end_flow(a, record);
     }
 }
 

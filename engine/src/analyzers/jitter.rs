@@ -387,6 +387,10 @@ impl Analyzer for Jitter {
         self.flows.prefetch(ahead);
     }
 
+    fn prefetch_end(&self, ending: &FlowRecord) {
+        self.flows.prefetch_slot(ending.slot);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(states) = self.flows.take(flow.slot) {
             self.close_both(flow.key, states);

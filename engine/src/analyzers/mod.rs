@@ -106,6 +106,10 @@ pub trait Analyzer: Send {
     /// The first step of a two-step prefetch, twice as far ahead as [`Analyzer::prefetch`]
     /// (e.g. a per-flow pointer that `prefetch` then follows, see [`crate::flow::ByKey`]).
     fn prefetch_far(&self, _ahead: &PacketMeta) {}
+    /// A flow ending a few flow ends ahead of the next `on_flow_end`: as [`Analyzer::prefetch`],
+    /// for an analysis that reads its state of the flow when it ends. Called when
+    /// [`Analyzer::prefetches`] says any prefetch is taken.
+    fn prefetch_end(&self, _ending: &FlowRecord) {}
     /// The packets this analysis reads: the others go by without a call to `on_packet`.
     fn packets(&self) -> Kinds {
         Kinds::ALL

@@ -465,6 +465,10 @@ impl Analyzer for ServiceClassification {
         self.flows.prefetch(ahead);
     }
 
+    fn prefetch_end(&self, ending: &FlowRecord) {
+        self.flows.prefetch_slot(ending.slot);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(states) = self.flows.take(flow.slot) {
             self.close_both(flow.key, states);

@@ -213,6 +213,10 @@ impl Analyzer for TcpReset {
         self.streams.prefetch(ahead);
     }
 
+    fn prefetch_end(&self, ending: &FlowRecord) {
+        self.streams.prefetch_slot(ending.slot);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         self.streams.take(flow.slot);
     }

@@ -523,6 +523,10 @@ impl Analyzer for TcpWindow {
         self.streams.prefetch(ahead);
     }
 
+    fn prefetch_end(&self, ending: &FlowRecord) {
+        self.streams.prefetch_slot(ending.slot);
+    }
+
     fn on_flow_end(&mut self, flow: &FlowRecord) {
         if let Some(s) = self.streams.take(flow.slot) {
             let last = s.last_seen;
