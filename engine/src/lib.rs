@@ -236,7 +236,17 @@ impl<'a> Core<'a> {
             config: self.config,
             options: self.options,
         };
-        for (_, a) in self.analyzers {
+        let (late, early): (worker::Analyses, worker::Analyses) = self
+            .analyzers
+            .into_iter()
+            .partition(|(_, a)| a.reads_report());
+        match self.options.single_thread {
+            true => early
+                .into_iter()
+                .for_each(|(_, a)| a.finish(&end, &mut report)),
+            false => worker::finish_on_two_threads(early, &end, &mut report),
+        }
+        for (_, a) in late {
             a.finish(&end, &mut report);
         }
         let m = &mut report.metadata;

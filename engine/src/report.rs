@@ -124,6 +124,50 @@ impl Report {
         }
     }
 
+    /// Takes the analysis sections `part` has (analyses that finished on another thread).
+    pub fn absorb(&mut self, part: Report) {
+        macro_rules! sections {
+            ($($section:ident),* $(,)?) => {{
+                // Every field named: a section added to the report and not here fails to build.
+                let Report { schema_version: _, metadata: _, $($section),* } = part;
+                $(if $section.is_some() {
+                    self.$section = $section;
+                })*
+            }};
+        }
+        sections!(
+            timestamps,
+            tcp_handshake,
+            retransmission,
+            rtt,
+            tcp_window,
+            tcp_reset,
+            top_talkers,
+            throughput,
+            syn_retransmissions,
+            tcp_timeout,
+            burst,
+            temporal,
+            dns,
+            icmp,
+            protocol_distribution,
+            jitter,
+            service_classification,
+            port_scan_detection,
+            brute_force_detection,
+            ddos_detection,
+            dns_tunneling_detection,
+            data_exfiltration_detection,
+            c2_beaconing_detection,
+            lateral_movement_detection,
+            ip_fragmentation,
+            asymmetric_traffic,
+            sack,
+            conversations,
+            health_score,
+        );
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

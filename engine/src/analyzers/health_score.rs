@@ -474,6 +474,10 @@ impl Analyzer for HealthScore {
         Kinds::NONE
     }
 
+    fn reads_report(&self) -> bool {
+        true
+    }
+
     fn on_packet(&mut self, _pkt: &Packet<'_>, _meta: &PacketMeta) {}
 
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report) {

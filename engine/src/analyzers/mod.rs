@@ -94,7 +94,14 @@ impl Finish<'_> {
 /// Analyses are `Send`: with two cores, two threads take turns running them.
 pub trait Analyzer: Send {
     fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta);
+    /// Writes the analysis's section. Unless [`Analyzer::reads_report`], the report may hold
+    /// only this section: the analyses finish on two threads, each into its own report.
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
+    /// The analysis reads other analyses' sections in `finish` (the health score): it finishes
+    /// after all the others, with every section in the report.
+    fn reads_report(&self) -> bool {
+        false
+    }
     /// A flow left the flow table before the end (evicted when idle); its totals are final.
     fn on_flow_end(&mut self, _flow: &FlowRecord) {}
     /// A packet a few places ahead of the next `on_packet` (analyses see packets in batches,

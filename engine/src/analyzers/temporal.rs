@@ -77,14 +77,16 @@ struct Source {
     last_ns: i64,
     /// Gaps between 1 and 300 s.
     gaps: u64,
-    counters: [(u16, u64); PERIOD_COUNTERS],
+    /// (gap in seconds, count): 32-bit counts keep a source's entry small (80 bytes), and so
+    /// the table, which every IP frame reads.
+    counters: [(u16, u32); PERIOD_COUNTERS],
 }
 
 impl Source {
     fn add_gap(&mut self, secs: u16) {
         self.gaps += 1;
         if let Some(c) = self.counters.iter_mut().find(|c| c.0 == secs && c.1 > 0) {
-            c.1 += 1;
+            c.1 = c.1.saturating_add(1);
         } else if let Some(c) = self.counters.iter_mut().find(|c| c.1 == 0) {
             *c = (secs, 1);
         } else {
@@ -362,6 +364,7 @@ impl Analyzer for Temporal {
                 .filter(|c| c.1 > 0)
                 .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
             let Some(&(secs, count)) = best else { continue };
+            let count = u64::from(count);
             let share = count as f64 / s.gaps.max(1) as f64;
             if count >= PERIOD_MIN_OCCURRENCES && share >= PERIOD_MIN_SHARE {
                 let field = if ip.is_ipv6() { "ipv6.src" } else { "ip.src" };
