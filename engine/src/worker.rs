@@ -15,7 +15,7 @@
 //! reading thread's time.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::analyzers::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
@@ -292,8 +292,7 @@ fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], position
     }
 }
 
-/// A full, indexed batch as the pool shares it: read-only, with its packets attached once, by
-/// the reading thread.
+/// A full, indexed batch as the pool shares it: read-only, with its packets attached once.
 type Attached<'a> = Vec<Packet<'a>>;
 
 self_cell::self_cell!(
@@ -303,6 +302,41 @@ self_cell::self_cell!(
         dependent: Attached,
     }
 );
+
+/// A queued batch, sealed by the first thread that runs an analysis on it: most often the
+/// second thread, which leaves the reading thread (the one that sets the pace) only reading.
+struct Shelved {
+    batch: Mutex<Option<Batch>>,
+    sealed: OnceLock<Sealed>,
+}
+
+impl Shelved {
+    fn new(batch: Batch) -> Self {
+        Shelved {
+            batch: Mutex::new(Some(batch)),
+            sealed: OnceLock::new(),
+        }
+    }
+
+    fn sealed(&self) -> &Sealed {
+        self.sealed.get_or_init(|| {
+            let batch = self.batch.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Sealed::new(batch.unwrap_or_default(), Batch::attach)
+        })
+    }
+
+    /// The batch back, to fill again.
+    fn into_batch(self) -> Batch {
+        match self.sealed.into_inner() {
+            Some(sealed) => sealed.into_owner(),
+            None => self
+                .batch
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_default(),
+        }
+    }
+}
 
 /// The analyses, shared by the reading thread and a second thread (see [`Pool::push`]).
 ///
@@ -325,7 +359,7 @@ struct Shared {
 #[derive(Default)]
 struct State {
     /// Batches some analysis has still to see, oldest first; the oldest is number `first`.
-    batches: VecDeque<Arc<Sealed>>,
+    batches: VecDeque<Arc<Shelved>>,
     first: u64,
     /// Each analysis with the number of the next batch it takes; `None` while a thread runs it.
     slots: Vec<Slot>,
@@ -378,8 +412,8 @@ impl State {
         }
     }
 
-    fn recycle(&mut self, done: Sealed) {
-        let mut batch = done.into_owner();
+    fn recycle(&mut self, done: Shelved) {
+        let mut batch = done.into_batch();
         batch.clear();
         self.recycled.push(batch);
     }
@@ -472,7 +506,8 @@ impl Shared {
             return true;
         };
         drop(state);
-        let (full, packets) = (batch.borrow_owner(), batch.borrow_dependent());
+        let sealed = batch.sealed();
+        let (full, packets) = (sealed.borrow_owner(), sealed.borrow_dependent());
         loop {
             let (at, mut analysis) = job;
             let positions = full.positions(wanted(analysis.as_ref(), unfiltered));
@@ -537,9 +572,8 @@ impl Pool {
             }
             state.recycled.pop().unwrap_or_default()
         };
-        let sealed = Sealed::new(batch, Batch::attach);
         let mut state = self.shared.lock();
-        state.batches.push_back(Arc::new(sealed));
+        state.batches.push_back(Arc::new(Shelved::new(batch)));
         if state.waiting > 0 {
             self.shared.changed.notify_all();
         }
