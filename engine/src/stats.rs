@@ -2,6 +2,8 @@
 //! quantiles from a log-scale histogram (about 2 % relative error), so per-packet samples never
 //! have to be stored.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Buckets per power of two; 32 gives ~2.2 % bucket width.
@@ -311,6 +313,17 @@ pub fn round3(v: f64) -> f64 {
 
 pub fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
+}
+
+/// Adds one to the count of `key`, allocating the key only the first time it is counted (the
+/// analyses count labels once per flow or handshake).
+pub fn count(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_string(), 1);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,9 @@ pub struct AsymmetricTraffic {
     analyzed: u64,
     asymmetric: u64,
     worst: Vec<AsymmetricFlow>,
+    /// (ratio, bytes) of the last flow kept when `worst` was last cut to MAX_RANKED: a flow
+    /// ranked after it can no longer make the list, and is not written out.
+    floor: Option<(f64, u64)>,
 }
 
 impl AsymmetricTraffic {
@@ -69,6 +72,7 @@ impl AsymmetricTraffic {
             analyzed: 0,
             asymmetric: 0,
             worst: Vec::new(),
+            floor: None,
         }
     }
 
@@ -80,6 +84,9 @@ impl AsymmetricTraffic {
                 .then(a.flow.cmp(&b.flow))
         });
         self.worst.truncate(MAX_RANKED);
+        if self.worst.len() == MAX_RANKED {
+            self.floor = self.worst.last().map(|w| (w.ratio, w.total_bytes));
+        }
     }
 
     /// Judges a finished flow, with its totals from the shared flow table.
@@ -103,6 +110,14 @@ impl AsymmetricTraffic {
             return;
         }
         self.asymmetric += 1;
+        let rounded = round6(ratio);
+        if let Some((floor_ratio, floor_bytes)) = self.floor {
+            // Ranked by ratio, then bytes (most first), then the flow's text: only a tie on
+            // both needs the text.
+            if rounded > floor_ratio || (rounded == floor_ratio && total < floor_bytes) {
+                return;
+            }
+        }
         let (src, dst) = key.endpoints(f.first_dir);
         self.worst.push(AsymmetricFlow {
             flow: format!("{src} <-> {dst}"),
@@ -112,7 +127,7 @@ impl AsymmetricTraffic {
             bytes_sent: sent,
             bytes_received: received,
             total_bytes: total,
-            ratio: round6(ratio),
+            ratio: rounded,
             dominant_direction: if sent >= received {
                 "src_to_dst"
             } else {

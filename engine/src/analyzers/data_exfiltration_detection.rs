@@ -126,8 +126,15 @@ impl DataExfiltrationDetection {
     }
 
     fn events(&self, (inside, outside): (u128, u128), p: &Pair) -> Vec<ExfiltrationEvent> {
-        let (inside, outside) = (key_addr(inside), key_addr(outside));
         let ratio = (p.down > 0).then(|| p.up as f64 / p.down as f64);
+        let large = p.peak_window >= self.large_bytes;
+        let lopsided = p.up >= RATIO_MIN_BYTES && ratio.is_none_or(|r| r >= self.ratio);
+        let unusual = p.unusual_up >= UNUSUAL_MIN_BYTES;
+        if !(large || lopsided || unusual) {
+            // Most pairs: nothing to write out.
+            return Vec::new();
+        }
+        let (inside, outside) = (key_addr(inside), key_addr(outside));
         let base = ExfiltrationEvent {
             source_ip: inside.to_string(),
             destination_ip: outside.to_string(),
@@ -147,7 +154,7 @@ impl DataExfiltrationDetection {
             ..Default::default()
         };
         let mut out = Vec::new();
-        if p.peak_window >= self.large_bytes {
+        if large {
             let mb = p.peak_window as f64 / MB;
             let severity = match mb {
                 m if m >= 500.0 => Severity::Critical,
@@ -161,7 +168,7 @@ impl DataExfiltrationDetection {
                 ..base.clone()
             });
         }
-        if p.up >= RATIO_MIN_BYTES && ratio.is_none_or(|r| r >= self.ratio) {
+        if lopsided {
             let severity = match ratio {
                 None => Severity::Critical,
                 Some(r) if r >= 20.0 => Severity::High,
@@ -174,7 +181,7 @@ impl DataExfiltrationDetection {
                 ..base.clone()
             });
         }
-        if p.unusual_up >= UNUSUAL_MIN_BYTES {
+        if unusual {
             out.push(ExfiltrationEvent {
                 exfil_type: "unusual_protocol".into(),
                 severity: Severity::High,

@@ -272,8 +272,8 @@ impl SynRetransmissions {
             self.initial_rto.add(intervals[0]);
         }
         self.recorded += 1;
-        *self.issues.entry(issue.to_string()).or_insert(0) += 1;
-        *self.severities.entry(severity.to_string()).or_insert(0) += 1;
+        crate::stats::count(&mut self.issues, issue);
+        crate::stats::count(&mut self.severities, severity);
         if synack.is_some() {
             self.delays.add(total_s);
         }

@@ -143,12 +143,18 @@ impl TcpHandshake {
         if is_slow {
             self.slow += 1;
         }
-        *self.sides.entry(side.to_string()).or_insert(0) += 1;
+        crate::stats::count(&mut self.sides, side);
         let worst = total.or(syn_synack).unwrap_or(f64::INFINITY);
         if let Some(l) = self.latency {
             if worst < l * 1000.0 {
                 return;
             }
+        }
+        // Only a handshake that makes the list is written out (its text costs allocations).
+        let rank = total.or(syn_synack).unwrap_or(f64::MAX);
+        let key = |h: &Handshake| h.total_ms.or(h.syn_to_synack_ms).unwrap_or(f64::MAX);
+        if self.listed.len() >= MAX_FINDINGS && self.listed.last().is_none_or(|l| key(l) >= rank) {
+            return;
         }
         let (client, server) = {
             let dir = if p.client_is_a {
@@ -174,13 +180,9 @@ impl TcpHandshake {
             suspected_side: side.to_string(),
             display_filter: format!("tcp.stream == {stream}"),
         };
-        let key = |h: &Handshake| h.total_ms.or(h.syn_to_synack_ms).unwrap_or(f64::MAX);
-        if self.listed.len() < MAX_FINDINGS || self.listed.last().is_some_and(|l| key(l) < key(&h))
-        {
-            self.listed.push(h);
-            self.listed.sort_by(|a, b| key(b).total_cmp(&key(a)));
-            self.listed.truncate(MAX_FINDINGS);
-        }
+        self.listed.push(h);
+        self.listed.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        self.listed.truncate(MAX_FINDINGS);
     }
 }
 

@@ -304,7 +304,7 @@ impl TcpTimeout {
         let category = self.category(&c, idle_ns);
         let zeek = c.zeek_state();
         *self.counts.entry(category).or_insert(0) += 1;
-        *self.zeek.entry(zeek.to_string()).or_insert(0) += 1;
+        crate::stats::count(&mut self.zeek, zeek);
         let listed_by_category = matches!(
             category,
             "syn_timeout" | "half_open" | "zombie" | "idle" | "established_idle"

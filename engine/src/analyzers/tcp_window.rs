@@ -308,7 +308,7 @@ impl TcpWindow {
             self.unknown_scale += 1;
         }
         let Some(mut issues) = s.issues else {
-            *self.bottlenecks.entry("none".into()).or_insert(0) += 1;
+            crate::stats::count(&mut self.bottlenecks, "none");
             return;
         };
         let key = issues.key;
@@ -343,7 +343,7 @@ impl TcpWindow {
         } else {
             "none"
         };
-        *self.bottlenecks.entry(bottleneck.into()).or_insert(0) += 1;
+        crate::stats::count(&mut self.bottlenecks, bottleneck);
         // The side advertising more zero (then low) windows is the one that limits the flow.
         let worst = if (b.zero_packets, b.low_packets) > (a.zero_packets, a.low_packets) {
             1

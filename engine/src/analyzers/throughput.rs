@@ -144,6 +144,9 @@ pub struct Throughput {
     total_flows: u64,
     slow_count: u64,
     top: Vec<FlowThroughput>,
+    /// Bytes of the last flow kept when `top` was last cut to MAX_RANKED: a flow with no more
+    /// can no longer make the ranking, and is not written out.
+    top_floor: u64,
     slow: Vec<FlowThroughput>,
     total_bytes: u64,
     total_packets: u64,
@@ -166,6 +169,7 @@ impl Throughput {
             total_flows: 0,
             slow_count: 0,
             top: Vec::new(),
+            top_floor: 0,
             slow: Vec::new(),
             total_bytes: 0,
             total_packets: 0,
@@ -193,8 +197,7 @@ impl Throughput {
         if is_slow {
             self.slow_count += 1;
         }
-        let enters_top =
-            self.top.len() < MAX_RANKED || self.top.iter().any(|t| t.total_bytes < total);
+        let enters_top = self.top.len() < MAX_RANKED || total > self.top_floor;
         if !enters_top && !is_slow {
             return;
         }
@@ -228,6 +231,7 @@ impl Throughput {
             self.top.push(row);
             if self.top.len() >= 4 * MAX_RANKED {
                 self.top = top_n(std::mem::take(&mut self.top), MAX_RANKED, |r| r.total_bytes);
+                self.top_floor = self.top.last().map_or(0, |r| r.total_bytes);
             }
         }
     }
