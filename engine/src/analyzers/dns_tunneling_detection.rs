@@ -32,6 +32,8 @@ use crate::Options;
 /// then new groups are not followed.
 const MAX_GROUPS: usize = 20_000;
 const MIN_QUERIES: u64 = 3;
+// A reported group has its name (written on its second query).
+const _: () = assert!(MIN_QUERIES >= 2);
 const MIN_INDICATORS: usize = 2;
 /// Share of queries above which TXT/NULL use or encoded labels count as an indicator.
 const SHARE_INDICATOR: f64 = 0.3;
@@ -124,6 +126,8 @@ struct Group {
     /// Hash of (source, base domain): the group's key in the index.
     key: u64,
     src: IpAddr,
+    /// Written on the group's second query: most groups see one query, never reach
+    /// MIN_QUERIES and are never reported, so their name is never copied.
     base: String,
     queries: u64,
     length_sum: u64,
@@ -279,7 +283,7 @@ impl DnsTunnelingDetection {
             list.push(Group {
                 key,
                 src,
-                base: base.to_string(),
+                base: String::new(),
                 queries: 0,
                 length_sum: 0,
                 max_length: 0,
@@ -301,6 +305,9 @@ impl DnsTunnelingDetection {
         }
         let len = name.len() as u64;
         g.queries += 1;
+        if g.queries == 2 {
+            g.base = base.to_string();
+        }
         g.length_sum += len;
         g.max_length = g.max_length.max(len);
         g.entropy_sum += shannon_entropy(sub.as_bytes());
