@@ -249,46 +249,68 @@ pub(crate) fn finish_on_two_threads(analyses: Analyses, end: &Finish<'_>, report
 }
 
 /// Runs one analysis over the packets at `positions` (in order), with the flow ends at their
-/// places.
+/// places: through [`Analyzer::walk`], so the per-packet calls are direct, not through the
+/// analysis's vtable.
 fn run_one(a: &mut dyn Analyzer, batch: &Batch, packets: &[Packet<'_>], positions: &[u32]) {
-    let prefetch = a.prefetches();
-    let meta = |k: usize| positions.get(k).map(|&i| &batch.packets[i as usize].meta);
-    let mut ended = batch.ended.iter().peekable();
-    // Flow ends are prefetched as packets are, PREFETCH_DISTANCE ends ahead.
-    let mut ends_ahead = batch.ended.iter().map(|(_, record)| record);
-    if prefetch != Prefetch::None {
-        ends_ahead
-            .by_ref()
-            .take(PREFETCH_DISTANCE)
-            .for_each(|record| a.prefetch_end(record));
-    }
-    let mut end_flow = |a: &mut dyn Analyzer, record: &FlowRecord| {
+    a.walk(&Walk {
+        batch,
+        packets,
+        positions,
+    });
+}
+
+/// One batch as an analysis walks it (see [`Analyzer::walk`]).
+pub struct Walk<'w, 'p> {
+    batch: &'w Batch,
+    packets: &'w [Packet<'p>],
+    positions: &'w [u32],
+}
+
+impl Walk<'_, '_> {
+    /// Runs `a` over the packets of the walk, in order, with the flow ends at their places and
+    /// the prefetches `a` asks for. Generic over the analysis, so each analysis gets its own
+    /// loop with its calls inlined.
+    pub fn run<A: Analyzer + ?Sized>(&self, a: &mut A) {
+        let (batch, packets, positions) = (self.batch, self.packets, self.positions);
+        let prefetch = a.prefetches();
+        let meta = |k: usize| positions.get(k).map(|&i| &batch.packets[i as usize].meta);
+        let mut ended = batch.ended.iter().peekable();
+        // Flow ends are prefetched as packets are, PREFETCH_DISTANCE ends ahead.
+        let mut ends_ahead = batch.ended.iter().map(|(_, record)| record);
         if prefetch != Prefetch::None {
-            if let Some(ahead) = ends_ahead.next() {
-                a.prefetch_end(ahead);
-            }
+            ends_ahead
+                .by_ref()
+                .take(PREFETCH_DISTANCE)
+                .for_each(|record| a.prefetch_end(record));
         }
-        a.on_flow_end(record);
-    };
-    for (k, &i) in positions.iter().enumerate() {
-        let i = i as usize;
-        while let Some((_, record)) = ended.next_if(|(at, _)| *at <= i) {
+        let mut end_flow = |a: &mut A, record: &FlowRecord| {
+            if prefetch != Prefetch::None {
+                if let Some(ahead) = ends_ahead.next() {
+                    a.prefetch_end(ahead);
+                }
+            }
+            a.on_flow_end(record);
+        };
+        for (k, &i) in positions.iter().enumerate() {
+            let i = i as usize;
+            while let Some((_, record)) = ended.next_if(|(at, _)| *at <= i) {
+                end_flow(a, record);
+            }
+            if prefetch == Prefetch::NearAndFar {
+                if let Some(far) = meta(k + 2 * PREFETCH_DISTANCE) {
+                    a.prefetch_far(far);
+                }
+            }
+            if prefetch != Prefetch::None {
+                if let Some(near) = meta(k + PREFETCH_DISTANCE) {
+                    a.prefetch(near);
+                }
+            }
+            a.on_packet(&packets[i], &batch.packets[i].meta);
+        }
+        for (_, record) in ended {
             end_flow(a, record);
         }
-        if prefetch == Prefetch::NearAndFar {
-            if let Some(far) = meta(k + 2 * PREFETCH_DISTANCE) {
-                a.prefetch_far(far);
-            }
-        }
-        if prefetch != Prefetch::None {
-            if let Some(near) = meta(k + PREFETCH_DISTANCE) {
-                a.prefetch(near);
-            }
-        }
-        a.on_packet(&packets[i], &batch.packets[i].meta);
-    }
-    for (_, record) in ended {
-        end_flow(a, record);
     }
 }
 

@@ -7,6 +7,7 @@ use crate::decode::Packet;
 use crate::flow::{Direction, FlowKey, FlowRecord, FlowTable};
 use crate::report::Report;
 use crate::tcp::TcpAnalysis;
+pub use crate::worker::Walk;
 use crate::Options;
 
 pub mod asymmetric_traffic;
@@ -97,6 +98,11 @@ pub trait Analyzer: Send {
     /// Writes the analysis's section. Unless [`Analyzer::reads_report`], the report may hold
     /// only this section: the analyses finish on two threads, each into its own report.
     fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
+    /// Runs the analysis over a batch ([`Walk::run`]). Not to be overridden: as a provided
+    /// method it is compiled for each analysis, which makes its calls to `on_packet` direct.
+    fn walk(&mut self, batch: &Walk<'_, '_>) {
+        batch.run(self);
+    }
     /// The analysis reads other analyses' sections in `finish` (the health score): it finishes
     /// after all the others, with every section in the report.
     fn reads_report(&self) -> bool {
