@@ -131,6 +131,13 @@ impl Slot {
     fn distinct_sources(&self) -> u64 {
         linear_count(&self.sources)
     }
+
+    /// Some kind of packet reached its flood rate in this slot (`rates` by kind): only then
+    /// has closing the slot anything to report.
+    fn reached(&self, rates: &[f64; 3]) -> bool {
+        let span_s = ((self.last_ns - self.first_ns) as f64 / 1e9).max(1.0);
+        (0..3).any(|i| self.counts[i] > 0 && self.counts[i] as f64 / span_s >= rates[i])
+    }
 }
 
 /// A cheap, well-spread hash for the linear-counting bitmaps (the 128-bit multiply of
@@ -274,8 +281,16 @@ impl DdosDetection {
         }
         let bit = (mix(src) as usize) % SOURCE_BITS;
         let slot = self.slots.entry(dst).or_insert_with(|| Slot::new(index));
-        // A slot of an earlier time window starts again; the old one is closed below.
-        let closed = (slot.index != index).then(|| std::mem::replace(slot, Slot::new(index)));
+        // A slot of an earlier time window starts again; the old one is closed below if it
+        // has anything to report (most have not: they are reset without a copy).
+        let closed = match slot.index != index {
+            true if slot.reached(&self.rates) => Some(std::mem::replace(slot, Slot::new(index))),
+            true => {
+                *slot = Slot::new(index);
+                None
+            }
+            false => None,
+        };
         if slot.first_ns == 0 {
             slot.first_ns = pkt.ts_ns;
         }
