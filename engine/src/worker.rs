@@ -7,7 +7,10 @@
 //! one packet at a time, while its code and tables stay hot and it can prefetch the state of
 //! the packets ahead ([`Analyzer::prefetch`]). With two cores, a second thread runs analyses
 //! on the queued batches while the reading thread reads, and the reading thread joins in when
-//! the queue is full: the work splits itself, and results do not depend on the split.
+//! the queue is full: the work splits itself, and results do not depend on the split. Each
+//! analysis walks a batch in its own compiled loop ([`Walk`], through `Analyzer::walk`), so
+//! its per-packet calls are direct. At the end the analyses finish on both threads too
+//! ([`finish_on_two_threads`]).
 //!
 //! Analyses see ICMP payloads in full (the quoted headers of errors), TCP and UDP payloads in
 //! full only for DNS (port 53) and otherwise their first [`PAYLOAD_HEAD`] bytes (enough for
