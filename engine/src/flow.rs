@@ -211,6 +211,9 @@ pub struct FlowTouch {
     pub prev: Option<(i64, u64)>,
 }
 
+/// Ending flows ahead whose records a sweep prefetches.
+const SWEEP_PREFETCH_AHEAD: usize = 8;
+
 /// How long a flow of this protocol may go without a packet before a sweep ends it.
 fn idle_after(proto: u8) -> i64 {
     match proto {
@@ -353,7 +356,7 @@ impl FlowTable {
             })
             .collect();
         for (i, &slot) in ending.iter().enumerate() {
-            if let Some(&ahead) = ending.get(i + 8) {
+            if let Some(&ahead) = ending.get(i + SWEEP_PREFETCH_AHEAD) {
                 prefetch(&self.slots[ahead as usize]);
             }
             if let Some(r) = &self.slots[slot as usize] {
@@ -534,5 +537,66 @@ mod tests {
         let (k2, d2) = FlowKey::new(y, 80, x, 1234, 6);
         assert_eq!(k1, k2);
         assert_ne!(d1, d2);
+    }
+
+    /// UDP flow `i` (10.a.b.c:1000 → 192.0.2.1:53), touched at `ts` as frame `i + 1`.
+    fn touch_udp(table: &mut FlowTable, i: u32, ts: i64) -> FlowTouch {
+        let client = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let server: IpAddr = "192.0.2.1".parse().unwrap();
+        let (key, dir) = FlowKey::new(client, 1000, server, 53, 17);
+        table.touch(key, dir, ts, u64::from(i) + 1, 60)
+    }
+
+    /// Calls `sweep` until it runs (once every 16 384 calls); returns the ended flows' ids.
+    fn sweep_once(table: &mut FlowTable, now: i64) -> Vec<u64> {
+        let mut ended = Vec::new();
+        for _ in 0..16_384 {
+            table.sweep(now, |slot, r| {
+                assert_eq!(slot, r.slot);
+                ended.push(r.id);
+            });
+        }
+        ended
+    }
+
+    #[test]
+    fn a_sweep_ends_the_idle_flows_in_order_of_appearance_and_frees_their_slots() {
+        let mut table = FlowTable::default();
+        let second = 1_000_000_000i64;
+        // 10 000 flows long quiet (40 s, past the UDP horizon), then 10 000 fresh ones.
+        for i in 0..20_000 {
+            touch_udp(&mut table, i, if i < 10_000 { 0 } else { 40 * second });
+        }
+        let ended = sweep_once(&mut table, 40 * second);
+        assert_eq!(ended, (0..10_000).collect::<Vec<u64>>());
+        assert_eq!((table.len(), table.evicted), (10_000, 10_000));
+        // A flow seen again after it ended is a new flow, in a freed slot.
+        let again = touch_udp(&mut table, 5, 41 * second);
+        assert!(again.is_new);
+        assert_eq!(again.id, 20_000);
+        assert!((again.slot as usize) < 20_000);
+    }
+
+    #[test]
+    fn past_the_flow_limit_a_sweep_shortens_the_horizon_until_a_quarter_of_the_table_is_free() {
+        let mut table = FlowTable::default();
+        // 210 000 flows over 2.1 s, none idle at the usual horizon: the sweep halves it (to
+        // 0.94 s) until at most three quarters of MAX_TRACKED_FLOWS remain, oldest out first.
+        let flows = 210_000u32;
+        for i in 0..flows {
+            touch_udp(&mut table, i, i64::from(i) * 10_000);
+        }
+        let now = i64::from(flows) * 10_000;
+        let ended = sweep_once(&mut table, now);
+        let left = table.len();
+        assert!(
+            left <= MAX_TRACKED_FLOWS * 3 / 4 && left > MAX_TRACKED_FLOWS / 4,
+            "{left}"
+        );
+        assert_eq!(ended.len() + left, flows as usize);
+        assert_eq!(table.evicted, ended.len() as u64);
+        // The oldest went, in order of appearance; the newest stayed.
+        assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
+        assert!(table.records().all(|r| r.id >= ended.len() as u64));
     }
 }

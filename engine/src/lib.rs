@@ -12,8 +12,9 @@
 //! Wireshark-compatible stream numbers and `tcp.analysis` flags; each analysis in
 //! [`analyzers::registry`] sees every packet once and fills its typed section of [`Report`].
 //! Analyses take packets in batches of 512, one analysis at a time, shared by two threads
-//! when the machine has two cores (`worker`), and finish on both; per-flow state lives on the flow table's slots
-//! ([`flow::PerSlot`]), is prefetched a few packets ahead, and is summed up when the flow ends.
+//! when the machine has two cores (`worker`), and finish on both; per-flow state lives on the
+//! flow table's slots ([`flow::PerSlot`]), is prefetched a few packets ahead, and is summed up
+//! when the flow ends.
 //!
 //! ```
 //! let capture = engine::sample::sample_capture();

@@ -584,20 +584,17 @@ impl Pool {
         }
     }
 
-    /// Queues a full batch, indexed for the analyses, and returns an empty one to fill next. When the
-    /// analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
+    /// Queues a full batch, indexed for the analyses, and returns an empty one to fill next.
+    /// When the analyses are [`BATCHES_IN_FLIGHT`] batches behind, the reading thread helps them
     /// (or waits) until they are not.
     pub(crate) fn push(&mut self, mut batch: Batch) -> Batch {
-        let empty = {
-            let mut state = self.shared.lock();
-            if state.failed {
-                // An analysis panicked: nothing will take this batch; `finish` says why.
-                batch.clear();
-                return batch;
-            }
-            state.recycled.pop().unwrap_or_default()
-        };
         let mut state = self.shared.lock();
+        if state.failed {
+            // An analysis panicked: nothing will take this batch; `finish` says why.
+            batch.clear();
+            return batch;
+        }
+        let empty = state.recycled.pop().unwrap_or_default();
         state.batches.push_back(Arc::new(Shelved::new(batch)));
         if state.waiting > 0 {
             self.shared.changed.notify_all();

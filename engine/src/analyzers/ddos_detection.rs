@@ -132,11 +132,15 @@ impl Slot {
         linear_count(&self.sources)
     }
 
-    /// Some kind of packet reached its flood rate in this slot (`rates` by kind): only then
-    /// has closing the slot anything to report.
-    fn reached(&self, rates: &[f64; 3]) -> bool {
+    /// Packets per second of kind `i` over the slot (its span counted as at least 1 s).
+    fn rate(&self, i: usize) -> f64 {
         let span_s = ((self.last_ns - self.first_ns) as f64 / 1e9).max(1.0);
-        (0..3).any(|i| self.counts[i] > 0 && self.counts[i] as f64 / span_s >= rates[i])
+        self.counts[i] as f64 / span_s
+    }
+
+    /// Packets of kind `i` came at `limit` per second or faster.
+    fn reached(&self, i: usize, limit: f64) -> bool {
+        self.counts[i] > 0 && self.rate(i) >= limit
     }
 }
 
@@ -195,13 +199,10 @@ impl DdosDetection {
     }
 
     fn close_slot(&mut self, dst: u128, slot: &Slot) {
-        let span_s = ((slot.last_ns - slot.first_ns) as f64 / 1e9).max(1.0);
         for kind in [Kind::Syn, Kind::Udp, Kind::Icmp] {
             let i = kind as usize;
-            let n = slot.counts[i];
-            let rate = n as f64 / span_s;
-            let threshold = self.rates[i];
-            if n == 0 || rate < threshold {
+            let (n, rate, threshold) = (slot.counts[i], slot.rate(i), self.rates[i]);
+            if !slot.reached(i, threshold) {
                 continue;
             }
             let synack_ratio = (kind == Kind::Syn).then(|| slot.synacks as f64 / n as f64);
@@ -281,10 +282,14 @@ impl DdosDetection {
         }
         let bit = (mix(src) as usize) % SOURCE_BITS;
         let slot = self.slots.entry(dst).or_insert_with(|| Slot::new(index));
-        // A slot of an earlier time window starts again; the old one is closed below if it
-        // has anything to report (most have not: they are reset without a copy).
+        // A slot of an earlier time window starts again; the old one is closed below if some
+        // kind reached its flood rate, the only case it has anything to report (most have not:
+        // they are reset without a copy).
+        let rates = self.rates;
         let closed = match slot.index != index {
-            true if slot.reached(&self.rates) => Some(std::mem::replace(slot, Slot::new(index))),
+            true if (0..3).any(|i| slot.reached(i, rates[i])) => {
+                Some(std::mem::replace(slot, Slot::new(index)))
+            }
             true => {
                 *slot = Slot::new(index);
                 None
