@@ -129,6 +129,73 @@ async fn a_text_file_named_pcap_fails_clearly_and_a_truncated_capture_completes_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if_it_is_replaced_meanwhile(
+) {
+    use std::io::Read;
+    use storage::reader::ChannelReader;
+    use storage::{ObjectStore, StorageError};
+
+    let stack = Stack::start(Options {
+        no_poller: true,
+        ..Options::default()
+    })
+    .await;
+    // Parts of 64 KiB through a budget of four: 17 ranged GETs, up to four at once. Bytes
+    // cycle through a prime period, so a part out of place or cut short shows.
+    let store = (*stack.store).clone().with_part_bytes(64 << 10);
+    let body: Vec<u8> = (0..(1u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    let key = "uploads/ranged.bin";
+    store
+        .put(key, body.clone(), "application/octet-stream")
+        .await
+        .unwrap();
+
+    let stream = store.open(key, 256 << 10).await.unwrap();
+    assert_eq!(stream.size_bytes, body.len() as u64);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        ChannelReader::new(stream)
+            .read_to_end(&mut out)
+            .map(|_| out)
+    })
+    .await
+    .unwrap()
+    .expect("the whole object");
+    assert_eq!(read.len(), body.len());
+    assert!(read == body, "the parts came back out of order");
+
+    // With room for two parts, the third is asked for only after the reader is done with the
+    // first: replace the object in between, and that part's GET finds another version.
+    let stream = store.open(key, 128 << 10).await.unwrap();
+    let mut reader = ChannelReader::new(stream);
+    let mut reader = tokio::task::spawn_blocking(move || {
+        let mut first = vec![0; 1000];
+        reader.read_exact(&mut first).map(|_| reader)
+    })
+    .await
+    .unwrap()
+    .expect("the first bytes");
+    store
+        .put(key, vec![7; body.len()], "application/octet-stream")
+        .await
+        .unwrap();
+    let rest = tokio::task::spawn_blocking(move || reader.read_to_end(&mut Vec::new()))
+        .await
+        .unwrap();
+    let err = rest.expect_err("a read across two versions of the object");
+    let cause = err.get_ref().and_then(|e| e.downcast_ref::<StorageError>());
+    assert!(
+        matches!(cause, Some(StorageError::Service { message, .. }) if message.contains("PreconditionFailed")),
+        "{err:?}"
+    );
+
+    assert!(matches!(
+        store.open("uploads/missing.bin", 1 << 20).await,
+        Err(StorageError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_s3_event_delivered_twice_and_concurrently_makes_one_report_and_one_completion() {
     let stack = Stack::start(Options {
         no_poller: true,

@@ -44,10 +44,11 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// may be claimed again by the retried delivery (several heartbeat intervals, so a slow but
 /// live run is never taken over).
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
-/// Bytes buffered between the S3 download and the engine: enough that the download goes on
-/// while the engine's reading thread runs analyses for a while (a few MiB left S3 waiting and
-/// the engine then waiting for S3), small enough for the memory budget whatever the file size.
-pub const STREAM_BUFFER_BYTES: usize = 16 << 20;
+/// Bytes buffered between the S3 download and the engine, counting the parts being fetched:
+/// four ranged GETs of `storage::s3::PART_BYTES` (8 MiB) at once, so the download keeps up
+/// with the engine on AWS (one connection carries far less) and goes on while the engine's
+/// reading thread runs analyses; small enough for the memory budget whatever the file size.
+pub const STREAM_BUFFER_BYTES: usize = 32 << 20;
 /// Bytes read to check the magic number before the engine starts.
 const MAGIC_BYTES: usize = 4;
 

@@ -82,7 +82,8 @@ pub struct ObjectStream {
 /// Chunks sent at most, whatever their size: the byte budget is the real bound.
 const MAX_CHUNKS_IN_FLIGHT: usize = 1024;
 
-/// The producing end of an [`ObjectStream`].
+/// The producing end of an [`ObjectStream`]; its clones share the channel and the budget.
+#[derive(Clone)]
 pub struct ChunkSender {
     tx: mpsc::Sender<Result<Bytes, StorageError>>,
     budget: Arc<Semaphore>,
@@ -121,14 +122,40 @@ impl ChunkSender {
     /// False when the reader went away.
     pub async fn send(&self, item: Result<Bytes, StorageError>) -> bool {
         if let Ok(chunk) = &item {
-            let share = budget_share(chunk.len(), self.budget_bytes);
-            match self.budget.acquire_many(share as u32).await {
-                // Given back by the reader (`Semaphore::add_permits`) once it read the chunk.
-                Ok(permit) => permit.forget(),
-                Err(_) => return false,
+            if !self.reserve(chunk.len()).await {
+                return false;
             }
         }
+        self.send_reserved(item).await
+    }
+
+    /// Waits until the budget has room for a chunk of `len` bytes and takes that room, for a
+    /// chunk to be sent later with [`ChunkSender::send_reserved`]. False when the reader went
+    /// away (also while waiting: a reader that stopped early gives no room back).
+    pub async fn reserve(&self, len: usize) -> bool {
+        let share = budget_share(len, self.budget_bytes);
+        tokio::select! {
+            acquired = self.budget.acquire_many(share as u32) => match acquired {
+                // Given back by the reader (`Semaphore::add_permits`) once it read the chunk.
+                Ok(permit) => {
+                    permit.forget();
+                    true
+                }
+                Err(_) => false,
+            },
+            () = self.tx.closed() => false,
+        }
+    }
+
+    /// Sends a chunk whose room was taken by [`ChunkSender::reserve`], or the error that ends
+    /// the stream. False when the reader went away.
+    pub async fn send_reserved(&self, item: Result<Bytes, StorageError>) -> bool {
         self.tx.send(item).await.is_ok()
+    }
+
+    /// The most one chunk may take of the budget.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
     }
 }
 

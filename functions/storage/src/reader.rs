@@ -136,6 +136,34 @@ mod tests {
     }
 
     #[test]
+    fn a_producer_waiting_for_room_stops_when_the_reader_goes_away() {
+        let (tx, stream) = ObjectStream::channel(8, 4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let reader = ChannelReader::new(stream);
+        rt.block_on(async {
+            assert!(tx.send(Ok(Bytes::from_static(b"abcd"))).await);
+        });
+        // The analysis stops early (not a capture) without reading what was buffered: the
+        // budget never comes back, and the producer must not wait for it forever.
+        let stop = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(reader);
+        });
+        let sent = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                tx.send(Ok(Bytes::from_static(b"efgh"))),
+            )
+            .await
+        });
+        stop.join().unwrap();
+        assert_eq!(sent, Ok(false), "the producer went on waiting for room");
+    }
+
+    #[test]
     fn a_download_error_surfaces_as_an_io_error_with_its_cause() {
         let items = vec![
             Ok(Bytes::from_static(b"ab")),

@@ -1,20 +1,32 @@
 //! S3 adapter of [`ObjectStore`].
 
-use crate::{Download, ObjectStore, ObjectStream, PresignedRequest, StorageError};
+use crate::{ChunkSender, Download, ObjectStore, ObjectStream, PresignedRequest, StorageError};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// Longest presigned URL S3 accepts (SigV4: 7 days).
 const MAX_PRESIGN: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Objects are read in ranged GETs of this size, several at once, as AWS advises for large
+/// objects (8 or 16 MB ranges over parallel connections: one connection carries far less than
+/// the engine reads). A part whose body breaks off is fetched again on its own.
+pub const PART_BYTES: usize = 8 << 20;
+
+/// Attempts at one part whose body broke off (the SDK retries failed requests itself).
+const PART_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
+    part_bytes: usize,
 }
 
 impl S3Store {
@@ -27,7 +39,14 @@ impl S3Store {
         S3Store {
             client: Client::from_conf(s3),
             bucket: bucket.into(),
+            part_bytes: PART_BYTES,
         }
+    }
+
+    /// The same store reading objects in parts of `part_bytes` (tests use small parts).
+    pub fn with_part_bytes(mut self, part_bytes: usize) -> Self {
+        self.part_bytes = part_bytes.max(1);
+        self
     }
 
     pub fn bucket(&self) -> &str {
@@ -116,36 +135,29 @@ impl ObjectStore for S3Store {
 
     #[tracing::instrument(skip(self))]
     async fn open(&self, key: &str, budget_bytes: usize) -> Result<ObjectStream, StorageError> {
-        let out = self
+        let head = self
             .client
-            .get_object()
+            .head_object()
             .bucket(&self.bucket)
             .key(key)
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_no_such_key() => StorageError::NotFound(key.to_string()),
-                _ => StorageError::service("GetObject", aws_sdk_s3::error::DisplayErrorContext(e)),
+                Some(se) if se.is_not_found() => StorageError::NotFound(key.to_string()),
+                _ => StorageError::service("HeadObject", aws_sdk_s3::error::DisplayErrorContext(e)),
             })?;
-        let size_bytes = out.content_length().unwrap_or(0).max(0) as u64;
-        let mut body = out.body;
+        let size_bytes = head.content_length().unwrap_or(0).max(0) as u64;
         let (tx, stream) = ObjectStream::channel(size_bytes, budget_bytes);
-        tokio::spawn(async move {
-            loop {
-                let item = match body.next().await {
-                    None => break,
-                    // A copy of its own: the SDK's chunk may share (and keep alive) a larger
-                    // receive buffer, which would make the byte budget a lie.
-                    Some(Ok(chunk)) => Ok(Bytes::copy_from_slice(&chunk)),
-                    Some(Err(e)) => Err(StorageError::service("reading the object body", e)),
-                };
-                let failed = item.is_err();
-                // The reader went away (analysis stopped): stop downloading.
-                if !tx.send(item).await || failed {
-                    break;
-                }
-            }
+        // A part never takes more than the budget, so the parts being fetched and those
+        // waiting for the reader fit in it together.
+        let part_bytes = self.part_bytes.min(tx.budget_bytes()) as u64;
+        let object = Arc::new(ObjectVersion {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            etag: head.e_tag,
         });
+        tokio::spawn(download(object, size_bytes, part_bytes, tx));
         Ok(stream)
     }
 
@@ -180,5 +192,129 @@ impl ObjectStore for S3Store {
                 aws_sdk_s3::error::DisplayErrorContext(e),
             )),
         }
+    }
+}
+
+/// The object being read, pinned to the version its HEAD saw: every part asks for that ETag,
+/// so an object replaced during the read fails it (412) instead of mixing two files.
+struct ObjectVersion {
+    client: Client,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+}
+
+/// Fetches the object's parts as the budget makes room for them, and hands them to the reader
+/// in order. Stops when the reader goes away or a part fails for good (after sending the error).
+async fn download(object: Arc<ObjectVersion>, size: u64, part_bytes: u64, tx: ChunkSender) {
+    // The parts being fetched, oldest first; at most budget / part size of them.
+    let (parts_tx, mut parts) = mpsc::unbounded_channel::<JoinHandle<Result<Part, StorageError>>>();
+    let scheduler = {
+        let tx = tx.clone();
+        async move {
+            let mut start = 0;
+            while start < size {
+                let end = (start + part_bytes).min(size);
+                if !tx.reserve((end - start) as usize).await {
+                    break;
+                }
+                let part = tokio::spawn(fetch_part(object.clone(), start, end));
+                if let Err(unsent) = parts_tx.send(part) {
+                    unsent.0.abort();
+                    break;
+                }
+                start = end;
+            }
+        }
+    };
+    let deliverer = async move {
+        'parts: while let Some(part) = parts.recv().await {
+            let chunks = match part.await {
+                Ok(chunks) => chunks,
+                Err(e) => Err(StorageError::service("fetching a part of the object", e)),
+            };
+            match chunks {
+                Ok(chunks) => {
+                    for chunk in chunks {
+                        if !tx.send_reserved(Ok(chunk)).await {
+                            break 'parts;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tx.send_reserved(Err(e)).await;
+                    break;
+                }
+            }
+        }
+        // The reader went away or a part failed: the parts still being fetched are not needed.
+        parts.close();
+        while let Ok(part) = parts.try_recv() {
+            part.abort();
+        }
+    };
+    tokio::join!(scheduler, deliverer);
+}
+
+/// A part of the object as received, in chunks of the SDK's size: small buffers that the
+/// allocator reuses, where one buffer per part would be a fresh multi-MiB allocation each time.
+type Part = Vec<Bytes>;
+
+/// One part, bytes `start..end` of the object, whole.
+async fn fetch_part(
+    object: Arc<ObjectVersion>,
+    start: u64,
+    end: u64,
+) -> Result<Part, StorageError> {
+    let len = (end - start) as usize;
+    let mut attempt = 1;
+    loop {
+        let out = object
+            .client
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .range(format!("bytes={start}-{}", end - 1))
+            .set_if_match(object.etag.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                StorageError::service("GetObject", aws_sdk_s3::error::DisplayErrorContext(e))
+            })?;
+        let mut body = out.body;
+        let mut chunks = Part::new();
+        let mut received = 0;
+        let broke_off = loop {
+            match body.next().await {
+                None => break None,
+                Some(Ok(chunk)) if received + chunk.len() <= len => {
+                    received += chunk.len();
+                    // A copy of its own: the SDK's chunk may share (and keep alive) a larger
+                    // receive buffer, which would make the byte budget a lie.
+                    chunks.push(Bytes::copy_from_slice(&chunk));
+                }
+                // A server that ignores the range would send the whole object into this part.
+                Some(Ok(_)) => {
+                    return Err(StorageError::service(
+                        "GetObject",
+                        format!("bytes {start}-{}: more than the range asked for", end - 1),
+                    ))
+                }
+                Some(Err(e)) => break Some(e.to_string()),
+            }
+        };
+        let why = match broke_off {
+            None if received == len => return Ok(chunks),
+            None => format!("ended after {received} of {len} bytes"),
+            Some(e) => e,
+        };
+        if attempt == PART_ATTEMPTS {
+            return Err(StorageError::service(
+                "reading the object body",
+                format!("bytes {start}-{}: {why} ({attempt} attempts)", end - 1),
+            ));
+        }
+        tracing::warn!(start, end, attempt, %why, "a part of the object broke off; fetching it again");
+        attempt += 1;
     }
 }
