@@ -71,6 +71,14 @@ mod tests {
     use crate::StorageError;
     use std::time::Duration;
 
+    /// A runtime on the calling thread, with timers.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
     /// Sends `items` from a thread of its own, as the download task does.
     fn produce(
         items: Vec<Result<Bytes, StorageError>>,
@@ -78,9 +86,7 @@ mod tests {
     ) -> (ChannelReader, std::thread::JoinHandle<()>) {
         let (tx, stream) = ObjectStream::channel(8, budget_bytes);
         let producer = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
+            let rt = runtime();
             rt.block_on(async {
                 for item in items {
                     assert!(tx.send(item).await, "the reader went away");
@@ -109,10 +115,7 @@ mod tests {
     #[test]
     fn the_producer_waits_while_the_budget_is_full_and_goes_on_when_the_reader_reads() {
         let (tx, stream) = ObjectStream::channel(6, 4);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = runtime();
         rt.block_on(async {
             assert!(tx.send(Ok(Bytes::from_static(b"abc"))).await);
             let second = tx.send(Ok(Bytes::from_static(b"def")));
@@ -138,10 +141,7 @@ mod tests {
     #[test]
     fn a_producer_waiting_for_room_stops_when_the_reader_goes_away() {
         let (tx, stream) = ObjectStream::channel(8, 4);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let reader = ChannelReader::new(stream);
         rt.block_on(async {
             assert!(tx.send(Ok(Bytes::from_static(b"abcd"))).await);
