@@ -3,7 +3,7 @@
 //! bucket and queues).
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use e2e::{capture, oracle_packets, Options, Stack};
+use e2e::{capture, oracle_packets, CuttingProxy, Options, Stack};
 use serde_json::json;
 use std::time::Duration;
 use storage::Queue;
@@ -193,6 +193,47 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
         store.open("uploads/missing.bin", 1 << 20).await,
         Err(StorageError::NotFound(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
+    use std::io::Read;
+    use storage::reader::ChannelReader;
+    use storage::ObjectStore;
+
+    let stack = Stack::start(Options {
+        no_poller: true,
+        ..Options::default()
+    })
+    .await;
+    let body: Vec<u8> = (0..(1u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    let key = "uploads/cut.bin";
+    stack
+        .store
+        .put(key, body.clone(), "application/octet-stream")
+        .await
+        .unwrap();
+
+    // Responses of 64 KiB and a few hundred bytes of headers: 100,000 bytes into a connection
+    // is in the middle of the body of its second response.
+    let proxy = CuttingProxy::start(100_000).await;
+    let store = stack
+        .store_via(&proxy.endpoint())
+        .await
+        .with_part_bytes(64 << 10);
+    let stream = store.open(key, 256 << 10).await.unwrap();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        ChannelReader::new(stream)
+            .read_to_end(&mut out)
+            .map(|_| out)
+    })
+    .await
+    .unwrap()
+    .expect("the whole object, the cut range fetched again");
+    assert_eq!(proxy.cuts(), 1, "no connection was cut");
+    assert_eq!(read.len(), body.len());
+    assert!(read == body, "a part came back wrong");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

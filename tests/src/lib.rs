@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::s3::S3Store;
@@ -410,6 +411,18 @@ impl Stack {
         self.store.exists(key).await.expect("HeadObject")
     }
 
+    /// This stack's bucket through another S3 endpoint (e.g. a [`CuttingProxy`] before
+    /// LocalStack), with the same credentials.
+    pub async fn store_via(&self, endpoint: &str) -> S3Store {
+        let env = local_env();
+        let aws = storage::aws::sdk_config(|k: &str| match k {
+            "AWS_ENDPOINT_URL" => Some(endpoint.to_string()),
+            _ => env.get(k).cloned(),
+        })
+        .await;
+        S3Store::new(&aws, &self.bucket)
+    }
+
     /// The next S3 notification for `key` from this stack's queue (skipping the test event).
     pub async fn next_notification(&self) -> storage::QueueMessage {
         use storage::Queue;
@@ -446,4 +459,84 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
             a.get(&QueueAttributeName::QueueArn).cloned()
         })
         .expect("queue ARN")
+}
+
+/// A TCP proxy to LocalStack that cuts one connection: the first whose bytes towards the client
+/// go past `cut_after` is closed there, in the middle of a response. Every other connection is
+/// passed through whole.
+pub struct CuttingProxy {
+    addr: SocketAddr,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl CuttingProxy {
+    pub async fn start(cut_after: usize) -> CuttingProxy {
+        let endpoint = local_env()
+            .get("AWS_ENDPOINT_URL")
+            .cloned()
+            .expect("AWS_ENDPOINT_URL in localstack/local.env: run localstack/up");
+        let upstream = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let counted = cuts.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream)
+                    .await
+                    .unwrap_or_else(|e| panic!("LocalStack at {upstream}: {e}"));
+                tokio::spawn(pass(client, server, cut_after, counted.clone()));
+            }
+        });
+        CuttingProxy { addr, cuts }
+    }
+
+    /// The endpoint URL to give the SDK.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections cut so far (0 or 1).
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+async fn pass(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    cut_after: usize,
+    cuts: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let requests = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+    });
+    let mut sent = 0;
+    let mut buf = vec![0; 16 << 10];
+    loop {
+        let n = match from_server.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if sent + n > cut_after
+            && cuts
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            // Up to the cut, then the connection closes under the client.
+            let _ = to_client.write_all(&buf[..cut_after - sent]).await;
+            break;
+        }
+        if to_client.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        sent += n;
+    }
+    requests.abort();
 }
