@@ -140,10 +140,9 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
         ..Options::default()
     })
     .await;
-    // Parts of 64 KiB through a budget of four: 17 ranged GETs, up to four at once. Bytes
-    // cycle through a prime period, so a part out of place or cut short shows.
+    // Parts of 64 KiB through a budget of four: 17 ranged GETs, up to four at once.
     let store = (*stack.store).clone().with_part_bytes(64 << 10);
-    let body: Vec<u8> = (0..(1u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    let body = cyclic_bytes((1 << 20) + 7);
     let key = "uploads/ranged.bin";
     store
         .put(key, body.clone(), "application/octet-stream")
@@ -152,15 +151,7 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
 
     let stream = store.open(key, 256 << 10).await.unwrap();
     assert_eq!(stream.size_bytes, body.len() as u64);
-    let read = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        ChannelReader::new(stream)
-            .read_to_end(&mut out)
-            .map(|_| out)
-    })
-    .await
-    .unwrap()
-    .expect("the whole object");
+    let read = read_all(stream).await.expect("the whole object");
     assert_eq!(read.len(), body.len());
     assert!(read == body, "the parts came back out of order");
 
@@ -197,8 +188,6 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
-    use std::io::Read;
-    use storage::reader::ChannelReader;
     use storage::ObjectStore;
 
     let stack = Stack::start(Options {
@@ -206,7 +195,7 @@ async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
         ..Options::default()
     })
     .await;
-    let body: Vec<u8> = (0..(1u32 << 20) + 7).map(|i| (i % 251) as u8).collect();
+    let body = cyclic_bytes((1 << 20) + 7);
     let key = "uploads/cut.bin";
     stack
         .store
@@ -222,15 +211,9 @@ async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
         .await
         .with_part_bytes(64 << 10);
     let stream = store.open(key, 256 << 10).await.unwrap();
-    let read = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        ChannelReader::new(stream)
-            .read_to_end(&mut out)
-            .map(|_| out)
-    })
-    .await
-    .unwrap()
-    .expect("the whole object, the cut range fetched again");
+    let read = read_all(stream)
+        .await
+        .expect("the whole object, the cut range fetched again");
     assert_eq!(proxy.cuts(), 1, "no connection was cut");
     assert_eq!(read.len(), body.len());
     assert!(read == body, "a part came back wrong");
@@ -469,4 +452,22 @@ async fn the_analyzer_binary_under_cargo_lambda_watch_completes_the_task_of_an_i
         orphans.is_empty(),
         "processes of cargo lambda watch still running: {orphans:?}"
     );
+}
+
+/// `len` bytes cycling through a prime period: a part out of place or cut short shows.
+fn cyclic_bytes(len: u32) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Reads a whole object stream, as the analyzer's engine does (on a blocking thread).
+async fn read_all(stream: storage::ObjectStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        storage::reader::ChannelReader::new(stream)
+            .read_to_end(&mut out)
+            .map(|_| out)
+    })
+    .await
+    .unwrap()
 }
