@@ -135,11 +135,7 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
     use storage::reader::ChannelReader;
     use storage::{ObjectStore, StorageError};
 
-    let stack = Stack::start(Options {
-        no_poller: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = Stack::without_poller().await;
     // Parts of 64 KiB through a budget of four: 17 ranged GETs, up to four at once.
     let store = (*stack.store).clone().with_part_bytes(64 << 10);
     let body = cyclic_bytes((1 << 20) + 7);
@@ -190,11 +186,7 @@ async fn the_analyzer_reads_a_large_object_in_ranged_parts_in_order_and_fails_if
 async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
     use storage::ObjectStore;
 
-    let stack = Stack::start(Options {
-        no_poller: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = Stack::without_poller().await;
     let body = cyclic_bytes((1 << 20) + 7);
     let key = "uploads/cut.bin";
     stack
@@ -221,11 +213,7 @@ async fn a_range_whose_body_breaks_off_is_fetched_again_and_the_read_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_s3_event_delivered_twice_and_concurrently_makes_one_report_and_one_completion() {
-    let stack = Stack::start(Options {
-        no_poller: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = Stack::without_poller().await;
     let alice = stack.user("alice").await;
     let task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
     let message = stack.next_notification().await;
@@ -398,11 +386,7 @@ async fn the_analyzer_binary_under_cargo_lambda_watch_completes_the_task_of_an_i
 {
     // Fails loudly, before any setup, when cargo-lambda is not installed.
     let cargo_lambda = e2e::lambda::cargo_lambda();
-    let stack = Stack::start(Options {
-        no_poller: true,
-        ..Options::default()
-    })
-    .await;
+    let stack = Stack::without_poller().await;
     let alice = stack.user("alice").await;
     let body = capture(CAPTURE);
     let size = body.len();

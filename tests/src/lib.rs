@@ -273,6 +273,15 @@ impl Stack {
         }
     }
 
+    /// A stack whose queue nobody polls: the test delivers the messages itself.
+    pub async fn without_poller() -> Stack {
+        Stack::start(Options {
+            no_poller: true,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -153,7 +153,7 @@ impl ChunkSender {
         self.tx.send(item).await.is_ok()
     }
 
-    /// The most one chunk may take of the budget.
+    /// The whole byte budget, which is also the most one chunk may take of it.
     pub fn budget_bytes(&self) -> usize {
         self.budget_bytes
     }
