@@ -69,6 +69,10 @@ pub struct IpInfo {
     /// Payload length on the wire, from the header (or from the frame length when the header
     /// says 0, as BIG TCP and jumbograms do).
     pub payload_wire_len: u32,
+    /// IPv4 identification and header checksum (0 for IPv6): a frame recorded twice carries
+    /// both unchanged, a segment sent again does not (duplicates vs retransmissions).
+    pub ident: u16,
+    pub checksum: u16,
 }
 
 impl IpInfo {
@@ -99,6 +103,9 @@ pub struct TcpInfo {
     pub header_incomplete: bool,
     /// Bytes of the TCP header captured (at most 60).
     pub header_captured: u8,
+    pub checksum: u16,
+    /// The timestamps option (RFC 7323): TSval, TSecr.
+    pub timestamps: Option<(u32, u32)>,
 }
 
 impl TcpInfo {
@@ -359,6 +366,8 @@ fn layers<'a>(
                 ttl: h.ttl(),
                 fragment,
                 payload_wire_len,
+                ident: h.identification(),
+                checksum: h.header_checksum(),
             })
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -382,6 +391,8 @@ fn layers<'a>(
                 ttl: h.hop_limit(),
                 fragment,
                 payload_wire_len,
+                ident: 0,
+                checksum: 0,
             })
         }
         None => {
@@ -422,6 +433,7 @@ fn layers<'a>(
                 window: t.window_size(),
                 seg_len: ip.payload_wire_len.saturating_sub(hdr),
                 header_captured: hdr.min(60) as u8,
+                checksum: t.checksum(),
                 ..TcpInfo::default()
             };
             parse_tcp_options(t.options(), &mut info);
@@ -487,6 +499,8 @@ fn raw_ipv4(frame: &Frame<'_>, b: &[u8]) -> Network {
             more,
         }),
         payload_wire_len,
+        ident: u16::from_be_bytes([h[4], h[5]]),
+        checksum: u16::from_be_bytes([h[10], h[11]]),
     })
 }
 
@@ -700,6 +714,11 @@ fn parse_tcp_options(mut opts: &[u8], info: &mut TcpInfo) {
             (2, 2) => info.mss = Some(u16::from_be_bytes([body[0], body[1]])),
             (3, 1) => info.wscale = Some(body[0]),
             (4, 0) => info.sack_permitted = true,
+            (8, 8) => {
+                let tsval = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let tsecr = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                info.timestamps = Some((tsval, tsecr));
+            }
             (5, n) if n % 8 == 0 => {
                 for (i, block) in body.chunks_exact(8).take(MAX_SACK_BLOCKS).enumerate() {
                     let l = u32::from_be_bytes([block[0], block[1], block[2], block[3]]);

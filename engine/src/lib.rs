@@ -29,7 +29,9 @@ pub mod analyzers;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod diagnosis;
 pub mod error;
+pub mod finding;
 pub mod flow;
 pub mod render;
 pub mod report;
@@ -247,6 +249,15 @@ impl<'a> Core<'a> {
                 .for_each(|(_, a)| a.finish(&end, &mut report)),
             false => worker::finish_on_two_threads(early, &end, &mut report),
         }
+        // The findings in report order (the two threads finished in turns), worst first
+        // within an analysis; the diagnosis reads them, the health score reads the diagnosis.
+        let order = |key: &str| analyzers::ALL.iter().position(|k| *k == key);
+        report.findings.sort_by(|a, b| {
+            order(&a.analysis)
+                .cmp(&order(&b.analysis))
+                .then(b.severity.cmp(&a.severity))
+        });
+        report.diagnosis = Some(diagnosis::diagnose(&report.findings));
         for (_, a) in late {
             a.finish(&end, &mut report);
         }

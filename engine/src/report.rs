@@ -18,6 +18,8 @@ use crate::analyzers::{
     temporal::TemporalReport, throughput::ThroughputReport, timestamps::TimestampsReport,
     top_talkers::TopTalkersReport,
 };
+use crate::diagnosis::Diagnosis;
+use crate::finding::Finding;
 
 /// Longest list kept for findings (retransmissions, gaps, DNS errors...).
 pub const MAX_FINDINGS: usize = 100;
@@ -27,6 +29,10 @@ pub const MAX_RANKED: usize = 20;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: String,
+    /// Why the network hurts: ranked causes, built from [`Report::findings`]. First, as an
+    /// engineer reads it first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamps: Option<TimestampsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +91,9 @@ pub struct Report {
     pub conversations: Option<ConversationsReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_score: Option<HealthScoreReport>,
+    /// What every analysis found, typed (the renderers and the diagnosis read this list).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
     pub metadata: Metadata,
 }
 
@@ -129,7 +138,8 @@ impl Report {
         macro_rules! sections {
             ($($section:ident),* $(,)?) => {{
                 // Every field named: a section added to the report and not here fails to build.
-                let Report { schema_version: _, metadata: _, $($section),* } = part;
+                let Report { schema_version: _, metadata: _, diagnosis: _, findings, $($section),* } = part;
+                self.findings.extend(findings);
                 $(if $section.is_some() {
                     self.$section = $section;
                 })*

@@ -7,38 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::IpInfo;
 
-/// Severity of a detection, lowest first so that `max` picks the worst.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// One step up (critical stays critical).
-    pub fn bump(self) -> Self {
-        match self {
-            Severity::Low => Severity::Medium,
-            Severity::Medium => Severity::High,
-            Severity::High | Severity::Critical => Severity::Critical,
-        }
-    }
-}
+pub use crate::finding::Severity;
 
 /// v5's `severity_breakdown{critical,high,medium,low}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +24,8 @@ impl SeverityBreakdown {
             Severity::Critical => self.critical += 1,
             Severity::High => self.high += 1,
             Severity::Medium => self.medium += 1,
-            Severity::Low => self.low += 1,
+            // v5 had no info level; its lowest bucket takes it.
+            Severity::Low | Severity::Info => self.low += 1,
         }
     }
 
