@@ -138,7 +138,7 @@ pub fn diagnose(findings: &[Finding]) -> Diagnosis {
         .filter(|f| f.cause.is_some() && f.severity >= Severity::Low)
         .collect();
     // Worst first, so each entry starts from its worst finding.
-    ordered.sort_by(|a, b| b.severity.cmp(&a.severity));
+    ordered.sort_by_key(|b| std::cmp::Reverse(b.severity));
     for f in ordered {
         match entries.iter_mut().find(|e| e.cause == f.cause) {
             Some(e) => merge(e, f),
