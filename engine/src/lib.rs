@@ -29,6 +29,7 @@ pub mod analyzers;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod dedup;
 pub mod diagnosis;
 pub mod error;
 pub mod finding;
@@ -121,6 +122,7 @@ struct Core<'a> {
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,
+    dedup: dedup::Dedup,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     undecoded: u64,
@@ -155,6 +157,7 @@ impl<'a> Core<'a> {
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
+            dedup: dedup::Dedup::default(),
             first_ts: None,
             last_ts: None,
             undecoded: 0,
@@ -176,6 +179,7 @@ impl<'a> Core<'a> {
             self.undecoded += 1;
         }
         if let Some(ip) = pkt.ip() {
+            meta.duplicate_of = self.dedup.check(&pkt).unwrap_or(0);
             meta.flow = FlowKey::of_packet(&pkt);
             meta.layer4 = match ip.fragment {
                 Some(frag) => self

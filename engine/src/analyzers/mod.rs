@@ -41,6 +41,7 @@ pub mod temporal;
 pub mod throughput;
 pub mod timestamps;
 pub mod top_talkers;
+pub mod transfers;
 
 /// The protocol a frame counts for at layer 4. Fragmented datagrams count once, on the frame
 /// that completes them, as tshark's reassembly does.
@@ -68,6 +69,8 @@ pub struct PacketMeta {
     pub flow_new: bool,
     /// Timestamp and frame number of the flow's previous packet.
     pub flow_prev: Option<(i64, u64)>,
+    /// The frame this packet is a recorded copy of (0 when it is not one; see [`crate::dedup`]).
+    pub duplicate_of: u64,
 }
 
 /// What the analyses get at the end.
@@ -324,6 +327,7 @@ pub fn registry(config: &Config, options: &Options) -> Vec<(&'static str, Box<dy
             "conversations",
             Box::new(conversations::Conversations::new(options)),
         ),
+        ("transfers", Box::new(transfers::Transfers::new(options))),
         ("health_score", Box::new(health_score::HealthScore)),
     ];
     all.into_iter()
@@ -361,5 +365,6 @@ pub const ALL: &[&str] = &[
     "c2_beaconing_detection",
     "lateral_movement_detection",
     "conversations",
+    "transfers",
     "health_score",
 ];
