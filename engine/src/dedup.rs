@@ -19,11 +19,15 @@ use crate::decode::{Network, Packet, Transport};
 pub const REMEMBERED: usize = 1 << 15;
 /// Copies are recorded within this time of the original (ns, either way).
 pub const WINDOW_NS: i64 = 1_000_000_000;
+/// Without an IPv4 identification (IPv6, or a sender that leaves it 0 on unfragmentable
+/// packets), a segment sent again with the same headers is identical to a copy; only a copy
+/// follows its original this closely (a retransmission waits at least for duplicate ACKs).
+pub const UNNUMBERED_WINDOW_NS: i64 = 2_000_000;
 
 /// The packet's fingerprint: what a copy keeps and a new transmission changes. `None` for
 /// packets that carry nothing to tell a copy by (IPv6 without TCP or UDP checksum, IPv4 with a
 /// zero identification and no transport checksum).
-pub fn fingerprint(pkt: &Packet<'_>) -> Option<u64> {
+pub fn fingerprint(pkt: &Packet<'_>) -> Option<(u64, bool)> {
     let Network::Ip(ip) = &pkt.network else {
         return None;
     };
@@ -56,7 +60,7 @@ pub fn fingerprint(pkt: &Packet<'_>) -> Option<u64> {
         _ => false,
     };
     let v4_identified = !ip.is_v6() && ip.ident != 0;
-    (transport || v4_identified).then(|| h.finish())
+    (transport || v4_identified).then(|| (h.finish(), v4_identified))
 }
 
 /// The duplicate detector the engine runs on every IP packet.
@@ -81,9 +85,14 @@ impl Default for Dedup {
 impl Dedup {
     /// The frame this packet copies, if it is a copy (and remembers it either way).
     pub fn check(&mut self, pkt: &Packet<'_>) -> Option<u64> {
-        let fp = fingerprint(pkt)?;
+        let (fp, numbered) = fingerprint(pkt)?;
+        let window = if numbered {
+            WINDOW_NS
+        } else {
+            UNNUMBERED_WINDOW_NS
+        };
         if let Some(&(ts, frame)) = self.seen.get(&fp) {
-            if (pkt.ts_ns - ts).abs() <= WINDOW_NS {
+            if (pkt.ts_ns - ts).abs() <= window {
                 return Some(frame);
             }
         }

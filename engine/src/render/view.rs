@@ -504,39 +504,10 @@ fn path_title(path: &str) -> String {
 
 /// The heading of each analysis; a key added later gets its words.
 pub fn section_title(key: &str) -> String {
-    let known = match key {
-        "timestamps" => "Timing and gaps",
-        "tcp_handshake" => "TCP handshakes",
-        "retransmission" => "TCP retransmissions and anomalies",
-        "rtt" => "Round-trip time",
-        "tcp_window" => "TCP window",
-        "tcp_reset" => "TCP resets",
-        "top_talkers" => "Top talkers",
-        "throughput" => "Throughput",
-        "syn_retransmissions" => "SYN retransmissions",
-        "tcp_timeout" => "TCP connection states and timeouts",
-        "burst" => "Traffic bursts",
-        "temporal" => "Temporal patterns (UTC)",
-        "dns" => "DNS",
-        "icmp" => "ICMP and ICMPv6",
-        "protocol_distribution" => "Protocol distribution",
-        "jitter" => "Jitter (RFC 3393)",
-        "service_classification" => "Service classification",
-        "port_scan_detection" => "Port scans",
-        "brute_force_detection" => "Brute force",
-        "ddos_detection" => "DDoS",
-        "dns_tunneling_detection" => "DNS tunneling",
-        "data_exfiltration_detection" => "Data exfiltration",
-        "c2_beaconing_detection" => "C2 beaconing",
-        "lateral_movement_detection" => "Lateral movement",
-        "ip_fragmentation" => "IP fragmentation",
-        "asymmetric_traffic" => "Asymmetric traffic",
-        "sack" => "SACK and D-SACK",
-        "health_score" => "Health score",
-        "conversations" => "Conversations",
-        _ => return label(key),
-    };
-    known.to_string()
+    match crate::analyzers::entry(key) {
+        Some(e) => e.title.to_string(),
+        None => label(key),
+    }
 }
 
 /// Maps the severity-like words the analyses use onto [`SEVERITIES`]; `None` for words that
