@@ -178,15 +178,15 @@ fn escaped(text: &str) -> String {
 #[test]
 fn findings_show_severity_frames_flow_and_a_display_filter_in_code() {
     let html = render::html(&hostile_report());
-    // The NXDOMAIN answer to query frame 4 is frame 5: one failed lookup is worth knowing,
-    // not a problem.
+    // The NXDOMAIN answer to query frame 4 is frame 5; the other query (frame 7) is never
+    // answered: both lookups fail.
     let findings = view::findings(&view::tree(&hostile_report()));
     let nx = findings
         .iter()
         .find(|f| f.analysis == "dns" && f.description.contains("NXDOMAIN"))
         .expect("the NXDOMAIN is a finding");
     assert_eq!(nx.frames[0], 5);
-    assert_eq!(nx.severity, "info");
+    assert_eq!(nx.severity, "medium");
     assert_eq!(nx.list, "dns_failure");
     assert!(!nx.display_filter.is_empty());
     assert!(html.contains(&format!("<code>{}</code>", escaped(&nx.display_filter))));
