@@ -424,7 +424,7 @@ impl<T> PerSlot<T> {
     /// (`None` for packets outside flows).
     pub fn get_or_insert_with(
         &mut self,
-        meta: &crate::analyzers::PacketMeta,
+        meta: &crate::analysis::PacketMeta,
         new: impl FnOnce() -> T,
     ) -> Option<&mut T> {
         meta.flow?;
@@ -440,7 +440,7 @@ impl<T> PerSlot<T> {
     }
 
     /// The state of the packet's flow, if it has one here.
-    pub fn get_mut(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut T> {
+    pub fn get_mut(&mut self, meta: &crate::analysis::PacketMeta) -> Option<&mut T> {
         meta.flow?;
         match self.slots.get_mut(meta.flow_slot as usize) {
             Some(Some((id, state))) if *id == meta.flow_id => Some(state),
@@ -449,14 +449,14 @@ impl<T> PerSlot<T> {
     }
 
     /// Starts loading the state of a packet's flow into the CPU cache (see
-    /// [`crate::analyzers::Analyzer::prefetch`]). With tens of thousands of live flows a state
+    /// [`crate::analysis::Analyzer::prefetch`]). With tens of thousands of live flows a state
     /// is rarely cached, and the wait for memory is most of an analysis's cost per packet.
-    pub fn prefetch(&self, ahead: &crate::analyzers::PacketMeta) {
+    pub fn prefetch(&self, ahead: &crate::analysis::PacketMeta) {
         self.prefetch_slot(ahead.flow_slot);
     }
 
     /// Starts loading the state of a slot into the CPU cache: of a flow that is about to end
-    /// (see [`crate::analyzers::Analyzer::prefetch_end`]).
+    /// (see [`crate::analysis::Analyzer::prefetch_end`]).
     pub fn prefetch_slot(&self, slot: u32) {
         if let Some(entry) = self.slots.get(slot as usize) {
             prefetch(entry);
@@ -518,7 +518,7 @@ pub type PerFlow<T> = PerSlot<[Option<T>; 2]>;
 
 impl<T> PerFlow<T> {
     /// The state of the packet's direction of its flow (`None` for packets outside flows).
-    pub fn direction(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut Option<T>> {
+    pub fn direction(&mut self, meta: &crate::analysis::PacketMeta) -> Option<&mut Option<T>> {
         let (_, dir) = meta.flow?;
         self.get_or_insert_with(meta, || [None, None])
             .map(|states| &mut states[dir.index()])

@@ -25,6 +25,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod analyzers;
 pub mod capture;
 pub mod config;
@@ -44,7 +45,7 @@ mod worker;
 
 use std::io::Read;
 
-use analyzers::{Finish, Layer4, PacketMeta};
+use analysis::{Finish, Layer4, PacketMeta};
 pub use config::Config;
 use decode::{Network, Transport};
 pub use error::Error;
@@ -118,7 +119,7 @@ struct Core<'a> {
     /// The analyses, when this thread and a second one share them.
     pool: Option<worker::Pool>,
     /// Every set of packet kinds the analyses read, for indexing batches.
-    kinds: Vec<analyzers::Kinds>,
+    kinds: Vec<analysis::Kinds>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,

@@ -36,7 +36,7 @@ const MAX_NAMES: usize = 50_000;
 const PRUNE_ASKED_MIN: usize = 1_024;
 /// v5: the same name and type asked again within this time is a repeated query.
 const REPEAT_WINDOW_NS: i64 = 2_000_000_000;
-pub const DNS_PORT: u16 = 53;
+pub use crate::analysis::DNS_PORT;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
