@@ -235,6 +235,9 @@ pub struct FlowTable {
     next_id: u64,
     pub evicted: u64,
     since_sweep: u32,
+    /// The table's clock: the latest timestamp seen. Flows go idle by it, so expiry keeps
+    /// working when a capture's time runs backwards (merged or unsorted files).
+    clock: i64,
 }
 
 impl Default for FlowTable {
@@ -247,6 +250,7 @@ impl Default for FlowTable {
             next_id: 0,
             evicted: 0,
             since_sweep: 0,
+            clock: i64::MIN,
         }
     }
 }
@@ -303,7 +307,8 @@ impl FlowTable {
         r.bytes[d] += u64::from(len);
         r.last_ts = ts;
         r.last_frame = frame;
-        self.idle_at[slot as usize] = ts.saturating_add(idle_after(r.key.proto));
+        self.clock = self.clock.max(ts);
+        self.idle_at[slot as usize] = self.clock.saturating_add(idle_after(r.key.proto));
         FlowTouch {
             slot,
             id: r.id,
@@ -339,6 +344,7 @@ impl FlowTable {
         if self.index.len() < SOFT_FLOW_LIMIT {
             return;
         }
+        let now = now.max(self.clock);
         let (mut tcp_horizon, mut datagram_horizon) = (TCP_IDLE_NS, DATAGRAM_IDLE_NS);
         // Ended flows go out in the order they began, not in hash order (whose seed changes
         // from run to run), so every report is reproducible. They are listed by (id, slot) and
@@ -381,7 +387,9 @@ impl FlowTable {
                 } else {
                     datagram_horizon
                 };
-                if now.saturating_sub(r.last_ts) < horizon {
+                // When the flow was last seen, by the table's clock.
+                let seen = self.idle_at[slot].saturating_sub(idle_after(r.key.proto));
+                if now.saturating_sub(seen) < horizon {
                     continue;
                 }
                 self.idle_at[slot] = i64::MAX;

@@ -25,6 +25,7 @@
 //! Each cause becomes one [`Finding`], aggregated over the streams, naming the worst ones.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -364,6 +365,8 @@ struct Totals {
     window_full_segs: u64,
     window_full_streams: Vec<u64>,
     bloat: Vec<(i64, i64, u64, u64, String)>,
+    /// Hosts exchanging data with peers, both ends on unregistered ports (peer-to-peer).
+    peers: BTreeMap<IpAddr, PeerTraffic>,
     limits: BTreeMap<String, u64>,
     flows: Top<TransferFlow>,
 }
@@ -399,6 +402,22 @@ impl Group {
         self.clients.len() >= 5 && self.ports.len() >= 3
     }
 }
+
+/// A host's peer-to-peer exchanges (both ends on ports ≥ 1024).
+#[derive(Default)]
+struct PeerTraffic {
+    sent: u64,
+    received: u64,
+    peers: Vec<IpAddr>,
+    streams: Vec<u64>,
+    first_ts: i64,
+    last_ts: i64,
+}
+
+/// Hosts followed for peer-to-peer traffic (a bound on memory; the first ones seen).
+const MAX_PEER_HOSTS: usize = 4096;
+/// Peers from which a host's uploads compete for its link.
+const MIN_UPLOAD_PEERS: usize = 10;
 
 #[derive(Default)]
 struct ClientWaits {
@@ -467,6 +486,7 @@ impl Transfers {
                 window_full_segs: 0,
                 window_full_streams: Vec::new(),
                 bloat: Vec::new(),
+                peers: BTreeMap::new(),
                 limits: BTreeMap::new(),
                 flows: Top::new(MAX_RANKED, most_bytes_first),
             },
@@ -799,6 +819,31 @@ impl Transfers {
                 t.window_full += u64::from(d.window_full);
                 t.window_full_segs += u64::from(d.data_segs);
                 push_capped(&mut t.window_full_streams, s.stream);
+            }
+        }
+        if let Some(k) = s.key.filter(|k| k.a_port >= 1024 && k.b_port >= 1024) {
+            for (me, peer, sent, received) in [
+                (k.a, k.b, s.sides[0].bytes, s.sides[1].bytes),
+                (k.b, k.a, s.sides[1].bytes, s.sides[0].bytes),
+            ] {
+                if sent + received == 0
+                    || (t.peers.len() >= MAX_PEER_HOSTS && !t.peers.contains_key(&me))
+                {
+                    continue;
+                }
+                let p = t.peers.entry(me).or_insert_with(|| PeerTraffic {
+                    first_ts: s.first_ts,
+                    last_ts: s.last_ts,
+                    ..PeerTraffic::default()
+                });
+                p.sent += sent;
+                p.received += received;
+                p.first_ts = p.first_ts.min(s.first_ts);
+                p.last_ts = p.last_ts.max(s.last_ts);
+                if !p.peers.contains(&peer) && p.peers.len() < 256 {
+                    p.peers.push(peer);
+                }
+                push_capped(&mut p.streams, s.stream);
             }
         }
         if s.rtt_inflated() {
@@ -1242,6 +1287,44 @@ impl Transfers {
                 .streams(streams)
                 .frames(t.zero_frames.clone())
                 .filter("tcp.analysis.window_full || tcp.analysis.zero_window"),
+            );
+        }
+        // Uploads to many peers at once: they share, and fill, the host's link.
+        let uploader = t
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.peers.len() >= MIN_UPLOAD_PEERS && p.sent >= 32_768 && p.sent >= 3 * p.received
+            })
+            .max_by_key(|(_, p)| p.sent);
+        if let Some((host, p)) = uploader {
+            let secs = ((p.last_ts - p.first_ts) as f64 / 1e9).max(0.001);
+            let kbps = p.sent as f64 * 8.0 / secs / 1000.0;
+            out.push(
+                Finding::new(
+                    KEY,
+                    Severity::Low,
+                    format!(
+                        "{host} uploads to {} peers at once (peer-to-peer, both ends on unregistered ports): {} bytes up against {} down, about {kbps:.0} kbit/s, which takes the link's capacity from everything else",
+                        p.peers.len(),
+                        p.sent,
+                        p.received
+                    ),
+                )
+                .cause(Cause::BandwidthLimited)
+                .evidence(
+                    Evidence::new()
+                        .with("peers", p.peers.len() as f64)
+                        .with("bytes_up", p.sent as f64)
+                        .with("bytes_down", p.received as f64)
+                        .with("upload_kbps", round3(kbps)),
+                )
+                .streams(p.streams.clone())
+                .hosts([host.to_string()])
+                .filter(format!(
+                    "{}.src == {host} && tcp.len > 0 && tcp.srcport >= 1024 && tcp.dstport >= 1024",
+                    if host.is_ipv6() { "ipv6" } else { "ip" }
+                )),
             );
         }
         // RTT growing under load.
