@@ -17,6 +17,7 @@ anything else gets --size bytes and --status.
 """
 
 import argparse
+import os
 import random
 import socket
 import struct
@@ -26,11 +27,23 @@ import time
 
 REASONS = {200: "OK", 404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable",
            403: "Forbidden", 502: "Bad Gateway"}
+SO_MAX_PACING_RATE = 47  # Linux: TCP paces itself to this rate (bytes/s)
 PATTERN = (b"pcap-analyzer scenario payload 0123456789abcdefghijklmnopqrstuvwxyz\n" * 1024)[:65536]
 
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def tcp_socket(host):
+    """A TCP socket using CUBIC, the common Linux default (a namespace may inherit another
+    default from its host; PA_TCP_CC overrides)."""
+    s = socket.socket(family(host), socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, os.environ.get("PA_TCP_CC", "cubic").encode())
+    except OSError as e:
+        log("traffic: cannot choose the congestion control:", e)
+    return s
 
 
 def family(host):
@@ -66,6 +79,8 @@ def send_body(conn, n):
 
 
 def serve_conn(conn, a):
+    if a.pacing:
+        conn.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, a.pacing)
     buf = b""
     served = 0
     try:
@@ -128,7 +143,7 @@ def serve_conn(conn, a):
 
 
 def http_server(a):
-    s = socket.socket(family(a.bind), socket.SOCK_STREAM)
+    s = tcp_socket(a.bind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if a.rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
@@ -160,7 +175,7 @@ def read_response(sock, buf=b""):
 def one_connection(a, paths, results, idx):
     t0 = time.monotonic()
     try:
-        sock = socket.socket(family(a.host), socket.SOCK_STREAM)
+        sock = tcp_socket(a.host)
         if a.rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
         sock.settimeout(a.timeout)
@@ -212,7 +227,7 @@ def http_client(a):
 def connect(a):
     for i in range(a.count):
         t0 = time.monotonic()
-        s = socket.socket(family(a.host), socket.SOCK_STREAM)
+        s = tcp_socket(a.host)
         s.settimeout(a.timeout)
         try:
             s.connect((a.host, a.port + (i if a.port_step else 0)))
@@ -305,7 +320,9 @@ def dns_client(a):
 
 def rtp_send(a):
     s = socket.socket(family(a.host), socket.SOCK_DGRAM)
-    s.bind((a.bind, a.sport)) if a.bind else None
+    if a.bind:
+        s.bind((a.bind, a.sport))
+    time.sleep(a.start_after)
     seq, ts = a.seq, a.ts
     start = time.monotonic()
     payload_len = a.payload - 12
@@ -319,6 +336,7 @@ def rtp_send(a):
         s.sendto(hdr + body, (a.host, a.port))
         seq += 1
         ts += int(8000 * a.ptime)
+    time.sleep(a.linger)
     log("rtp-send: sent", a.count)
 
 
@@ -374,6 +392,7 @@ def main():
     p.add_argument("--slow-read", type=float, default=0.0, help="read a request body at this many bytes/s")
     p.add_argument("--slow-read-until", type=int, default=0, help="... until this many bytes, then at full speed")
     p.add_argument("--read-chunk", type=int, default=65536)
+    p.add_argument("--pacing", type=int, default=0, help="SO_MAX_PACING_RATE of each connection, bytes/s")
 
     p = sub.add_parser("http-client")
     p.add_argument("--host", default="10.77.0.2")
@@ -424,6 +443,8 @@ def main():
     p.add_argument("--ssrc", type=lambda v: int(v, 0), default=0x5CA1AB1E)
     p.add_argument("--seq", type=int, default=4242)
     p.add_argument("--ts", type=int, default=160000)
+    p.add_argument("--start-after", type=float, default=0.0, help="seconds between binding and the first packet")
+    p.add_argument("--linger", type=float, default=0.5, help="seconds the socket stays bound after the last packet")
 
     p = sub.add_parser("udp-sink")
     p.add_argument("--bind", default="0.0.0.0")
