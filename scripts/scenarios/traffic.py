@@ -356,12 +356,16 @@ def udp_sink(a):
 
 
 def udp_probe(a):
-    lo, _, hi = a.ports.partition("-")
-    for i, port in enumerate(range(int(lo), int(hi or lo) + 1)):
+    ports = []
+    for part in a.ports.split(","):
+        lo, _, hi = part.partition("-")
+        ports.extend(range(int(lo), int(hi or lo) + 1))
+    for i in range(a.count):
+        port = ports[i % len(ports)]
         s = socket.socket(family(a.host), socket.SOCK_DGRAM)
         s.settimeout(a.timeout)
         s.connect((a.host, port))
-        s.send(b"probe %d\n" % port)
+        s.send(a.message.encode() % i)
         try:
             s.recv(2048)
             res = "answered"
@@ -453,7 +457,9 @@ def main():
 
     p = sub.add_parser("udp-probe")
     p.add_argument("--host", default="10.77.0.2")
-    p.add_argument("--ports", default="33434-33443")
+    p.add_argument("--ports", default="8125", help="ports or ranges, comma-separated, used in turn")
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--message", default="app.requests:1|c #%d")
     p.add_argument("--interval", type=float, default=0.3)
     p.add_argument("--timeout", type=float, default=1.0)
 
