@@ -239,14 +239,15 @@ def main():
         with open(a["ready"], "w") as f:
             f.write(str(os.getpid()) + "\n")
     sources = {cfd: c2s, sfd: s2c}
+    write_errors = [0]
     while not stop[0]:
         now = time.monotonic()
         while heap and heap[0][0] <= now:
             _t, _s, fd, frame = heapq.heappop(heap)
             try:
                 os.write(fd, frame)
-            except (BlockingIOError, OSError):
-                pass
+            except OSError:
+                write_errors[0] += 1  # never seen so far; reported so it cannot pass unnoticed
         timeout = 0.2 if not heap else max(0.0, heap[0][0] - time.monotonic())
         try:
             readable, _, _ = select.select([cfd, sfd], [], [], min(timeout, 0.2))
@@ -266,6 +267,8 @@ def main():
                 sources[fd].schedule(frame, now, push)
     for d in (c2s, s2c):
         print(f"linkemu {d.name}: " + " ".join(f"{k}={v}" for k, v in d.stats.items()), file=sys.stderr)
+    if write_errors[0]:
+        print(f"linkemu: {write_errors[0]} frames could not be written", file=sys.stderr)
 
 
 if __name__ == "__main__":
