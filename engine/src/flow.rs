@@ -389,13 +389,33 @@ impl FlowTable {
                 };
                 // When the flow was last seen, by the table's clock.
                 let seen = self.idle_at[slot].saturating_sub(idle_after(r.key.proto));
-                if now.saturating_sub(seen) < horizon {
+                let age = now.saturating_sub(seen);
+                if age < horizon || age <= 0 {
                     continue;
                 }
                 self.idle_at[slot] = i64::MAX;
                 self.index.remove(&r.key);
                 self.free.push(slot as u32);
                 ended.push((r.id, slot as u32));
+            }
+        }
+        // Still too many (time stood still or ran backwards: no flow looks idle by the clock):
+        // the flows touched longest ago, by frame number, go until a quarter is free.
+        let excess = self.index.len().saturating_sub(MAX_TRACKED_FLOWS * 3 / 4);
+        if excess > 0 {
+            let mut live: Vec<(u64, u32)> = (0u32..)
+                .zip(&self.slots)
+                .filter(|(slot, r)| r.is_some() && self.idle_at[*slot as usize] != i64::MAX)
+                .filter_map(|(slot, r)| r.as_ref().map(|r| (r.last_frame, slot)))
+                .collect();
+            live.select_nth_unstable(excess - 1);
+            for &(_, slot) in &live[..excess] {
+                if let Some(r) = &self.slots[slot as usize] {
+                    self.idle_at[slot as usize] = i64::MAX;
+                    self.index.remove(&r.key);
+                    self.free.push(slot);
+                    ended.push((r.id, slot));
+                }
             }
         }
         self.evicted += ended.len() as u64;
@@ -606,5 +626,20 @@ mod tests {
         // The oldest went, in order of appearance; the newest stayed.
         assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
         assert!(table.records().all(|r| r.id >= ended.len() as u64));
+    }
+
+    #[test]
+    fn when_time_runs_backwards_the_flows_touched_longest_ago_still_go() {
+        let mut table = FlowTable::default();
+        // 210 000 flows, each stamped earlier than the one before: by the clock (the latest
+        // time seen) none is ever idle, so the oldest by frame go once the table is full.
+        let flows = 210_000u32;
+        for i in 0..flows {
+            touch_udp(&mut table, i, i64::from(flows - i) * 10_000);
+        }
+        let ended = sweep_once(&mut table, 0);
+        assert_eq!(table.len(), MAX_TRACKED_FLOWS * 3 / 4);
+        assert_eq!(ended.len() + table.len(), flows as usize);
+        assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
     }
 }

@@ -134,6 +134,9 @@ pub struct C2BeaconingDetection {
     include_localhost: bool,
     tuples: FastMap<(u128, u128, u16, u8), Tuple>,
     not_tracked: u64,
+    /// No new pruning of a full table before this frame: a prune that frees nothing is not
+    /// tried again on every packet (a flood of new tuples made that quadratic).
+    prune_after: u64,
 }
 
 impl C2BeaconingDetection {
@@ -143,6 +146,7 @@ impl C2BeaconingDetection {
             include_localhost: options.include_localhost,
             tuples: fast_map(),
             not_tracked: 0,
+            prune_after: 0,
         }
     }
 
@@ -241,7 +245,10 @@ impl Analyzer for C2BeaconingDetection {
         let key = (addr_key(ip.src), addr_key(ip.dst), dport, proto);
         let now = pkt.ts_ns;
         if self.tuples.len() >= MAX_TUPLES && !self.tuples.contains_key(&key) {
-            self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);
+            if pkt.number >= self.prune_after {
+                self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);
+                self.prune_after = pkt.number + (MAX_TUPLES / 4) as u64;
+            }
             if self.tuples.len() >= MAX_TUPLES {
                 self.not_tracked += 1;
                 return;

@@ -52,6 +52,8 @@ const REQUEST_RESPONSE_PORTS: &[u16] = &[
 const SLOW_THINK_NS: i64 = 500_000_000;
 /// A client's wait (ns) between the handshake and its first request that counts as slow.
 const SLOW_CLIENT_NS: i64 = 500_000_000;
+/// Segments this large or larger that never get through suggest a path MTU black hole.
+const PMTU_MIN_SEGMENT: u32 = 1000;
 /// Data segments a direction needs before its transfer gets a limit.
 const LIMIT_MIN_SEGMENTS: u32 = 32;
 /// RTT samples a stream needs before its RTT growth is judged.
@@ -74,7 +76,8 @@ pub struct TransferFlow {
     pub duplicate_frames: u64,
     pub window_full: u64,
     pub zero_window_seconds: f64,
-    /// ACK RTT of the data (Karn: unambiguous samples only): lowest and mean.
+    /// Path RTT of the data: by its ACKs (Karn: unambiguous samples only) when the capture is
+    /// at the sender, by the TCP timestamps echoed when it is at the receiver; lowest and mean.
     pub ack_rtt_min_ms: Option<f64>,
     pub ack_rtt_mean_ms: Option<f64>,
     /// The server's longest think time over the requests.
@@ -135,6 +138,40 @@ struct Side {
     zero_ns: i64,
     zero_frame: u64,
     zero_windows: u32,
+    /// Largest data segment sent, smallest one sent again, and the largest step of this
+    /// side's ACK number (how much of the peer's data one ACK confirmed at most).
+    max_seg: u32,
+    min_lost_len: u32,
+    max_ack_step: u32,
+    /// A TSval this side sent, and when, until the peer's data echoes it.
+    ts_probe: Option<(u32, i64)>,
+    last_probe: Option<u32>,
+}
+
+/// RTT samples: lowest, sum, count.
+#[derive(Debug, Clone, Copy, Default)]
+struct RttStats {
+    min: i64,
+    sum: i64,
+    n: u32,
+}
+
+impl RttStats {
+    fn add(&mut self, rtt: i64) {
+        if self.n == 0 || rtt < self.min {
+            self.min = rtt;
+        }
+        self.sum += rtt;
+        self.n += 1;
+    }
+
+    fn mean(&self) -> i64 {
+        if self.n == 0 {
+            0
+        } else {
+            self.sum / i64::from(self.n)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -156,10 +193,11 @@ struct Stream {
     refused_frame: u64,
     rst_frame: u64,
     aborted: bool,
-    rtt_min_ns: i64,
-    rtt_sum_ns: i64,
-    rtt_samples: u32,
-    rtt_max_ns: i64,
+    /// RTT of the data by its ACKs (the full path when the capture is at the sender).
+    ack_rtt: RttStats,
+    /// RTT from a TCP timestamp sent to the data that echoes it (the full path when the
+    /// capture is at the receiver).
+    echo_rtt: RttStats,
     // Request/response.
     awaiting: bool,
     request_ts: i64,
@@ -274,6 +312,23 @@ impl Stream {
         self.sides[0].bytes + self.sides[1].bytes
     }
 
+    /// The sender whose full-size segments never get through while small ones do: a hop
+    /// drops packets above some size without an ICMP "fragmentation needed" (RFC 2923).
+    fn blackholed(&self) -> Option<usize> {
+        (0..2).find(|&s| {
+            let me = &self.sides[s];
+            let acker = &self.sides[1 - s];
+            me.lost >= 3
+                && me.min_lost_len >= PMTU_MIN_SEGMENT
+                && acker.max_ack_step > 0
+                && acker.max_ack_step < me.min_lost_len
+                && match (me.seq_end, acker.max_ack) {
+                    (Some(end), Some(ack)) => seq_after(end, ack),
+                    _ => false,
+                }
+        })
+    }
+
     /// The sender of a stream whose peer never answered after its first retransmission.
     fn silent_peer(&self) -> Option<usize> {
         (0..2).find(|&s| {
@@ -286,16 +341,37 @@ impl Stream {
         })
     }
 
+    /// The path's RTT as this capture point sees it: of the two measures, the one that
+    /// spans the path (the other one only spans the capturing host's own reaction time).
+    fn path_rtt(&self) -> &RttStats {
+        if self.echo_rtt.mean() > self.ack_rtt.mean() {
+            &self.echo_rtt
+        } else {
+            &self.ack_rtt
+        }
+    }
+
     fn rtt_mean_ns(&self) -> Option<i64> {
-        (self.rtt_samples > 0).then(|| self.rtt_sum_ns / i64::from(self.rtt_samples))
+        let r = self.path_rtt();
+        (r.n > 0).then(|| r.mean())
     }
 
     /// RTT far above its own floor while data flows: a queue filling at a bottleneck.
     fn rtt_inflated(&self) -> bool {
-        self.rtt_samples >= BLOAT_MIN_SAMPLES
-            && self.rtt_mean_ns().is_some_and(|mean| {
-                mean >= 3 * self.rtt_min_ns.max(1) && mean - self.rtt_min_ns >= 100_000_000
-            })
+        let r = self.path_rtt();
+        r.n >= BLOAT_MIN_SAMPLES && r.mean() >= 3 * r.min.max(1) && r.mean() - r.min >= 100_000_000
+    }
+
+    /// A standing queue: RTT well above its floor for a long transfer, the sender held at the
+    /// bottleneck's rate.
+    fn rtt_queued(&self) -> bool {
+        let r = self.path_rtt();
+        let bulk = self.sides[0].bytes.max(self.sides[1].bytes);
+        r.n >= BLOAT_MIN_SAMPLES
+            && bulk >= 1_000_000
+            && self.last_ts - self.first_ts >= 2_000_000_000
+            && r.mean() >= 2 * r.min.max(1)
+            && r.mean() - r.min >= 20_000_000
     }
 
     /// T-RAT's verdict on the direction that carried the most data.
@@ -318,7 +394,7 @@ impl Stream {
                 "receiver_window"
             } else if f64::from(sender.lost) / segs >= 0.01 && sender.lost >= 2 {
                 "congestion"
-            } else if self.rtt_inflated() {
+            } else if self.rtt_inflated() || self.rtt_queued() {
                 "bandwidth"
             } else if rtt > 0 && duration <= 6 * rtt {
                 "latency"
@@ -365,6 +441,11 @@ struct Totals {
     window_full_segs: u64,
     window_full_streams: Vec<u64>,
     bloat: Vec<(i64, i64, u64, u64, String)>,
+    /// Streams whose big segments vanish: (smallest lost, largest ACK step, retransmissions,
+    /// stream, first frame, sender, flow).
+    blackholes: Vec<(u32, u32, u64, u64, u64, String, String)>,
+    /// Long transfers with a standing queue: (bytes, ns, min RTT, mean RTT, stream, flow).
+    queued: Vec<(u64, i64, i64, i64, u64, String)>,
     /// Hosts exchanging data with peers, both ends on unregistered ports (peer-to-peer).
     peers: BTreeMap<IpAddr, PeerTraffic>,
     limits: BTreeMap<String, u64>,
@@ -486,6 +567,8 @@ impl Transfers {
                 window_full_segs: 0,
                 window_full_streams: Vec::new(),
                 bloat: Vec::new(),
+                queued: Vec::new(),
+                blackholes: Vec::new(),
                 peers: BTreeMap::new(),
                 limits: BTreeMap::new(),
                 flows: Top::new(MAX_RANKED, most_bytes_first),
@@ -524,12 +607,22 @@ impl Transfers {
             s.handshake_done_ts = Some(ts);
         }
         if let Some((rtt, _)) = ta.ack_rtt {
-            if s.rtt_samples == 0 || rtt < s.rtt_min_ns {
-                s.rtt_min_ns = rtt;
+            s.ack_rtt.add(rtt);
+        }
+        if let Some((tsval, tsecr)) = tcp.timestamps {
+            // The peer's data echoing a timestamp this capture saw leave: one path RTT.
+            let peer = &mut s.sides[1 - dir];
+            if let Some((sent, at)) = peer.ts_probe.filter(|_| tcp.seg_len > 0) {
+                if !seq_after(sent, tsecr) && tsecr != 0 {
+                    s.echo_rtt.add(ts - at);
+                    peer.ts_probe = None;
+                }
             }
-            s.rtt_max_ns = s.rtt_max_ns.max(rtt);
-            s.rtt_sum_ns += rtt;
-            s.rtt_samples += 1;
+            let me = &mut s.sides[dir];
+            if me.ts_probe.is_none() && me.last_probe != Some(tsval) {
+                me.ts_probe = Some((tsval, ts));
+                me.last_probe = Some(tsval);
+            }
         }
         let ident = pkt.ip().filter(|ip| !ip.is_v6()).map(|ip| ip.ident);
         let tsval = tcp.timestamps.map(|(v, _)| v);
@@ -553,7 +646,11 @@ impl Transfers {
         if tcp.has(TCP_ACK) && !tcp.header_incomplete {
             me.max_ack = Some(match me.max_ack {
                 Some(a) if !seq_after(tcp.ack, a) => a,
-                _ => tcp.ack,
+                Some(a) => {
+                    me.max_ack_step = me.max_ack_step.max(tcp.ack.wrapping_sub(a));
+                    tcp.ack
+                }
+                None => tcp.ack,
             });
         }
         if tcp.has(TCP_FIN) {
@@ -578,6 +675,7 @@ impl Transfers {
         if payload > 0 {
             me.data_segs += 1;
             me.bytes += u64::from(payload);
+            me.max_seg = me.max_seg.max(payload);
             me.first_data_ts.get_or_insert(ts);
             me.last_data_ts = ts;
             let end = tcp.seq.wrapping_add(payload);
@@ -596,6 +694,9 @@ impl Transfers {
                     }
                 } else if ta.is_retransmission() || ident.is_some() || tsval.is_some() {
                     me.lost += 1;
+                    if me.min_lost_len == 0 || payload < me.min_lost_len {
+                        me.min_lost_len = payload;
+                    }
                     if me.first_lost_frame == 0 {
                         me.first_lost_frame = pkt.number;
                         me.first_lost_ts = Some(ts);
@@ -624,7 +725,12 @@ impl Transfers {
                         _ => false,
                     }
                 };
-                if (in_flight(dir) || in_flight(peer)) && s.bytes() > 0 {
+                // Or the side that resets was sending data a moment ago: it cut its own answer.
+                let me = &s.sides[dir];
+                let was_sending = me.bytes > 0
+                    && ts - me.last_data_ts < 1_000_000_000
+                    && me.last_data_ts >= s.sides[peer].last_data_ts;
+                if (in_flight(dir) || in_flight(peer) || was_sending) && s.bytes() > 0 {
                     s.aborted = true;
                 }
                 s.rst_frame = pkt.number;
@@ -709,8 +815,21 @@ impl Transfers {
             t.streams_with_data += 1;
         }
         t.data_segs += u64::from(s.data_segs());
-        // Loss and reordering.
-        let lost = s.lost();
+        // A path MTU black hole, then loss and reordering.
+        let blackholed = s.blackholed();
+        if let Some(sender) = blackholed {
+            let d = &s.sides[sender];
+            t.blackholes.push((
+                d.min_lost_len,
+                s.sides[1 - sender].max_ack_step,
+                u64::from(d.lost),
+                s.stream,
+                d.first_lost_frame,
+                s.host(sender),
+                flow_name.clone(),
+            ));
+        }
+        let lost = if blackholed.is_some() { 0 } else { s.lost() };
         if lost > 0 {
             t.lost += u64::from(lost);
             t.lost_streams
@@ -846,12 +965,28 @@ impl Transfers {
                 push_capped(&mut p.streams, s.stream);
             }
         }
+        if s.rtt_queued() && !s.rtt_inflated() {
+            let bulk = if s.sides[0].bytes >= s.sides[1].bytes {
+                0
+            } else {
+                1
+            };
+            let d = &s.sides[bulk];
+            t.queued.push((
+                d.bytes,
+                (d.last_data_ts - d.first_data_ts.unwrap_or(d.last_data_ts)).max(1),
+                s.path_rtt().min,
+                s.path_rtt().mean(),
+                s.stream,
+                flow_name.clone(),
+            ));
+        }
         if s.rtt_inflated() {
             t.bloat.push((
-                s.rtt_min_ns,
+                s.path_rtt().min,
                 s.rtt_mean_ns().unwrap_or(0),
                 s.stream,
-                u64::from(s.rtt_samples),
+                u64::from(s.path_rtt().n),
                 flow_name.clone(),
             ));
         }
@@ -873,7 +1008,7 @@ impl Transfers {
             duplicate_frames: u64::from(s.sides[0].dups + s.sides[1].dups),
             window_full: u64::from(s.sides[0].window_full + s.sides[1].window_full),
             zero_window_seconds: round3((s.sides[0].zero_ns + s.sides[1].zero_ns) as f64 / 1e9),
-            ack_rtt_min_ms: (s.rtt_samples > 0).then(|| ms(s.rtt_min_ns)),
+            ack_rtt_min_ms: (s.path_rtt().n > 0).then(|| ms(s.path_rtt().min)),
             ack_rtt_mean_ms: s.rtt_mean_ns().map(ms),
             server_think_ms: (s.responses > 0).then(|| ms(s.think_max_ns)),
             client_wait_ms: s.client_wait_ns.map(ms),
@@ -1325,6 +1460,59 @@ impl Transfers {
                     "{}.src == {host} && tcp.len > 0 && tcp.srcport >= 1024 && tcp.dstport >= 1024",
                     if host.is_ipv6() { "ipv6" } else { "ip" }
                 )),
+            );
+        }
+        // Path MTU black holes.
+        if let Some((size, step, n, stream, frame, host, flow)) = t.blackholes.first() {
+            out.push(
+                Finding::new(
+                    KEY,
+                    Severity::High,
+                    format!(
+                        "Segments of {size} bytes and more from {host} never get through on {flow} ({n} retransmissions from frame {frame}) while smaller ones are acknowledged (at most {step} bytes at once): a hop drops big packets without ICMP"
+                    ),
+                )
+                .cause(Cause::PmtuBlackhole)
+                .evidence(
+                    Evidence::new()
+                        .with("smallest_lost_segment", f64::from(*size))
+                        .with("largest_ack_step", f64::from(*step))
+                        .with("retransmissions", *n as f64)
+                        .with("streams", t.blackholes.len() as f64),
+                )
+                .streams(t.blackholes.iter().take(MAX_FINDING_FRAMES).map(|b| b.3))
+                .hosts([host.clone()])
+                .frames(t.blackholes.iter().take(MAX_FINDING_FRAMES).map(|b| b.4))
+                .filter(format!(
+                    "tcp.stream == {stream} && tcp.analysis.retransmission && tcp.len >= {size}"
+                )),
+            );
+        }
+        // Long transfers held at a bottleneck's rate.
+        if !t.queued.is_empty() {
+            t.queued.sort_by_key(|q| std::cmp::Reverse(q.0));
+            let (bytes, ns, min, mean, stream, flow) = &t.queued[0];
+            let rate = *bytes as f64 / (*ns as f64 / 1e9) / 1000.0;
+            out.push(
+                Finding::new(
+                    KEY,
+                    Severity::Low,
+                    format!(
+                        "{flow} ran at {rate:.0} kB/s with a standing queue: RTT {:.0} ms on average against {:.0} ms at best, the sender held at a bottleneck's rate",
+                        *mean as f64 / 1e6,
+                        *min as f64 / 1e6
+                    ),
+                )
+                .cause(Cause::BandwidthLimited)
+                .evidence(
+                    Evidence::new()
+                        .with("rate_kB_per_s", round3(rate))
+                        .with("min_rtt_ms", round3(*min as f64 / 1e6))
+                        .with("mean_rtt_ms", round3(*mean as f64 / 1e6))
+                        .with("queued_transfers", t.queued.len() as f64),
+                )
+                .streams(t.queued.iter().take(MAX_FINDING_FRAMES).map(|q| q.4))
+                .filter(format!("tcp.stream == {stream}")),
             );
         }
         // RTT growing under load.
