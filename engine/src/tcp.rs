@@ -87,6 +87,8 @@ struct DirState {
     nextseq: u32,
     nextseq_time: i64,
     nextseq_frame: u64,
+    /// Highest continuous sequence seen (Wireshark's `maxseqtobeacked`).
+    max_to_ack: u32,
     lastack: u32,
     lastack_time: i64,
     window: u16,
@@ -299,7 +301,7 @@ fn analyze_sequence(
             break 'fwd;
         }
         if same_state && window != 0 && window == f.window {
-            conv.dirs[fwd].dupacknum += 1;
+            conv.dirs[fwd].dupacknum = conv.dirs[fwd].dupacknum.wrapping_add(1);
             ta |= flags::DUP_ACK;
             out.dup_ack_num = conv.dirs[fwd].dupacknum;
         }
@@ -321,8 +323,22 @@ fn analyze_sequence(
             ta |= flags::WINDOW_FULL;
         }
     }
-    if r.nextseq != 0 && fl & TCP_ACK != 0 && gt(ack, r.nextseq) {
-        ta |= flags::ACK_LOST_SEGMENT;
+    // ACKed unseen segment (Wireshark): beyond the other direction's highest continuous
+    // sequence. Once flagged, the boundary drops back to that direction's highest sequence
+    // when it can; when it cannot (the other side only sends ACKs), the flag needs that
+    // side's duplicate ACK count at 0, which it then puts out of reach, so that one loss is
+    // flagged once.
+    if r.max_to_ack != 0 && fl & TCP_ACK != 0 && gt(ack, r.max_to_ack) {
+        let o = &mut conv.dirs[rev];
+        if o.max_to_ack > o.nextseq {
+            o.max_to_ack = o.nextseq;
+            ta |= flags::ACK_LOST_SEGMENT;
+        } else {
+            if o.dupacknum == 0 {
+                ta |= flags::ACK_LOST_SEGMENT;
+            }
+            o.dupacknum = u32::MAX;
+        }
     }
 
     if (seglen > 0 || fl & (TCP_SYN | TCP_FIN) != 0) && ta & flags::KEEP_ALIVE == 0 {
@@ -344,7 +360,7 @@ fn analyze_sequence(
         if seglen > 0 && r.lastack != 0 && le(seq.wrapping_add(seglen), r.lastack) {
             ta |= flags::SPURIOUS_RETRANSMISSION | flags::RETRANSMISSION;
         } else if seq_not_advanced
-            && r.dupacknum >= 2
+            && conv.dirs[rev].dupacknum >= 2
             && r.lastack == seq
             && since_ack < FAST_RETRANS_WINDOW_NS as u64
         {
@@ -375,6 +391,9 @@ fn analyze_sequence(
         d.nextseq = nextseq;
         d.nextseq_time = now;
         d.nextseq_frame = pkt.number;
+    }
+    if (seq == d.max_to_ack || d.max_to_ack == 0) && ta & flags::ZERO_WINDOW_PROBE == 0 {
+        d.max_to_ack = d.nextseq;
     }
     // Remember unacknowledged data for ACK RTT (Wireshark's tcp.analysis.ack_rtt).
     if seglen > 0 && ta & flags::RETRANSMISSION == 0 && (d.unacked_len as usize) < UNACKED_SLOTS {

@@ -74,6 +74,12 @@ pub struct IcmpReport {
     pub type_distribution: BTreeMap<String, u64>,
     pub echo_requests: u64,
     pub echo_replies: u64,
+    /// Echo replies matched to their request (same identifier and sequence number, addresses
+    /// swapped; Wireshark's `icmp.resptime`/`icmpv6.resptime`) and their mean round trip.
+    #[serde(default)]
+    pub echo_rtt_count: u64,
+    #[serde(default)]
+    pub echo_rtt_mean_ms: f64,
     pub dest_unreachable_count: u64,
     /// Destination unreachable by code name.
     pub unreachable_by_code: BTreeMap<String, u64>,
@@ -137,6 +143,18 @@ fn quoted(v6: bool, b: &[u8]) -> Option<Quoted> {
             src_port: port_at(proto, b, ihl.max(20) - 2),
         })
     }
+}
+
+/// Echo requests remembered while they wait for a reply (a flood of unanswered ones is
+/// forgotten wholesale).
+const MAX_PENDING_ECHOES: usize = 65_536;
+
+fn echo_id(i: &IcmpInfo<'_>) -> u16 {
+    u16::from_be_bytes([i.rest_of_header[0], i.rest_of_header[1]])
+}
+
+fn echo_seq(i: &IcmpInfo<'_>) -> u16 {
+    u16::from_be_bytes([i.rest_of_header[2], i.rest_of_header[3]])
 }
 
 fn port_at(proto: u8, b: &[u8], at: usize) -> Option<u16> {
@@ -271,6 +289,10 @@ pub struct Icmp {
     /// Port unreachable sent back for a DNS answer: the asker had given up (frames).
     late_dns: Vec<u64>,
     late_dns_count: u64,
+    /// Echo requests waiting for their reply: (from, to, identifier, sequence) → time.
+    echoes: FastMap<(IpAddr, IpAddr, u16, u16), i64>,
+    echo_rtt_count: u64,
+    echo_rtt_sum_ns: i64,
     /// Unreachable messages for anything but late DNS answers and traceroute probes: frames,
     /// count, and how many were port unreachable.
     unreachable_real: Vec<u64>,
@@ -304,6 +326,9 @@ impl Icmp {
             unreachable_list: Vec::new(),
             late_dns: Vec::new(),
             late_dns_count: 0,
+            echoes: fast_map(),
+            echo_rtt_count: 0,
+            echo_rtt_sum_ns: 0,
             unreachable_real: Vec::new(),
             unreachable_real_count: 0,
             unreachable_port_count: 0,
@@ -352,8 +377,21 @@ impl Analyzer for Icmp {
         }
         .filter(|&m| m >= MIN_IPV4_MTU);
         match kind {
-            Kind::EchoRequest => self.echo_req += 1,
-            Kind::EchoReply => self.echo_rep += 1,
+            Kind::EchoRequest => {
+                self.echo_req += 1;
+                if self.echoes.len() >= MAX_PENDING_ECHOES {
+                    self.echoes.clear();
+                }
+                self.echoes
+                    .insert((ip.src, ip.dst, echo_id(i), echo_seq(i)), pkt.ts_ns);
+            }
+            Kind::EchoReply => {
+                self.echo_rep += 1;
+                if let Some(&sent) = self.echoes.get(&(ip.dst, ip.src, echo_id(i), echo_seq(i))) {
+                    self.echo_rtt_count += 1;
+                    self.echo_rtt_sum_ns += pkt.ts_ns - sent;
+                }
+            }
             Kind::Unreachable => {
                 self.unreachable += 1;
                 *self
@@ -527,6 +565,12 @@ impl Analyzer for Icmp {
             type_distribution: own(self.types),
             echo_requests: self.echo_req,
             echo_replies: self.echo_rep,
+            echo_rtt_count: self.echo_rtt_count,
+            echo_rtt_mean_ms: if self.echo_rtt_count == 0 {
+                0.0
+            } else {
+                self.echo_rtt_sum_ns as f64 / self.echo_rtt_count as f64 / 1e6
+            },
             dest_unreachable_count: self.unreachable,
             unreachable_by_code: own(self.unreachable_codes),
             pmtu_issues_count: self.pmtu,

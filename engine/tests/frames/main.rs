@@ -80,6 +80,25 @@ fn ours(path: &Path) -> BTreeMap<u64, u32> {
     out
 }
 
+/// `FRAMES_OF=capture cargo test -p engine --test frames -- --nocapture` prints our flags of
+/// every flagged TCP frame of any capture, to compare with tshark by hand.
+#[test]
+fn print_the_flags_of_a_capture_when_asked() {
+    let Ok(path) = std::env::var("FRAMES_OF") else {
+        return;
+    };
+    for (frame, bits) in ours(Path::new(&path)) {
+        let names: Vec<&str> = COLUMNS
+            .iter()
+            .filter(|(_, f)| bits & f != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        if !names.is_empty() {
+            println!("{frame}\t{}", names.join(","));
+        }
+    }
+}
+
 #[test]
 fn every_tcp_analysis_flag_of_every_frame_equals_tsharks_on_our_scenarios() {
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(scenarios())
