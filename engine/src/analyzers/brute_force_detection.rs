@@ -22,6 +22,7 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round3;
@@ -346,6 +347,7 @@ impl Analyzer for BruteForceDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.brute_force_detection = Some(BruteForceReport {
             total_attacks_detected: total,
             severity_breakdown,
@@ -362,4 +364,37 @@ impl Analyzer for BruteForceDetection {
             },
         });
     }
+}
+
+/// The typed finding of one attack.
+fn finding(e: &BruteForceEvent) -> Finding {
+    let how = if e.evidence == "authentication_failures" {
+        format!(
+            "{} logins refused by the server, {} accepted",
+            e.auth_failures, e.auth_successes
+        )
+    } else {
+        format!(
+            "{} connection attempts, {} answered",
+            e.syn_attempts, e.syn_answered
+        )
+    };
+    let summary = format!(
+        "{} brute force from {} on {}:{}: {how} in {:.1} s ({:.1} attempts/s)",
+        e.service, e.source_ip, e.target_ip, e.target_port, e.duration, e.attempt_rate
+    );
+    let evidence = Evidence::new()
+        .with("attempts", e.total_attempts as f64)
+        .with("failed_attempts", e.failed_attempts as f64)
+        .with("auth_failures", e.auth_failures as f64)
+        .with("auth_successes", e.auth_successes as f64)
+        .with("connections", e.syn_attempts as f64)
+        .with("attempt_rate_per_s", e.attempt_rate)
+        .with("duration_s", e.duration);
+    Finding::new("brute_force_detection", e.severity, summary)
+        .cause(Cause::BruteForce)
+        .evidence(evidence)
+        .hosts([e.source_ip.clone(), e.target_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }

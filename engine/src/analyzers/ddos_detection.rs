@@ -21,6 +21,7 @@ use super::security::{
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -40,6 +41,9 @@ const VERY_MANY_SOURCES: u64 = 100;
 const LARGE_VOLUME: u64 = 10_000;
 /// A "SYN flood" over more distinct destination ports than this is a port scan.
 const SCAN_PORTS: u64 = 50;
+/// A UDP "flood" from this few sources is one stream (media, a bulk transfer, a benchmark):
+/// at most low, the distributed attack the cause names needs many sources.
+const FEW_UDP_SOURCES: u64 = 2;
 /// SYN flood only while the victim answers at most this share of SYNs.
 const MAX_SYNACK_RATIO: f64 = 0.1;
 
@@ -233,6 +237,9 @@ impl DdosDetection {
             if n > LARGE_VOLUME {
                 severity = severity.bump();
             }
+            if kind == Kind::Udp && sources <= FEW_UDP_SOURCES {
+                severity = severity.min(Severity::Low);
+            }
             let key = (dst, kind);
             if self.floods.len() >= MAX_EVENTS && !self.floods.contains_key(&key) {
                 continue;
@@ -393,6 +400,7 @@ impl Analyzer for DdosDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.ddos_detection = Some(DdosReport {
             total_attacks_detected: total,
             severity_breakdown,
@@ -408,4 +416,35 @@ impl Analyzer for DdosDetection {
             },
         });
     }
+}
+
+/// The typed finding of one flood.
+fn finding(e: &DdosEvent) -> Finding {
+    let what = match e.attack_type.as_str() {
+        "syn_flood" => "SYN flood",
+        "udp_flood" => "UDP flood",
+        _ => "ICMP flood",
+    };
+    let answered = e
+        .synack_ratio
+        .map(|r| format!(", {:.0} % answered by a SYN/ACK", r * 100.0))
+        .unwrap_or_default();
+    let summary = format!(
+        "{what} toward {}: {} packets from about {} sources, peak {:.0} packets/s{answered}",
+        e.target_ip, e.total_packets, e.source_count, e.peak_rate
+    );
+    let mut evidence = Evidence::new()
+        .with("packets", e.total_packets as f64)
+        .with("peak_rate_per_s", e.peak_rate)
+        .with("sources", e.source_count as f64)
+        .with("slots", e.slots as f64);
+    if let Some(r) = e.synack_ratio {
+        evidence = evidence.with("synack_ratio", r);
+    }
+    Finding::new("ddos_detection", e.severity, summary)
+        .cause(Cause::Ddos)
+        .evidence(evidence)
+        .hosts([e.target_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }

@@ -3,15 +3,17 @@
 //!
 //! Attempts are counted per source in windows of `port_scan_time_window` seconds (v5 declared
 //! the window but counted the whole capture as one). In a window with at least 5 attempts and a
-//! non-zero duration: horizontal = ≥ `port_scan_horizontal_threshold` ports on ≤ 3 targets,
-//! vertical = ≥ `port_scan_vertical_threshold` targets on ≤ 3 ports, distributed = both. A failure
+//! non-zero duration: vertical = ≥ `port_scan_vertical_threshold` ports of ≤ 3 hosts (one host,
+//! many ports), horizontal = ≥ `port_scan_horizontal_threshold` hosts on ≤ 3 ports (one port,
+//! many hosts), distributed = both. (v5 had the two names the other way round.) A failure
 //! rate (SYNs without SYN/ACK) above `port_scan_failure_rate` or more than `port_scan_rate`
 //! attempts per second raises the severity, as in v5.
 //!
 //! Differences from v5, on purpose: private↔private traffic is scanned too (v5 skipped it and so
 //! missed every internal scan); a window where at least half of the SYNs were answered is a busy
 //! client (a browser opening 30 connections), not a scan; retransmitted SYNs are not new attempts.
-//! Consecutive scanning windows of one source make one event.
+//! Consecutive scanning windows of one source make one event. The ports that answered with a
+//! SYN/ACK (open) are listed with the event and in its finding.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,6 +24,7 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -41,6 +44,8 @@ const FEW: u64 = 3;
 const MIN_FAILURE_RATE: f64 = 0.5;
 const SAMPLE_TARGETS: usize = 10;
 const SAMPLE_PORTS: usize = 20;
+/// Open ports (SYN/ACK answered) listed per event.
+const MAX_OPEN: usize = 50;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanEvent {
@@ -62,6 +67,11 @@ pub struct ScanEvent {
     pub windows_flagged: u64,
     pub target_ips: Vec<String>,
     pub target_ports: Vec<u16>,
+    /// Ports that answered with a SYN/ACK, ascending (`target:port` in `open_services`).
+    pub open_ports: Vec<u16>,
+    pub open_services: Vec<String>,
+    /// Frames of the first SYN/ACKs of open ports.
+    pub open_frames: Vec<u64>,
     pub first_packet: u64,
     pub display_filter: String,
 }
@@ -124,6 +134,8 @@ struct Found {
 struct Source {
     w: Window,
     found: Option<Found>,
+    /// (target, port, frame of the first SYN/ACK).
+    open: Vec<(IpAddr, u16, u64)>,
 }
 
 pub struct PortScanDetection {
@@ -139,7 +151,7 @@ pub struct PortScanDetection {
     next_window: u32,
     not_tracked: u64,
     sources_seen: u64,
-    done: Vec<(IpAddr, Found)>,
+    done: Vec<(IpAddr, Found, Vec<(IpAddr, u16, u64)>)>,
 }
 
 impl PortScanDetection {
@@ -174,23 +186,23 @@ impl PortScanDetection {
         if failure < MIN_FAILURE_RATE {
             return;
         }
-        let (scan_type, mut severity) = if w.ports >= self.horizontal && w.targets <= FEW {
+        let (scan_type, mut severity) = if w.ports >= self.vertical && w.targets <= FEW {
             let sev = match w.ports {
                 p if p > 50 => Severity::Critical,
                 p if p > 25 => Severity::High,
                 p if p > 15 => Severity::Medium,
                 _ => Severity::Low,
             };
-            ("horizontal", sev)
-        } else if w.targets >= self.vertical && w.ports <= FEW {
+            ("vertical", sev)
+        } else if w.targets >= self.horizontal && w.ports <= FEW {
             let sev = match w.targets {
                 t if t > 50 => Severity::Critical,
                 t if t > 20 => Severity::High,
                 t if t > 10 => Severity::Medium,
                 _ => Severity::Low,
             };
-            ("vertical", sev)
-        } else if w.ports >= self.horizontal && w.targets >= self.vertical {
+            ("horizontal", sev)
+        } else if w.ports >= self.vertical && w.targets >= self.horizontal {
             ("distributed", Severity::High)
         } else {
             return;
@@ -255,7 +267,7 @@ impl PortScanDetection {
             if let Some(mut s) = self.sources.remove(&ip) {
                 self.close_window(&mut s);
                 if let Some(f) = s.found {
-                    self.done.push((ip, f));
+                    self.done.push((ip, f, s.open));
                 }
             }
         }
@@ -343,6 +355,12 @@ impl Analyzer for PortScanDetection {
                 if s.w.answered < s.w.attempts {
                     s.w.answered += 1;
                 }
+                let port = tcp.src_port;
+                if s.open.len() < MAX_OPEN
+                    && !s.open.iter().any(|&(t, p, _)| t == ip.src && p == port)
+                {
+                    s.open.push((ip.src, port, pkt.number));
+                }
             }
         } else {
             self.on_syn(ip.src, ip.dst, tcp.dst_port, pkt);
@@ -354,16 +372,22 @@ impl Analyzer for PortScanDetection {
         for (ip, mut s) in sources {
             self.close_window(&mut s);
             if let Some(f) = s.found {
-                self.done.push((ip, f));
+                self.done.push((ip, f, s.open));
             }
         }
         let mut events: Vec<ScanEvent> = self
             .done
             .iter()
-            .map(|(ip, f)| {
+            .map(|(ip, f, open)| {
                 let duration = (f.end_ns - f.start_ns) as f64 / 1e9;
                 let mut ports = f.sample_ports.clone();
                 ports.sort_unstable();
+                let mut open = open.clone();
+                open.sort_by_key(|&(t, p, _)| (p, t));
+                let mut open_ports: Vec<u16> = open.iter().map(|&(_, p, _)| p).collect();
+                open_ports.dedup();
+                let mut open_frames: Vec<u64> = open.iter().map(|&(_, _, n)| n).collect();
+                open_frames.sort_unstable();
                 ScanEvent {
                     source_ip: ip.to_string(),
                     scan_type: f.scan_type.to_string(),
@@ -383,6 +407,9 @@ impl Analyzer for PortScanDetection {
                     windows_flagged: f.windows,
                     target_ips: f.sample_targets.iter().map(|t| t.to_string()).collect(),
                     target_ports: ports,
+                    open_ports,
+                    open_services: open.iter().map(|(t, p, _)| endpoint(*t, *p)).collect(),
+                    open_frames,
                     first_packet: f.first_frame,
                     display_filter: format!(
                         "{} && tcp.flags.syn == 1 && tcp.flags.ack == 0",
@@ -404,6 +431,7 @@ impl Analyzer for PortScanDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.port_scan_detection = Some(PortScanReport {
             total_scans_detected: total,
             severity_breakdown,
@@ -421,5 +449,61 @@ impl Analyzer for PortScanDetection {
                 min_failure_rate: MIN_FAILURE_RATE,
             },
         });
+    }
+}
+
+/// `host:port`, with brackets for IPv6.
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("{ip}:{port}"),
+        IpAddr::V6(_) => format!("[{ip}]:{port}"),
+    }
+}
+
+/// The typed finding of one scan.
+fn finding(e: &ScanEvent) -> Finding {
+    let targets = if e.unique_targets == 1 {
+        e.target_ips.first().cloned().unwrap_or_default()
+    } else {
+        format!("{} hosts", e.unique_targets)
+    };
+    let open = if e.open_ports.is_empty() {
+        "no port answered".to_string()
+    } else {
+        let list: Vec<String> = e.open_ports.iter().map(u16::to_string).collect();
+        format!("open: {}", list.join(", "))
+    };
+    let summary = format!(
+        "{} port scan from {}: {} SYNs to {} ports of {targets} in {:.1} s, {} unanswered by a SYN/ACK; {open}",
+        capitalised(&e.scan_type),
+        e.source_ip,
+        e.total_attempts,
+        e.unique_ports,
+        e.duration,
+        e.failed_attempts,
+    );
+    let evidence = Evidence::new()
+        .with("syn_attempts", e.total_attempts as f64)
+        .with("unanswered", e.failed_attempts as f64)
+        .with("unique_ports", e.unique_ports as f64)
+        .with("unique_targets", e.unique_targets as f64)
+        .with("open_ports", e.open_ports.len() as f64)
+        .with("scan_rate_per_s", e.scan_rate)
+        .with("duration_s", e.duration);
+    let mut hosts = vec![e.source_ip.clone()];
+    hosts.extend(e.target_ips.iter().cloned());
+    Finding::new("port_scan_detection", e.severity, summary)
+        .cause(Cause::PortScan)
+        .evidence(evidence)
+        .hosts(hosts)
+        .frames(std::iter::once(e.first_packet).chain(e.open_frames.iter().copied()))
+        .filter(e.display_filter.clone())
+}
+
+fn capitalised(word: &str) -> String {
+    let mut c = word.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }

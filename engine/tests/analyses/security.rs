@@ -50,14 +50,14 @@ fn tcp_text(
 }
 
 #[test]
-fn twenty_unanswered_syns_to_twenty_ports_are_a_critical_horizontal_scan() {
+fn twenty_unanswered_syns_to_twenty_ports_are_a_critical_vertical_scan() {
     let f: Vec<_> = (0..20)
         .map(|i| syn(i * 10, ATTACKER, 40000 + i as u16, VICTIM, 1 + i as u16))
         .collect();
     let ps = report(&f).port_scan_detection.unwrap();
     assert_eq!(ps.total_scans_detected, 1);
     let e = &ps.scan_events[0];
-    assert_eq!(e.scan_type, "horizontal");
+    assert_eq!(e.scan_type, "vertical");
     assert_eq!(
         (
             e.unique_ports,
@@ -71,6 +71,60 @@ fn twenty_unanswered_syns_to_twenty_ports_are_a_critical_horizontal_scan() {
     assert_eq!(e.severity.as_str(), "critical");
     assert_eq!(e.duration, 0.19);
     assert_eq!(e.first_packet, 1);
+}
+
+#[test]
+fn one_port_probed_on_many_hosts_is_a_horizontal_scan() {
+    let f: Vec<_> = (0..20)
+        .map(|i| {
+            let host = format!("10.0.1.{}", i + 1);
+            syn(i * 10, ATTACKER, 40000 + i as u16, &host, 445)
+        })
+        .collect();
+    let ps = report(&f).port_scan_detection.unwrap();
+    assert_eq!(ps.total_scans_detected, 1);
+    let e = &ps.scan_events[0];
+    assert_eq!(e.scan_type, "horizontal");
+    assert_eq!((e.unique_ports, e.unique_targets), (1, 20));
+}
+
+#[test]
+fn a_scan_lists_the_ports_that_answered_with_a_syn_ack() {
+    let mut f: Vec<_> = (0..20)
+        .map(|i| syn(i * 10, ATTACKER, 40000 + i as u16, VICTIM, 1 + i as u16))
+        .collect();
+    // Port 7 (the 7th SYN) answers, twice (a retransmitted SYN/ACK).
+    for ms in [65, 1065] {
+        f.push((
+            ms,
+            Tcp::new(VICTIM, 7, ATTACKER, 40006)
+                .seq(99)
+                .ack(1000 + 40006 + 1)
+                .syn()
+                .frame(),
+        ));
+    }
+    f.sort_by_key(|(ms, _)| *ms);
+    let r = report(&f);
+    let e = &r.port_scan_detection.as_ref().unwrap().scan_events[0];
+    assert_eq!(e.open_ports, vec![7]);
+    assert_eq!(e.open_services, vec![format!("{VICTIM}:7")]);
+    let finding = r
+        .findings
+        .iter()
+        .find(|f| f.analysis == "port_scan_detection")
+        .expect("a finding");
+    assert_eq!(finding.cause, Some(engine::finding::Cause::PortScan));
+    assert!(finding.summary.contains("open: 7"), "{}", finding.summary);
+    assert_eq!(finding.frames[..2], [1, 8]);
+    assert_eq!(
+        finding.hosts[..2],
+        [ATTACKER.to_string(), VICTIM.to_string()]
+    );
+    assert_eq!(
+        finding.display_filter,
+        format!("ip.src == {ATTACKER} && tcp.flags.syn == 1 && tcp.flags.ack == 0")
+    );
 }
 
 #[test]
@@ -94,7 +148,7 @@ fn ports_probed_in_two_separate_minutes_are_not_added_together() {
 }
 
 #[test]
-fn a_client_whose_connections_are_answered_is_not_a_vertical_scan() {
+fn a_client_whose_connections_are_answered_is_not_a_horizontal_scan() {
     let mut f = Vec::new();
     for i in 0..12u16 {
         let server = format!("203.0.113.{}", i + 1);

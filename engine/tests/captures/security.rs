@@ -3,20 +3,33 @@
 use crate::capture_report;
 
 #[test]
-fn the_nmap_syn_scan_is_a_critical_horizontal_scan_from_the_internal_scanner() {
+fn the_nmap_syn_scan_is_a_critical_vertical_scan_from_the_internal_scanner() {
     let r = capture_report("cs_synscan.pcapng");
     let ps = r.port_scan_detection.unwrap();
     assert_eq!(ps.total_scans_detected, 1);
     let e = &ps.scan_events[0];
     assert_eq!(
         (e.source_ip.as_str(), e.scan_type.as_str()),
-        ("172.16.0.8", "horizontal")
+        ("172.16.0.8", "vertical")
     );
     assert_eq!(e.unique_ports, 1000);
     assert_eq!(e.unique_targets, 1);
     assert_eq!(e.severity.as_str(), "critical");
     assert!(e.failed_attempts * 100 > e.total_attempts * 99);
     assert_eq!(e.first_packet, 1);
+    // SYN/ACKs from 53, 80 and 22 (frames 11, 17, 46).
+    assert_eq!(e.open_ports, vec![22, 53, 80]);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.cause == Some(engine::finding::Cause::PortScan))
+        .expect("a port-scan finding");
+    assert!(f.summary.contains("open: 22, 53, 80"), "{}", f.summary);
+    assert_eq!(&f.frames[..4], &[1, 11, 17, 46]);
+    assert_eq!(
+        f.display_filter,
+        "ip.src == 172.16.0.8 && tcp.flags.syn == 1 && tcp.flags.ack == 0"
+    );
 }
 
 #[test]
