@@ -10,6 +10,7 @@ use crate::tcp::TcpAnalysis;
 pub use crate::worker::Walk;
 use crate::Options;
 
+pub mod arp_spoofing_detection;
 pub mod asymmetric_traffic;
 pub mod brute_force_detection;
 pub mod burst;
@@ -321,6 +322,10 @@ pub fn registry(config: &Config, options: &Options) -> Vec<(&'static str, Box<dy
             )),
         ),
         (
+            "arp_spoofing_detection",
+            Box::new(arp_spoofing_detection::ArpSpoofingDetection::new(options)),
+        ),
+        (
             "conversations",
             Box::new(conversations::Conversations::new(options)),
         ),
@@ -360,6 +365,7 @@ pub const ALL: &[&str] = &[
     "data_exfiltration_detection",
     "c2_beaconing_detection",
     "lateral_movement_detection",
+    "arp_spoofing_detection",
     "conversations",
     "health_score",
 ];

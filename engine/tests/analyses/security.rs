@@ -534,3 +534,134 @@ fn missing_rtt_and_jitter_sections_cost_nothing_and_say_so() {
         (0.0, "not_measured")
     );
 }
+
+const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const VICTIM_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+const ATTACKER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x66];
+
+/// An Ethernet/IPv4 ARP frame (RFC 826).
+fn arp(op: u16, smac: [u8; 6], sip: &str, tmac: [u8; 6], tip: &str) -> Vec<u8> {
+    let ip = |a: &str| a.parse::<std::net::Ipv4Addr>().unwrap().octets();
+    let mut f = Vec::new();
+    f.extend_from_slice(if op == 1 { &[0xff; 6] } else { &tmac });
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&ip(sip));
+    f.extend_from_slice(&tmac);
+    f.extend_from_slice(&ip(tip));
+    f
+}
+
+/// A UDP frame with the given Ethernet source and destination.
+fn udp_via(src: &str, dst: &str, smac: [u8; 6], dmac: [u8; 6]) -> Vec<u8> {
+    let mut f = udp(src, 40000, dst, 8080, &[1; 20]);
+    f[..6].copy_from_slice(&dmac);
+    f[6..12].copy_from_slice(&smac);
+    f
+}
+
+#[test]
+fn a_mac_that_claims_the_gateway_address_and_then_carries_the_internet_traffic_is_high_arp_spoofing(
+) {
+    let mut f = Vec::new();
+    for i in 0..4 {
+        f.push((i * 10, udp_via(VICTIM, OUTSIDE, VICTIM_MAC, GW_MAC)));
+        f.push((i * 10 + 5, udp_via(OUTSIDE, VICTIM, GW_MAC, VICTIM_MAC)));
+    }
+    // Frame 9: the attacker tells the victim that 10.0.0.1 is at its MAC.
+    f.push((100, arp(2, ATTACKER_MAC, "10.0.0.1", VICTIM_MAC, VICTIM)));
+    for i in 0..4 {
+        f.push((
+            200 + i * 10,
+            udp_via(VICTIM, OUTSIDE, VICTIM_MAC, ATTACKER_MAC),
+        ));
+        f.push((
+            205 + i * 10,
+            udp_via(OUTSIDE, VICTIM, ATTACKER_MAC, VICTIM_MAC),
+        ));
+    }
+    let r = report(&f);
+    let a = r.arp_spoofing_detection.as_ref().unwrap();
+    assert_eq!(a.total_spoofing_detected, 1);
+    let e = &a.spoofing_events[0];
+    assert_eq!(
+        (e.event_type.as_str(), e.severity.as_str()),
+        ("traffic_takeover", "high")
+    );
+    assert_eq!(e.mac, "02:00:00:00:00:66");
+    assert_eq!(e.claimed_ips, vec!["10.0.0.1"]);
+    assert_eq!(e.previous_macs, vec!["02:00:00:00:00:01"]);
+    assert_eq!(e.frames_taken_over, 8);
+    let finding = r
+        .findings
+        .iter()
+        .find(|f| f.cause == Some(engine::finding::Cause::ArpSpoofing))
+        .expect("a finding");
+    assert_eq!(finding.frames[..2], [9, 10]);
+    assert!(finding.summary.contains("10.0.0.1"), "{}", finding.summary);
+}
+
+#[test]
+fn an_arp_reply_that_moves_an_address_to_another_mac_is_a_binding_change() {
+    let f = vec![
+        (0, arp(2, GW_MAC, "10.0.0.1", VICTIM_MAC, VICTIM)),
+        (1000, arp(2, ATTACKER_MAC, "10.0.0.1", VICTIM_MAC, VICTIM)),
+    ];
+    let a = report(&f).arp_spoofing_detection.unwrap();
+    assert_eq!(a.total_spoofing_detected, 1);
+    let e = &a.spoofing_events[0];
+    assert_eq!(
+        (e.event_type.as_str(), e.severity.as_str()),
+        ("binding_change", "medium")
+    );
+    assert_eq!(e.binding_changes, vec!["10.0.0.1=02:00:00:00:00:01"]);
+}
+
+#[test]
+fn arp_refreshes_from_the_same_mac_and_probes_are_not_spoofing() {
+    let mut f = Vec::new();
+    for i in 0..30 {
+        // Who has 10.0.0.1? 10.0.0.1 is at the gateway; every 20 minutes.
+        f.push((
+            i * 1_200_000,
+            arp(1, VICTIM_MAC, VICTIM, [0; 6], "10.0.0.1"),
+        ));
+        f.push((
+            i * 1_200_000 + 1,
+            arp(2, GW_MAC, "10.0.0.1", VICTIM_MAC, VICTIM),
+        ));
+        f.push((
+            i * 1_200_000 + 2,
+            udp_via(OUTSIDE, VICTIM, GW_MAC, VICTIM_MAC),
+        ));
+    }
+    // An RFC 5227 probe from 0.0.0.0.
+    f.push((40_000_000, arp(1, ATTACKER_MAC, "0.0.0.0", [0; 6], VICTIM)));
+    let a = report(&f).arp_spoofing_detection.unwrap();
+    assert_eq!(a.total_spoofing_detected, 0);
+    assert_eq!(a.arp_packets, 61);
+}
+
+#[test]
+fn a_storm_of_gratuitous_arps_from_one_mac_is_medium_arp_spoofing() {
+    let f: Vec<_> = (0..12)
+        .map(|i| {
+            (
+                i * 1000,
+                arp(2, ATTACKER_MAC, "10.0.0.1", [0xff; 6], "10.0.0.1"),
+            )
+        })
+        .collect();
+    let a = report(&f).arp_spoofing_detection.unwrap();
+    let e = &a.spoofing_events[0];
+    assert_eq!(
+        (
+            e.event_type.as_str(),
+            e.severity.as_str(),
+            e.gratuitous_arps
+        ),
+        ("gratuitous_storm", "medium", 12)
+    );
+}
