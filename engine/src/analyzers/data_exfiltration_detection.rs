@@ -9,17 +9,22 @@
 //!   `exfil_ratio` (≥ 10 medium, ≥ 20 high, nothing downloaded critical);
 //! * `unusual_protocol`: at least 5 MB uploaded to a port often used by proxies, tunnels and
 //!   backdoors (high).
+//!
+//! Group destinations (multicast, broadcast) are not external hosts: announcements to them are
+//! never uploads.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::security::{
-    addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
+    addr_key, excluded, ip_field, is_group, is_internal, key_addr, worst_first, Severity,
+    SeverityBreakdown,
 };
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -206,7 +211,11 @@ impl Analyzer for DataExfiltrationDetection {
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
         let (src_in, dst_in) = (is_internal(ip.src), is_internal(ip.dst));
-        if src_in == dst_in || excluded(ip, self.include_localhost) {
+        if src_in == dst_in
+            || excluded(ip, self.include_localhost)
+            || is_group(ip.dst)
+            || is_group(ip.src)
+        {
             return;
         }
         let upload = src_in;
@@ -285,6 +294,7 @@ impl Analyzer for DataExfiltrationDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.data_exfiltration_detection = Some(DataExfiltrationReport {
             total_exfiltration_detected: total,
             severity_breakdown,
@@ -302,4 +312,37 @@ impl Analyzer for DataExfiltrationDetection {
             },
         });
     }
+}
+
+/// The typed finding of one upload.
+fn finding(e: &ExfiltrationEvent) -> Finding {
+    let what = match e.exfil_type.as_str() {
+        "large_upload" => format!(
+            "{:.1} MB within one window",
+            e.peak_window_bytes as f64 / MB
+        ),
+        "suspicious_ratio" => match e.upload_download_ratio {
+            Some(r) => format!("{r:.1} times more up than down"),
+            None => "nothing came back".to_string(),
+        },
+        _ => format!("to port {}", e.port.unwrap_or(0)),
+    };
+    let summary = format!(
+        "Possible data exfiltration: {} uploaded {:.1} MB to {} in {:.0} s ({what})",
+        e.source_ip, e.mb_uploaded, e.destination_ip, e.duration
+    );
+    let mut evidence = Evidence::new()
+        .with("bytes_uploaded", e.bytes_uploaded as f64)
+        .with("bytes_downloaded", e.bytes_downloaded as f64)
+        .with("peak_window_bytes", e.peak_window_bytes as f64)
+        .with("duration_s", e.duration);
+    if let Some(r) = e.upload_download_ratio {
+        evidence = evidence.with("upload_download_ratio", r);
+    }
+    Finding::new("data_exfiltration_detection", e.severity, summary)
+        .cause(Cause::DataExfiltration)
+        .evidence(evidence)
+        .hosts([e.source_ip.clone(), e.destination_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }

@@ -8,6 +8,8 @@
 //!   targets;
 //! * `rapid_movement`: at least `lateral_min_targets` new targets within `lateral_window`
 //!   seconds (SYNs repeated to one target within 5 s count once, v5's de-duplication).
+//!
+//! The section lists each kind; the typed findings are one per source, at its worst severity.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -18,6 +20,7 @@ use super::security::{excluded, ip_field, is_internal, worst_first, Severity, Se
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -275,6 +278,7 @@ impl Analyzer for LateralMovementDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(findings(&events));
         report.lateral_movement_detection = Some(LateralMovementReport {
             total_movements_detected: total,
             severity_breakdown,
@@ -289,4 +293,52 @@ impl Analyzer for LateralMovementDetection {
             },
         });
     }
+}
+
+/// One typed finding per source, at the worst of its events (they come worst first).
+fn findings(events: &[LateralEvent]) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in events {
+        if seen.contains(&e.source_ip.as_str()) {
+            continue;
+        }
+        seen.push(&e.source_ip);
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|o| o.source_ip == e.source_ip)
+            .map(|o| o.movement_type.as_str())
+            .collect();
+        let summary = format!(
+            "Lateral movement from {}: administration connections ({}) to {} internal hosts in {:.0} s ({})",
+            e.source_ip,
+            e.protocols.join(", "),
+            e.target_count,
+            e.duration,
+            kinds.join(", ")
+        );
+        let mut evidence = Evidence::new()
+            .with("targets", e.target_count as f64)
+            .with("protocols", e.protocols.len() as f64)
+            .with("connection_attempts", e.connection_attempts as f64)
+            .with("duration_s", e.duration);
+        if let Some(w) = events
+            .iter()
+            .filter(|o| o.source_ip == e.source_ip)
+            .find_map(|o| o.targets_in_window)
+        {
+            evidence = evidence.with("targets_in_window", w as f64);
+        }
+        let mut hosts = vec![e.source_ip.clone()];
+        hosts.extend(e.target_ips.iter().cloned());
+        out.push(
+            Finding::new("lateral_movement_detection", e.severity, summary)
+                .cause(Cause::LateralMovement)
+                .evidence(evidence)
+                .hosts(hosts)
+                .frames([e.first_packet])
+                .filter(e.display_filter.clone()),
+        );
+    }
+    out
 }
