@@ -68,6 +68,8 @@ pub struct BruteForceEvent {
     pub auth_successes: u64,
     pub first_packet: u64,
     pub last_packet: u64,
+    /// Frames of the first refused logins.
+    pub failure_frames: Vec<u64>,
     pub display_filter: String,
 }
 
@@ -103,7 +105,12 @@ struct Tuple {
     last_ns: i64,
     first_frame: u64,
     last_frame: u64,
+    /// Frames of the first refused logins.
+    failure_frames: [u64; FAILURE_FRAMES],
 }
+
+/// Refused-login frames kept per tuple for the finding.
+const FAILURE_FRAMES: usize = 5;
 
 pub struct BruteForceDetection {
     min_attempts: u64,
@@ -269,6 +276,12 @@ impl BruteForceDetection {
             auth_successes: t.auth_successes,
             first_packet: t.first_frame,
             last_packet: t.last_frame,
+            failure_frames: t
+                .failure_frames
+                .iter()
+                .copied()
+                .filter(|&n| n > 0)
+                .collect(),
             display_filter: format!(
                 "{} && {} && tcp.port == {port}",
                 ip_field(src, "addr"),
@@ -315,6 +328,9 @@ impl Analyzer for BruteForceDetection {
                     if ok {
                         t.auth_successes += 1;
                     } else {
+                        if let Some(slot) = t.failure_frames.get_mut(t.auth_failures as usize) {
+                            *slot = pkt.number;
+                        }
                         t.auth_failures += 1;
                     }
                     Self::touch(t, pkt);
@@ -395,6 +411,6 @@ fn finding(e: &BruteForceEvent) -> Finding {
         .cause(Cause::BruteForce)
         .evidence(evidence)
         .hosts([e.source_ip.clone(), e.target_ip.clone()])
-        .frames([e.first_packet])
+        .frames(std::iter::once(e.first_packet).chain(e.failure_frames.iter().copied()))
         .filter(e.display_filter.clone())
 }

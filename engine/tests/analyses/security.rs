@@ -256,6 +256,58 @@ fn ten_ftp_530_replies_are_brute_force_even_when_every_connection_succeeds() {
     );
     assert_eq!(e.first_packet, 1);
     assert_eq!(e.last_packet, 30);
+    assert_eq!(e.failure_frames, vec![3, 6, 9, 12, 15]);
+}
+
+/// Ten refused FTP logins, the first at `t0` ms.
+fn ftp_guesses(t0: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut f = Vec::new();
+    for i in 0..10u16 {
+        let t = t0 + i64::from(i) * 200;
+        f.push(syn(t, ATTACKER, 40000 + i, VICTIM, 21));
+        f.push((
+            t + 1,
+            Tcp::new(VICTIM, 21, ATTACKER, 40000 + i)
+                .seq(5)
+                .ack(1001 + u32::from(40000 + i))
+                .syn()
+                .frame(),
+        ));
+        f.push(tcp_text(
+            t + 50,
+            VICTIM,
+            21,
+            ATTACKER,
+            40000 + i,
+            6,
+            b"530 Login incorrect.\r\n",
+        ));
+    }
+    f
+}
+
+#[test]
+fn a_capture_holding_the_same_guesses_twice_is_still_brute_force_and_not_ddos() {
+    // The second copy starts 5 s earlier than the first ended: time jumps back.
+    let mut f = ftp_guesses(10_000);
+    f.extend(ftp_guesses(5_000));
+    let mut w = PcapWriter::default();
+    for (ms, frame) in &f {
+        w.frame(T0 + ms * MS, frame);
+    }
+    let r = analyze(&w.bytes[..], &Config::default(), &Options::default()).expect("valid");
+    let bf = r.brute_force_detection.as_ref().unwrap();
+    assert_eq!(bf.total_attacks_detected, 1);
+    assert!(bf.brute_force_events[0].severity >= engine::finding::Severity::High);
+    assert_eq!(r.ddos_detection.as_ref().unwrap().total_attacks_detected, 0);
+    let causes: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.severity >= engine::finding::Severity::Medium)
+        .filter_map(|f| f.cause)
+        .filter(|c| c.is_security())
+        .collect();
+    assert_eq!(causes, vec![engine::finding::Cause::BruteForce]);
 }
 
 #[test]
@@ -433,6 +485,114 @@ fn twelve_identical_beacons_every_seven_seconds_to_the_internet_are_c2_beaconing
     );
     // interval CV +40, size CV +30, external +10.
     assert_eq!((e.score, e.severity.as_str()), (80, "high"));
+}
+
+/// A TCP session from `ATTACKER:50000` to `VICTIM:4433`: a 100-byte greeting, then a 9-byte
+/// check-in every 10 s, each ACKed by the server (and answered with data when `answered`).
+fn check_ins(count: i64, answered: bool) -> Vec<(i64, Vec<u8>)> {
+    let mut f = vec![(
+        0,
+        tcp_text(0, ATTACKER, 50000, VICTIM, 4433, 1, &[b'h'; 100]).1,
+    )];
+    let mut server_seq = 1;
+    for i in 1..=count {
+        let ms = i * 10_000;
+        let seq = 101 + 9 * (i as u32 - 1);
+        f.push(tcp_text(
+            ms,
+            ATTACKER,
+            50000,
+            VICTIM,
+            4433,
+            seq,
+            b"BEACON?!!",
+        ));
+        if answered {
+            f.push(tcp_text(
+                ms + 40,
+                VICTIM,
+                4433,
+                ATTACKER,
+                50000,
+                server_seq,
+                b"PONG",
+            ));
+            server_seq += 4;
+        } else {
+            f.push((
+                ms + 40,
+                Tcp::new(VICTIM, 4433, ATTACKER, 50000)
+                    .seq(server_seq)
+                    .ack(seq + 9)
+                    .frame(),
+            ));
+        }
+    }
+    f
+}
+
+#[test]
+fn small_check_ins_every_ten_seconds_inside_one_session_are_c2_beaconing() {
+    let r = report(&check_ins(12, false));
+    let c = r.c2_beaconing_detection.as_ref().unwrap();
+    assert_eq!(c.total_beacons_detected, 1);
+    let e = &c.beaconing_events[0];
+    assert_eq!(e.beacon_type, "in_session");
+    assert_eq!(
+        (
+            e.source_ip.as_str(),
+            e.destination_ip.as_str(),
+            e.destination_port
+        ),
+        (ATTACKER, VICTIM, 4433)
+    );
+    assert_eq!(
+        (e.beacon_count, e.mean_interval, e.mean_size_bytes),
+        (12, 10.0, 9.0)
+    );
+    // interval CV +40, size CV +30, both very regular +10; internal.
+    assert_eq!((e.score, e.severity.as_str()), (80, "high"));
+    let finding = r
+        .findings
+        .iter()
+        .find(|f| f.cause == Some(engine::finding::Cause::C2Beaconing))
+        .expect("a finding");
+    // The greeting (frame 1) is not a beacon; the check-ins are frames 2, 4, 6...
+    assert_eq!(finding.frames[..3], [2, 4, 6]);
+    assert!(finding.display_filter.contains("tcp.dstport == 4433"));
+}
+
+#[test]
+fn check_ins_answered_by_the_server_are_a_keep_alive_exchange_not_c2() {
+    let c = report(&check_ins(12, true)).c2_beaconing_detection.unwrap();
+    assert_eq!((c.total_beacons_detected, c.skipped_periodic), (0, 1));
+}
+
+#[test]
+fn periodic_datagrams_to_multicast_and_broadcast_are_never_c2() {
+    for group in ["239.255.255.250", "224.0.0.251", "255.255.255.255"] {
+        let f: Vec<_> = (0..12)
+            .map(|i| (i * 7000, udp(ATTACKER, 40000, group, 7000, &[0; 100])))
+            .collect();
+        let c = report(&f).c2_beaconing_detection.unwrap();
+        assert_eq!(c.total_beacons_detected, 0, "{group}");
+    }
+}
+
+#[test]
+fn keep_alives_without_payload_in_a_session_are_not_beacons() {
+    let mut f = vec![tcp_text(0, ATTACKER, 50000, VICTIM, 4433, 1, &[b'h'; 100])];
+    for i in 1..=12 {
+        f.push((
+            i * 10_000,
+            Tcp::new(ATTACKER, 50000, VICTIM, 4433)
+                .seq(100)
+                .ack(1)
+                .frame(),
+        ));
+    }
+    let c = report(&f).c2_beaconing_detection.unwrap();
+    assert_eq!(c.total_beacons_detected, 0);
 }
 
 #[test]
