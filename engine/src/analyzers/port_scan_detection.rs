@@ -14,6 +14,12 @@
 //! client (a browser opening 30 connections), not a scan; retransmitted SYNs are not new attempts.
 //! Consecutive scanning windows of one source make one event. The ports that answered with a
 //! SYN/ACK (open) are listed with the event and in its finding.
+//!
+//! Probes of one host by many sources (`inbound_distributed`, new): at least
+//! [`INBOUND_MIN_SOURCES`] sources sending SYNs to at least [`INBOUND_MIN_PORTS`] of its ports,
+//! most never answered with a SYN/ACK (worms and scanners sweeping the Internet for backdoor
+//! ports). Low, or medium when the sources are at least [`INBOUND_MANY_SOURCES`]: it is the
+//! background of any host on the Internet, and says the host is exposed, not compromised.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -46,6 +52,13 @@ const SAMPLE_TARGETS: usize = 10;
 const SAMPLE_PORTS: usize = 20;
 /// Open ports (SYN/ACK answered) listed per event.
 const MAX_OPEN: usize = 50;
+/// Probed hosts followed for inbound distributed probes; past this, new hosts are not.
+const MAX_PROBED: usize = table_cap(1 << 14);
+/// Distinct sources and ports remembered per probed host.
+const MAX_PROBE_SET: usize = 64;
+const INBOUND_MIN_SOURCES: usize = 10;
+const INBOUND_MIN_PORTS: usize = 5;
+const INBOUND_MANY_SOURCES: usize = 50;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanEvent {
@@ -138,6 +151,18 @@ struct Source {
     open: Vec<(IpAddr, u16, u64)>,
 }
 
+/// SYNs toward one host from any source.
+#[derive(Default)]
+struct Probed {
+    sources: Vec<IpAddr>,
+    ports: Vec<u16>,
+    syns: u64,
+    answered: u64,
+    first_ns: i64,
+    last_ns: i64,
+    first_frame: u64,
+}
+
 pub struct PortScanDetection {
     horizontal: u64,
     vertical: u64,
@@ -152,6 +177,7 @@ pub struct PortScanDetection {
     not_tracked: u64,
     sources_seen: u64,
     done: Vec<(IpAddr, Found, Vec<(IpAddr, u16, u64)>)>,
+    probed: FastMap<IpAddr, Probed>,
 }
 
 impl PortScanDetection {
@@ -171,6 +197,7 @@ impl PortScanDetection {
             not_tracked: 0,
             sources_seen: 0,
             done: Vec::new(),
+            probed: fast_map(),
         }
     }
 
@@ -286,7 +313,81 @@ impl PortScanDetection {
         }
     }
 
+    fn on_probe(&mut self, src: IpAddr, dst: IpAddr, port: u16, pkt: &Packet<'_>) {
+        if self.probed.len() >= MAX_PROBED && !self.probed.contains_key(&dst) {
+            return;
+        }
+        let p = self.probed.entry(dst).or_default();
+        if p.syns == 0 {
+            p.first_ns = pkt.ts_ns;
+            p.first_frame = pkt.number;
+        }
+        p.syns += 1;
+        p.last_ns = pkt.ts_ns;
+        if p.sources.len() < MAX_PROBE_SET && !p.sources.contains(&src) {
+            p.sources.push(src);
+        }
+        if p.ports.len() < MAX_PROBE_SET && !p.ports.contains(&port) {
+            p.ports.push(port);
+        }
+    }
+
+    /// The inbound distributed probes of one host, if there are.
+    fn probe_event(&self, dst: IpAddr, p: &Probed) -> Option<ScanEvent> {
+        let answered = p.answered.min(p.syns);
+        if p.sources.len() < INBOUND_MIN_SOURCES
+            || p.ports.len() < INBOUND_MIN_PORTS
+            || (p.syns - answered) as f64 / (p.syns as f64) < MIN_FAILURE_RATE
+        {
+            return None;
+        }
+        // A source that scans the host by itself is already its own event.
+        if self
+            .done
+            .iter()
+            .any(|(_, f, _)| f.sample_targets.contains(&dst) && f.targets <= FEW)
+        {
+            return None;
+        }
+        let severity = if p.sources.len() >= INBOUND_MANY_SOURCES {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        let duration = (p.last_ns - p.first_ns) as f64 / 1e9;
+        let mut ports = p.ports.clone();
+        ports.sort_unstable();
+        ports.truncate(SAMPLE_PORTS);
+        Some(ScanEvent {
+            source_ip: format!("{} sources", p.sources.len()),
+            scan_type: "inbound_distributed".to_string(),
+            severity,
+            start_time: crate::time::iso_utc(p.first_ns),
+            duration: round3(duration),
+            unique_targets: 1,
+            unique_ports: p.ports.len() as u64,
+            total_attempts: p.syns,
+            failed_attempts: p.syns - answered,
+            success_rate: round3(answered as f64 / p.syns as f64),
+            scan_rate: round3(if duration > 0.0 {
+                p.syns as f64 / duration
+            } else {
+                0.0
+            }),
+            windows_flagged: 0,
+            target_ips: vec![dst.to_string()],
+            target_ports: ports,
+            first_packet: p.first_frame,
+            display_filter: format!(
+                "{} && tcp.flags.syn == 1 && tcp.flags.ack == 0",
+                ip_field(dst, "dst")
+            ),
+            ..ScanEvent::default()
+        })
+    }
+
     fn on_syn(&mut self, src: IpAddr, dst: IpAddr, port: u16, pkt: &Packet<'_>) {
+        self.on_probe(src, dst, port, pkt);
         let now = pkt.ts_ns;
         if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&src) {
             self.make_room(now);
@@ -350,6 +451,9 @@ impl Analyzer for PortScanDetection {
             return;
         }
         if tcp.has(TCP_ACK) {
+            if let Some(p) = self.probed.get_mut(&ip.src) {
+                p.answered += 1;
+            }
             // A SYN/ACK answers an attempt of its destination.
             if let Some(s) = self.sources.get_mut(&ip.dst) {
                 if s.w.answered < s.w.attempts {
@@ -375,6 +479,11 @@ impl Analyzer for PortScanDetection {
                 self.done.push((ip, f, s.open));
             }
         }
+        let probes: Vec<ScanEvent> = self
+            .probed
+            .iter()
+            .filter_map(|(dst, p)| self.probe_event(*dst, p))
+            .collect();
         let mut events: Vec<ScanEvent> = self
             .done
             .iter()
@@ -417,6 +526,7 @@ impl Analyzer for PortScanDetection {
                     ),
                 }
             })
+            .chain(probes)
             .collect();
         worst_first(
             &mut events,
@@ -473,6 +583,30 @@ fn finding(e: &ScanEvent) -> Finding {
         let list: Vec<String> = e.open_ports.iter().map(u16::to_string).collect();
         format!("open: {}", list.join(", "))
     };
+    if e.scan_type == "inbound_distributed" {
+        let ports: Vec<String> = e.target_ports.iter().map(u16::to_string).collect();
+        let summary = format!(
+            "{} probed by {}: {} SYNs to {} ports ({}) in {:.0} s, {} unanswered by a SYN/ACK",
+            targets,
+            e.source_ip,
+            e.total_attempts,
+            e.unique_ports,
+            ports.join(", "),
+            e.duration,
+            e.failed_attempts
+        );
+        let evidence = Evidence::new()
+            .with("syn_attempts", e.total_attempts as f64)
+            .with("unanswered", e.failed_attempts as f64)
+            .with("unique_ports", e.unique_ports as f64)
+            .with("duration_s", e.duration);
+        return Finding::new("port_scan_detection", e.severity, summary)
+            .cause(Cause::PortScan)
+            .evidence(evidence)
+            .hosts(e.target_ips.iter().cloned())
+            .frames([e.first_packet])
+            .filter(e.display_filter.clone());
+    }
     let summary = format!(
         "{} port scan from {}: {} SYNs to {} ports of {targets} in {:.1} s, {} unanswered by a SYN/ACK; {open}",
         capitalised(&e.scan_type),

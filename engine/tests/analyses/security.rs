@@ -128,6 +128,41 @@ fn a_scan_lists_the_ports_that_answered_with_a_syn_ack() {
 }
 
 #[test]
+fn many_sources_probing_a_few_ports_each_of_one_host_are_a_low_inbound_scan() {
+    // 12 Internet hosts each try 3 of 6 backdoor ports, minutes apart, never answered.
+    let ports = [2745u16, 3127, 4899, 5554, 6129, 9898];
+    let mut f = Vec::new();
+    for h in 0..12u16 {
+        let src = format!("198.51.100.{}", h + 1);
+        for k in 0..3u16 {
+            let port = ports[usize::from((h + k) % 6)];
+            f.push(syn(
+                i64::from(h) * 300_000 + i64::from(k) * 100,
+                &src,
+                3000 + k,
+                VICTIM,
+                port,
+            ));
+        }
+    }
+    let r = report(&f);
+    let ps = r.port_scan_detection.as_ref().unwrap();
+    assert_eq!(ps.total_scans_detected, 1);
+    let e = &ps.scan_events[0];
+    assert_eq!(
+        (e.scan_type.as_str(), e.severity.as_str(), e.unique_ports),
+        ("inbound_distributed", "low", 6)
+    );
+    assert_eq!(e.target_ips, vec![VICTIM]);
+    let finding = r
+        .findings
+        .iter()
+        .find(|f| f.analysis == "port_scan_detection")
+        .expect("a finding");
+    assert_eq!(finding.hosts, vec![VICTIM]);
+}
+
+#[test]
 fn ports_probed_in_two_separate_minutes_are_not_added_together() {
     let mut f: Vec<_> = (0..8)
         .map(|i| syn(i * 10, ATTACKER, 40000 + i as u16, VICTIM, 1 + i as u16))
