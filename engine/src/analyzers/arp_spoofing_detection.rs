@@ -163,10 +163,9 @@ impl ArpSpoofingDetection {
             }
             ArpInfo::REPLY => {
                 self.replies += 1;
-                !self
-                    .requests
+                self.requests
                     .get(&(a.target_ip, a.sender_ip))
-                    .is_some_and(|t| now - *t <= SOLICITED_NS)
+                    .is_none_or(|t| now - *t > SOLICITED_NS)
             }
             _ => false,
         };

@@ -475,33 +475,6 @@ impl Analyzer for DnsTunnelingDetection {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_base_domain_is_the_last_two_labels() {
-        assert_eq!(split_base("a.b.example.com"), ("a.b", "example.com"));
-        assert_eq!(split_base("example.com."), ("", "example.com"));
-        assert_eq!(split_base("localhost"), ("", "localhost"));
-    }
-
-    #[test]
-    fn entropy_of_four_equally_likely_symbols_is_two_bits() {
-        assert!((shannon_entropy(b"abcdabcd") - 2.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn hex_and_uuid_labels_are_encoded_and_words_are_not() {
-        assert!(encoded_label(b"4a6f686e20446f6520736563726574206b6579"));
-        assert!(encoded_label(b"123e4567-e89b-12d3-a456-426614174000"));
-        assert!(!encoded_label(b"www"));
-        assert!(!encoded_label(
-            b"thisisaverylonglabelmadeofplainenglishwords"
-        ));
-    }
-}
-
 /// The typed finding of one (client, domain) group.
 fn finding(e: &TunnelingEvent) -> Finding {
     let summary = format!(
@@ -528,4 +501,31 @@ fn finding(e: &TunnelingEvent) -> Finding {
         .hosts([e.source_ip.clone()])
         .frames([e.first_packet])
         .filter(e.display_filter.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_domain_is_the_last_two_labels() {
+        assert_eq!(split_base("a.b.example.com"), ("a.b", "example.com"));
+        assert_eq!(split_base("example.com."), ("", "example.com"));
+        assert_eq!(split_base("localhost"), ("", "localhost"));
+    }
+
+    #[test]
+    fn entropy_of_four_equally_likely_symbols_is_two_bits() {
+        assert!((shannon_entropy(b"abcdabcd") - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hex_and_uuid_labels_are_encoded_and_words_are_not() {
+        assert!(encoded_label(b"4a6f686e20446f6520736563726574206b6579"));
+        assert!(encoded_label(b"123e4567-e89b-12d3-a456-426614174000"));
+        assert!(!encoded_label(b"www"));
+        assert!(!encoded_label(
+            b"thisisaverylonglabelmadeofplainenglishwords"
+        ));
+    }
 }

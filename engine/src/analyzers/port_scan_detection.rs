@@ -143,12 +143,14 @@ struct Found {
     sample_ports: Vec<u16>,
 }
 
+/// (target, port, frame of the first SYN/ACK) of the ports that answered a source.
+type OpenPorts = Vec<(IpAddr, u16, u64)>;
+
 #[derive(Default)]
 struct Source {
     w: Window,
     found: Option<Found>,
-    /// (target, port, frame of the first SYN/ACK).
-    open: Vec<(IpAddr, u16, u64)>,
+    open: OpenPorts,
 }
 
 /// SYNs toward one host from any source.
@@ -176,7 +178,7 @@ pub struct PortScanDetection {
     next_window: u32,
     not_tracked: u64,
     sources_seen: u64,
-    done: Vec<(IpAddr, Found, Vec<(IpAddr, u16, u64)>)>,
+    done: Vec<(IpAddr, Found, OpenPorts)>,
     probed: FastMap<IpAddr, Probed>,
 }
 
