@@ -7,7 +7,12 @@
 //!   (RFC 9110 section 15.5.2), against their success codes FTP `230` and SMTP `235`. v5 saw only
 //!   SYNs, so an FTP password guesser that connects fine and is refused at `PASS` went unseen.
 //!
-//! Either evidence flags an attack with at least `brute_force_min_attempts` attempts, a failure
+//! * repeated short sessions (new): on services whose login result is encrypted or not parsed
+//!   (SSH, RDP, VNC, SMB, Telnet, databases), answered connections that the client closes again
+//!   (FIN or RST) one after the other: a password guesser opens one session per guess or few.
+//!   Severity by count as below without the failure bump, and at most high (no refusal is seen).
+//!
+//! Any evidence flags an attack with at least `brute_force_min_attempts` attempts, a failure
 //! rate above `brute_force_failure_rate` and at least `brute_force_min_rate` attempts per second.
 //! Severity follows v5: by count (> 20 / 30 / 50), raised for a failure rate above 0.9, a rate
 //! above 2/s and for SSH, SMB and RDP. Unlike v5, private↔private traffic is examined: internal
@@ -34,6 +39,10 @@ const AUTH_PORTS: [u16; 15] = [
 ];
 /// Ports whose replies are read for clear-text login results (SMTP submission included).
 const APP_PORTS: [u16; 5] = [21, 25, 587, 80, 8080];
+/// Services whose login result is not readable here: guesses show as repeated short sessions.
+const SESSION_PORTS: [u16; 9] = [22, 23, 445, 1433, 3306, 3389, 5432, 5900, 27017];
+/// Share of answered connections the client must have closed for repeated short sessions.
+const MIN_CLOSED_SHARE: f64 = 0.8;
 /// v5 raises the severity for these (SSH, SMB, RDP).
 const CRITICAL_PORTS: [u16; 3] = [22, 445, 3389];
 /// (source, target, port) tuples followed; past this, tuples with fewer than
@@ -52,8 +61,8 @@ pub struct BruteForceEvent {
     pub target_port: u16,
     pub service: String,
     pub severity: Severity,
-    /// "authentication_failures" (the server refused logins) or "connection_failures" (SYNs
-    /// mostly unanswered).
+    /// "authentication_failures" (the server refused logins), "connection_failures" (SYNs
+    /// mostly unanswered) or "repeated_sessions" (answered sessions closed one after the other).
     pub evidence: String,
     pub start_time: String,
     pub duration: f64,
@@ -101,6 +110,8 @@ struct Tuple {
     synacks: u64,
     auth_failures: u64,
     auth_successes: u64,
+    /// FIN or RST sent by the client.
+    client_closes: u64,
     first_ns: i64,
     last_ns: i64,
     first_frame: u64,
@@ -233,6 +244,12 @@ impl BruteForceDetection {
             && rate(t.syns) >= self.min_rate
         {
             ("connection_failures", t.syns, conn_failed, conn_failure)
+        } else if SESSION_PORTS.contains(&key.2)
+            && t.synacks.min(t.syns) >= self.min_attempts
+            && t.client_closes as f64 >= MIN_CLOSED_SHARE * t.synacks.min(t.syns) as f64
+            && rate(t.syns) >= self.min_rate
+        {
+            ("repeated_sessions", t.syns, 0, 0.0)
         } else {
             return None;
         };
@@ -252,6 +269,9 @@ impl BruteForceDetection {
         let (src, dst, port) = *key;
         if CRITICAL_PORTS.contains(&port) {
             severity = severity.bump();
+        }
+        if evidence == "repeated_sessions" {
+            severity = severity.min(Severity::High);
         }
         Some(BruteForceEvent {
             source_ip: src.to_string(),
@@ -322,6 +342,10 @@ impl Analyzer for BruteForceDetection {
             if let Some(t) = self.tuple((ip.dst, ip.src, sp), false) {
                 t.synacks += 1;
             }
+        } else if to_auth && tcp.has(crate::decode::TCP_FIN | crate::decode::TCP_RST) {
+            if let Some(t) = self.tuple((ip.src, ip.dst, dp), false) {
+                t.client_closes += 1;
+            }
         } else if from_app && !pkt.tcp_payload.is_empty() {
             if let Some(ok) = login_result(sp, pkt.tcp_payload) {
                 if let Some(t) = self.tuple((ip.dst, ip.src, sp), true) {
@@ -388,6 +412,11 @@ fn finding(e: &BruteForceEvent) -> Finding {
         format!(
             "{} logins refused by the server, {} accepted",
             e.auth_failures, e.auth_successes
+        )
+    } else if e.evidence == "repeated_sessions" {
+        format!(
+            "{} sessions opened and closed again one after the other",
+            e.syn_attempts
         )
     } else {
         format!(

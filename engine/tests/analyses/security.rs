@@ -294,6 +294,55 @@ fn ten_ftp_530_replies_are_brute_force_even_when_every_connection_succeeds() {
     assert_eq!(e.failure_frames, vec![3, 6, 9, 12, 15]);
 }
 
+/// `n` SSH sessions from the attacker, one a second: SYN, SYN/ACK, client FIN.
+fn ssh_sessions(n: u16) -> Vec<(i64, Vec<u8>)> {
+    let mut f = Vec::new();
+    for i in 0..n {
+        let t = i64::from(i) * 1000;
+        let port = 41000 + i;
+        f.push(syn(t, ATTACKER, port, VICTIM, 22));
+        f.push((
+            t + 1,
+            Tcp::new(VICTIM, 22, ATTACKER, port)
+                .seq(5)
+                .ack(1001 + u32::from(port))
+                .syn()
+                .frame(),
+        ));
+        f.push((
+            t + 600,
+            Tcp::new(ATTACKER, port, VICTIM, 22)
+                .seq(1001 + u32::from(port))
+                .ack(6)
+                .fin()
+                .frame(),
+        ));
+    }
+    f
+}
+
+#[test]
+fn twelve_ssh_sessions_opened_and_closed_one_after_the_other_are_brute_force() {
+    let r = report(&ssh_sessions(12));
+    let bf = r.brute_force_detection.as_ref().unwrap();
+    assert_eq!(bf.total_attacks_detected, 1);
+    let e = &bf.brute_force_events[0];
+    assert_eq!(e.evidence, "repeated_sessions");
+    assert_eq!((e.syn_attempts, e.syn_answered), (12, 12));
+    // 12 attempts: low, SSH +1.
+    assert_eq!(e.severity.as_str(), "medium");
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.cause == Some(engine::finding::Cause::BruteForce)));
+}
+
+#[test]
+fn a_few_ssh_sessions_are_not_brute_force() {
+    let bf = report(&ssh_sessions(4)).brute_force_detection.unwrap();
+    assert_eq!(bf.total_attacks_detected, 0);
+}
+
 /// Ten refused FTP logins, the first at `t0` ms.
 fn ftp_guesses(t0: i64) -> Vec<(i64, Vec<u8>)> {
     let mut f = Vec::new();
