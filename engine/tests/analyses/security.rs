@@ -440,6 +440,34 @@ fn six_hundred_udp_datagrams_in_a_second_are_a_udp_flood_and_fifty_are_not() {
     );
 }
 
+/// 3000 datagrams in a second from 30 peers to the victim; with `replies`, the victim answers
+/// every fifth one (a peer-to-peer exchange).
+fn udp_from_peers(replies: bool) -> Vec<(i64, Vec<u8>)> {
+    let mut f = Vec::new();
+    for i in 0..3000i64 {
+        let peer = format!("203.0.113.{}", i % 30 + 1);
+        f.push((i / 3, udp(&peer, 6881, VICTIM, 6881, &[0; 64])));
+        if replies && i % 5 == 0 {
+            f.push((i / 3, udp(VICTIM, 6881, &peer, 6881, &[0; 64])));
+        }
+    }
+    f
+}
+
+#[test]
+fn a_udp_flood_from_thirty_peers_is_high_but_a_two_way_peer_exchange_is_at_most_low() {
+    let d = report(&udp_from_peers(false)).ddos_detection.unwrap();
+    assert_eq!(d.ddos_events[0].severity.as_str(), "high");
+    let r = report(&udp_from_peers(true));
+    let d = r.ddos_detection.as_ref().unwrap();
+    assert!(d.ddos_events.iter().all(|e| e.severity.as_str() == "low"));
+    assert!(r
+        .findings
+        .iter()
+        .filter(|f| f.cause == Some(engine::finding::Cause::Ddos))
+        .all(|f| f.severity == engine::finding::Severity::Low));
+}
+
 #[test]
 fn hex_encoded_txt_queries_to_one_domain_are_dns_tunneling() {
     let f: Vec<_> = (0..10)
