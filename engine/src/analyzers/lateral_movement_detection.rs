@@ -10,6 +10,9 @@
 //!   seconds (SYNs repeated to one target within 5 s count once, v5's de-duplication).
 //!
 //! The section lists each kind; the typed findings are one per source, at its worst severity.
+//! A source that reached at least [`SWEEP_TARGETS`] targets of which fewer than half answered
+//! with a SYN/ACK is sweeping the network for open ports, a port scan (reported by
+//! `port_scan_detection`), not moving into hosts: its events are at most low.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -35,6 +38,8 @@ const MAX_SOURCES: usize = table_cap(1 << 14);
 const DEDUP_NS: i64 = 5_000_000_000;
 const MIN_PROTOCOLS: u32 = 3;
 const MIN_SPREAD_TARGETS: usize = 2;
+/// Targets from which a mostly unanswered source is a sweep.
+const SWEEP_TARGETS: usize = 10;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LateralEvent {
@@ -78,6 +83,8 @@ struct Target {
     ip: IpAddr,
     first_ns: i64,
     last_syn_ns: i64,
+    /// The target answered with a SYN/ACK from an administration port.
+    answered: bool,
 }
 
 #[derive(Default)]
@@ -201,6 +208,12 @@ impl LateralMovementDetection {
                 ..base
             });
         }
+        let answered = s.targets.iter().filter(|t| t.answered).count();
+        if s.targets.len() >= SWEEP_TARGETS && answered * 2 < s.targets.len() {
+            for e in &mut out {
+                e.severity = e.severity.min(Severity::Low);
+            }
+        }
         out
     }
 }
@@ -212,7 +225,20 @@ impl Analyzer for LateralMovementDetection {
 
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
-        if !tcp.has(TCP_SYN) || tcp.has(TCP_ACK) {
+        if !tcp.has(TCP_SYN) {
+            return;
+        }
+        if tcp.has(TCP_ACK) {
+            // A SYN/ACK from an administration port answers its destination's attempt.
+            if ADMIN_PORTS.contains(&tcp.src_port) {
+                if let Some(ip) = pkt.ip() {
+                    if let Some(s) = self.sources.get_mut(&ip.dst) {
+                        if let Some(t) = s.targets.iter_mut().find(|t| t.ip == ip.src) {
+                            t.answered = true;
+                        }
+                    }
+                }
+            }
             return;
         }
         let Some(port_bit) = ADMIN_PORTS.iter().position(|p| *p == tcp.dst_port) else {
@@ -251,6 +277,7 @@ impl Analyzer for LateralMovementDetection {
                         ip: ip.dst,
                         first_ns: now,
                         last_syn_ns: now,
+                        answered: false,
                     });
                 }
             }

@@ -717,6 +717,27 @@ fn a_sixty_second_heartbeat_is_set_aside_as_v5_does() {
 }
 
 #[test]
+fn an_unanswered_smb_sweep_of_twenty_internal_hosts_is_a_scan_not_lateral_movement() {
+    let f: Vec<_> = (0..20)
+        .map(|i| {
+            let host = format!("10.0.2.{}", i + 1);
+            syn(i * 100, ATTACKER, 40000 + i as u16, &host, 445)
+        })
+        .collect();
+    let r = report(&f);
+    let l = r.lateral_movement_detection.as_ref().unwrap();
+    assert!(l.total_movements_detected > 0);
+    assert!(l
+        .lateral_movement_events
+        .iter()
+        .all(|e| e.severity.as_str() == "low"));
+    assert_eq!(
+        r.port_scan_detection.as_ref().unwrap().scan_events[0].scan_type,
+        "horizontal"
+    );
+}
+
+#[test]
 fn smb_rdp_and_winrm_to_five_internal_hosts_in_a_minute_is_lateral_movement() {
     let mut f = Vec::new();
     for (i, port) in [445u16, 3389, 5985, 445, 445].iter().enumerate() {
