@@ -13,8 +13,11 @@
 //! * *several addresses*: one MAC claims more than one address; and *gratuitous storms*: at
 //!   least [`STORM_GRATUITOUS`] gratuitous or unsolicited ARP replies in [`STORM_WINDOW_NS`].
 //!
-//! Severity: high for a takeover of at least [`MIN_TAKEOVER_FRAMES`] frames; medium for a binding
-//! change or a storm alone; low for a MAC with several addresses and nothing else. ARP refreshes
+//! Severity: high for a takeover of at least [`MIN_TAKEOVER_FRAMES`] frames by a MAC whose claims
+//! are suspect (unsolicited or gratuitous replies, a binding change, or several addresses: what
+//! poisoning tools send); medium for a takeover by a MAC that only asked and answered (a second
+//! router taking part of the traffic looks so), for a binding change or a storm alone; low for a
+//! MAC with several addresses and nothing else. ARP refreshes
 //! from the same MAC, probes from 0.0.0.0 (RFC 5227) and IPv6 (neighbour discovery) are not
 //! evidence.
 
@@ -246,6 +249,10 @@ impl ArpSpoofingDetection {
                 self.bind(src_key, smac);
             }
         }
+        if self.claimants.is_empty() {
+            // No ARP seen yet: only the bindings to learn.
+            return;
+        }
         // Sent to a claimant for an address that comes from another MAC.
         if unicast_mac(&dmac) && self.claimants.contains_key(&dmac) {
             if let Some(bound) = self.bindings.get(&addr_key(dst)).copied() {
@@ -270,8 +277,14 @@ impl ArpSpoofingDetection {
 
     fn event(mac: &[u8; 6], c: &Claimant) -> Option<ArpSpoofingEvent> {
         let takeover = c.taken_frames >= MIN_TAKEOVER_FRAMES;
+        let suspect = c.gratuitous > 0 || !c.changes.is_empty() || c.ips.len() > 1;
         let (event_type, severity) = if takeover {
-            ("traffic_takeover", Severity::High)
+            let s = if suspect {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            ("traffic_takeover", s)
         } else if !c.changes.is_empty() {
             ("binding_change", Severity::Medium)
         } else if c.storm {

@@ -897,6 +897,29 @@ fn a_mac_that_claims_the_gateway_address_and_then_carries_the_internet_traffic_i
 }
 
 #[test]
+fn a_second_router_that_only_answers_arp_requests_and_carries_traffic_is_at_most_medium() {
+    let mut f = Vec::new();
+    for i in 0..4 {
+        f.push((i * 10, udp_via(OUTSIDE, VICTIM, GW_MAC, VICTIM_MAC)));
+    }
+    // The victim asks for 10.0.0.2, the second router answers.
+    f.push((100, arp(1, VICTIM_MAC, VICTIM, [0; 6], "10.0.0.2")));
+    f.push((101, arp(2, ATTACKER_MAC, "10.0.0.2", VICTIM_MAC, VICTIM)));
+    for i in 0..4 {
+        f.push((
+            200 + i * 10,
+            udp_via(OUTSIDE, VICTIM, ATTACKER_MAC, VICTIM_MAC),
+        ));
+    }
+    let a = report(&f).arp_spoofing_detection.unwrap();
+    let e = &a.spoofing_events[0];
+    assert_eq!(
+        (e.event_type.as_str(), e.severity.as_str()),
+        ("traffic_takeover", "medium")
+    );
+}
+
+#[test]
 fn an_arp_reply_that_moves_an_address_to_another_mac_is_a_binding_change() {
     let f = vec![
         (0, arp(2, GW_MAC, "10.0.0.1", VICTIM_MAC, VICTIM)),
