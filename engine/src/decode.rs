@@ -856,6 +856,33 @@ mod tests {
     }
 
     #[test]
+    fn arp_fields_and_ethernet_addresses_are_decoded() {
+        let (gw, me) = ([0x00, 0x26, 0x0b, 0x31, 0x07, 0x33], [2, 0, 0, 0, 0, 0x10]);
+        let mut data = Vec::new();
+        data.extend_from_slice(&me);
+        data.extend_from_slice(&gw);
+        data.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+        data.extend_from_slice(&gw);
+        data.extend_from_slice(&[10, 0, 0, 1]);
+        data.extend_from_slice(&me);
+        data.extend_from_slice(&[10, 0, 0, 9]);
+        let pkt = decode(&frame(linktype::ETHERNET, &data));
+        let Network::Arp(Some(a)) = pkt.network else {
+            panic!("not ARP: {:?}", pkt.network);
+        };
+        assert_eq!(a.op, ArpInfo::REPLY);
+        assert_eq!((a.sender_mac, a.target_mac), (gw, me));
+        assert_eq!(a.sender_ip, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(a.target_ip, Ipv4Addr::new(10, 0, 0, 9));
+        assert!(!a.is_gratuitous());
+        assert_eq!((pkt.eth_src, pkt.eth_dst), (gw, me));
+        assert_eq!(mac_text(&gw), "00:26:0b:31:07:33");
+        // Cut inside the addresses: still ARP, without fields.
+        let cut = decode(&frame(linktype::ETHERNET, &data[..30]));
+        assert_eq!(cut.network, Network::Arp(None));
+    }
+
+    #[test]
     fn pcap_fcs_bits_in_the_link_type_are_ignored() {
         let mut ip = ipv4(17, [10, 0, 0, 1], [10, 0, 0, 2], 8);
         ip.extend(udp(1, 2, &[]));

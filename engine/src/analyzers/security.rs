@@ -1,4 +1,4 @@
-//! Vocabulary shared by the seven security detectors (`*_detection`): severities and their
+//! Vocabulary shared by the security detectors (`*_detection`): severities and their
 //! breakdown, which addresses are internal, and the localhost rule. Not an analysis itself.
 
 use std::net::IpAddr;
