@@ -53,9 +53,10 @@ const MIN_MEAN_INTERVAL_S: f64 = 2.0;
 /// v5's common heartbeats and its ±20 % tolerance.
 const HEARTBEATS_S: [f64; 8] = [1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 30.0, 60.0];
 const HEARTBEAT_TOLERANCE: f64 = 0.2;
-/// DNS, NTP, SNMP, syslog, mDNS, SSDP, NetBIOS, Nagios NRPE, node exporter, Zabbix.
-const MONITORING_PORTS: [u16; 13] = [
-    53, 123, 137, 138, 161, 162, 514, 1900, 5353, 5666, 9100, 10050, 10051,
+/// DNS, DHCP, NTP, SNMP, syslog, mDNS, LLMNR, SSDP, WS-Discovery, NetBIOS, Nagios NRPE, node
+/// exporter, Zabbix.
+const MONITORING_PORTS: [u16; 17] = [
+    53, 67, 68, 123, 137, 138, 161, 162, 514, 1900, 3702, 5353, 5355, 5666, 9100, 10050, 10051,
 ];
 const INTERVAL_CV_MAX: f64 = 0.3;
 const SIZE_CV_MAX: f64 = 0.2;

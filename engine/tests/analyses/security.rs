@@ -692,6 +692,17 @@ fn periodic_datagrams_to_multicast_and_broadcast_are_never_c2() {
 }
 
 #[test]
+fn ntp_and_dhcp_polls_to_an_internet_server_are_not_c2() {
+    for port in [123u16, 67] {
+        let f: Vec<_> = (0..12)
+            .map(|i| (i * 7000, udp(ATTACKER, port, OUTSIDE, port, &[0; 48])))
+            .collect();
+        let c = report(&f).c2_beaconing_detection.unwrap();
+        assert_eq!(c.total_beacons_detected, 0, "{port}");
+    }
+}
+
+#[test]
 fn keep_alives_without_payload_in_a_session_are_not_beacons() {
     let mut f = vec![tcp_text(0, ATTACKER, 50000, VICTIM, 4433, 1, &[b'h'; 100])];
     for i in 1..=12 {
