@@ -160,6 +160,10 @@ impl ArpSpoofingDetection {
                 self.requests_seen += 1;
                 if self.requests.len() >= MAX_BINDINGS {
                     self.requests.retain(|_, t| now - *t < SOLICITED_NS);
+                    if self.requests.len() >= MAX_BINDINGS / 2 {
+                        // A request storm: forget them all rather than sweep on every one.
+                        self.requests.clear();
+                    }
                 }
                 self.requests.insert((a.sender_ip, a.target_ip), now);
                 false

@@ -66,6 +66,8 @@ const MIN_SCORE: u32 = 60;
 /// not followed.
 const MAX_TUPLES: usize = 50_000;
 const IDLE_NS: i64 = 600 * 1_000_000_000;
+/// A session without two beacons yet, silent this long, is dropped when the table is full.
+const SESSION_IDLE_NS: i64 = 60 * 1_000_000_000;
 /// In-session beacons: the most payload bytes of one check-in burst.
 const MAX_BEACON_BYTES: u64 = 256;
 /// Data from the peer this soon after a check-in answers it.
@@ -218,6 +220,7 @@ pub struct C2BeaconingDetection {
     include_localhost: bool,
     tuples: FastMap<(u128, u128, u16, u8), Tuple>,
     sessions: FastMap<SessionKey, Session>,
+    last_prune_ns: Option<i64>,
     not_tracked: u64,
 }
 
@@ -228,6 +231,7 @@ impl C2BeaconingDetection {
             include_localhost: options.include_localhost,
             tuples: fast_map(),
             sessions: fast_map(),
+            last_prune_ns: None,
             not_tracked: 0,
         }
     }
@@ -253,8 +257,16 @@ impl C2BeaconingDetection {
         }
         let key = (src, dst, tcp.src_port, tcp.dst_port);
         if self.sessions.len() >= MAX_TUPLES && !self.sessions.contains_key(&key) {
-            self.sessions
-                .retain(|_, s| now - s.last_data_ns < IDLE_NS || s.beacons >= 2);
+            // At most one sweep per second of capture: a table full of live flows would
+            // otherwise be swept on every packet.
+            if self
+                .last_prune_ns
+                .is_none_or(|t| now - t >= BEACON_GAP_NS || now < t)
+            {
+                self.last_prune_ns = Some(now);
+                self.sessions
+                    .retain(|_, s| s.beacons >= 2 || now - s.last_data_ns < SESSION_IDLE_NS);
+            }
             if self.sessions.len() >= MAX_TUPLES {
                 self.not_tracked += 1;
                 return;
