@@ -12,6 +12,12 @@
 //!
 //! Group destinations (multicast, broadcast) are not external hosts: announcements to them are
 //! never uploads.
+//!
+//! Unlike v5, the severity of the ratio and port findings is also capped by the volume
+//! ([`volume_severity`]): any TCP upload is lopsided (the other way carries only ACKs, a ratio
+//! of 20 or more), a capture of one direction shows nothing coming back, and 8080, 8443 and 3128
+//! are ordinary web and proxy ports, so a 10 MB file upload is not more than low. The classic
+//! backdoor ports (4444, 31337...) keep v5's high.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +47,18 @@ const UNUSUAL_MIN_BYTES: u64 = 5_000_000;
 const UNUSUAL_PORTS: [u16; 13] = [
     8080, 8443, 8888, 9000, 9001, 3128, 8123, 4444, 5555, 6666, 7777, 31337, 12345,
 ];
+/// Ports of v5's list that web servers and proxies use every day.
+const WEB_PORTS: [u16; 6] = [8080, 8443, 8888, 9000, 3128, 8123];
+
+/// The most a finding can be for the bytes uploaded: low under 50 MB, medium from 50, high from
+/// 200, critical from 500.
+fn volume_severity(bytes: u64) -> Severity {
+    Severity::by_thresholds(
+        bytes as f64 / MB,
+        [Some(0.0), Some(50.0), Some(200.0), Some(500.0)],
+    )
+}
+
 /// (internal, external) pairs followed; past this, pairs that uploaded less than
 /// [`PRUNE_BELOW_BYTES`] are dropped, then new pairs are not followed.
 const MAX_PAIRS: usize = 25_000;
@@ -179,7 +197,8 @@ impl DataExfiltrationDetection {
                 Some(r) if r >= 20.0 => Severity::High,
                 Some(r) if r >= 10.0 => Severity::Medium,
                 Some(_) => Severity::Low,
-            };
+            }
+            .min(volume_severity(p.up));
             out.push(ExfiltrationEvent {
                 exfil_type: "suspicious_ratio".into(),
                 severity,
@@ -187,9 +206,14 @@ impl DataExfiltrationDetection {
             });
         }
         if unusual {
+            let severity = if WEB_PORTS.contains(&p.unusual_port) {
+                volume_severity(p.unusual_up).min(Severity::High)
+            } else {
+                Severity::High
+            };
             out.push(ExfiltrationEvent {
                 exfil_type: "unusual_protocol".into(),
-                severity: Severity::High,
+                severity,
                 port: Some(p.unusual_port),
                 display_filter: format!(
                     "{} && (tcp.port == {port} || udp.port == {port})",

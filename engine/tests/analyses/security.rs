@@ -531,6 +531,45 @@ fn ordinary_and_whitelisted_queries_are_not_tunneling() {
 }
 
 #[test]
+fn a_twelve_megabyte_file_upload_over_tcp_is_at_most_low_exfiltration() {
+    // 8400 segments of 1448 bytes to an HTTPS server in a minute, an ACK back every second one:
+    // the upload/download ratio is above 20, as for any TCP upload.
+    let mut f = Vec::new();
+    for i in 0..8400u32 {
+        let ms = i64::from(i) * 60_000 / 8400;
+        f.push((
+            ms,
+            Tcp::new(ATTACKER, 50000, OUTSIDE, 443)
+                .seq(1 + i * 1448)
+                .ack(1)
+                .payload(1448)
+                .frame(),
+        ));
+        if i % 2 == 1 {
+            f.push((
+                ms,
+                Tcp::new(OUTSIDE, 443, ATTACKER, 50000)
+                    .seq(1)
+                    .ack(1 + (i + 1) * 1448)
+                    .frame(),
+            ));
+        }
+    }
+    let r = report(&f);
+    let x = r.data_exfiltration_detection.as_ref().unwrap();
+    assert_eq!(x.total_exfiltration_detected, 1);
+    let e = &x.exfiltration_events[0];
+    assert_eq!(e.exfil_type, "suspicious_ratio");
+    assert!(e.upload_download_ratio.unwrap() > 20.0);
+    assert_eq!(e.severity.as_str(), "low");
+    assert!(r
+        .findings
+        .iter()
+        .filter(|f| f.cause == Some(engine::finding::Cause::DataExfiltration))
+        .all(|f| f.severity == engine::finding::Severity::Low));
+}
+
+#[test]
 fn an_ipv6_upload_over_the_threshold_is_a_large_upload() {
     let config = Config {
         thresholds: engine::config::Thresholds {
