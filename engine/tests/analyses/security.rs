@@ -469,6 +469,34 @@ fn a_udp_flood_from_thirty_peers_is_high_but_a_two_way_peer_exchange_is_at_most_
 }
 
 #[test]
+fn long_plain_names_at_a_high_rate_without_encoded_data_are_at_most_low_tunneling() {
+    // DNS-SD style service browsing: long, readable names, five a second, A records.
+    let f: Vec<_> = (0..10)
+        .map(|i| {
+            let name = format!(
+                "printer-{i}-on-the-second-floor-near-the-kitchen._ipp._tcp.office.example"
+            );
+            (
+                i * 200,
+                udp(
+                    ATTACKER,
+                    5000 + i as u16,
+                    VICTIM,
+                    53,
+                    &dns(i as u16, false, 0, &name, 1),
+                ),
+            )
+        })
+        .collect();
+    let t = report(&f).dns_tunneling_detection.unwrap();
+    assert_eq!(t.total_tunneling_detected, 1);
+    let e = &t.tunneling_events[0];
+    assert_eq!(e.indicators, vec!["long_queries", "high_query_rate"]);
+    // Score 40 would be medium; nothing says the names carry data.
+    assert_eq!((e.score, e.severity.as_str()), (40, "low"));
+}
+
+#[test]
 fn hex_encoded_txt_queries_to_one_domain_are_dns_tunneling() {
     let f: Vec<_> = (0..10)
         .map(|i| {
