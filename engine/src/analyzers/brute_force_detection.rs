@@ -3,8 +3,9 @@
 //! Per (source, target, port) on v5's authentication ports, two kinds of evidence:
 //! * connection level (v5): pure SYNs, and the share of them never answered by a SYN/ACK;
 //! * application level (new): failed logins the server states in clear text at the start of a
-//!   reply, FTP `530` (RFC 959 section 4.2), SMTP `535` (RFC 4954 section 6) and HTTP `401`
-//!   (RFC 9110 section 15.5.2), against their success codes FTP `230` and SMTP `235`. v5 saw only
+//!   reply, FTP `530` (RFC 959 section 4.2), SMTP `535` (RFC 4954 section 6), HTTP `401`
+//!   (RFC 9110 section 15.5.2), POP3 `-ERR [AUTH]` (RFC 3206) and IMAP `NO
+//!   [AUTHENTICATIONFAILED]` (RFC 5530), against their success codes FTP `230` and SMTP `235`. v5 saw only
 //!   SYNs, so an FTP password guesser that connects fine and is refused at `PASS` went unseen.
 //!
 //! * repeated short sessions (new): on services whose login result is encrypted or not parsed
@@ -38,7 +39,7 @@ const AUTH_PORTS: [u16; 15] = [
     21, 22, 23, 80, 443, 445, 1433, 3306, 3389, 5432, 5900, 6379, 8080, 8443, 27017,
 ];
 /// Ports whose replies are read for clear-text login results (SMTP submission included).
-const APP_PORTS: [u16; 5] = [21, 25, 587, 80, 8080];
+const APP_PORTS: [u16; 7] = [21, 25, 587, 80, 8080, 110, 143];
 /// Services whose login result is not readable here: guesses show as repeated short sessions.
 const SESSION_PORTS: [u16; 9] = [22, 23, 445, 1433, 3306, 3389, 5432, 5900, 27017];
 /// Share of answered connections the client must have closed for repeated short sessions.
@@ -148,6 +149,15 @@ fn login_result(port: u16, payload: &[u8]) -> Option<bool> {
             b"235" => Some(true),
             _ => None,
         },
+        // RFC 3206 response code: the credentials were refused.
+        110 => payload.starts_with(b"-ERR [AUTH]").then_some(false),
+        // RFC 5530 response code in a tagged NO: "a1 NO [AUTHENTICATIONFAILED] ...".
+        143 => {
+            let head = &payload[..payload.len().min(64)];
+            head.windows(25)
+                .any(|w| w == b"NO [AUTHENTICATIONFAILED]")
+                .then_some(false)
+        }
         80 | 8080 => {
             // "HTTP/1.1 401 ": only the status line's code, never a body.
             let line = payload.get(..13)?;
@@ -163,6 +173,8 @@ pub fn service_name(port: u16) -> &'static str {
         22 => "SSH",
         23 => "Telnet",
         25 | 587 => "SMTP",
+        110 => "POP3",
+        143 => "IMAP",
         80 | 8080 => "HTTP",
         443 | 8443 => "HTTPS",
         445 => "SMB",

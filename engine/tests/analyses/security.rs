@@ -294,6 +294,38 @@ fn ten_ftp_530_replies_are_brute_force_even_when_every_connection_succeeds() {
     assert_eq!(e.failure_frames, vec![3, 6, 9, 12, 15]);
 }
 
+#[test]
+fn refused_pop3_and_imap_logins_are_brute_force() {
+    for (port, reply) in [
+        (110u16, &b"-ERR [AUTH] Authentication failed.\r\n"[..]),
+        (
+            143,
+            &b"a1 NO [AUTHENTICATIONFAILED] Invalid credentials\r\n"[..],
+        ),
+    ] {
+        let f: Vec<_> = (0..12u16)
+            .map(|i| {
+                tcp_text(
+                    i64::from(i) * 200,
+                    VICTIM,
+                    port,
+                    ATTACKER,
+                    40000 + i,
+                    6,
+                    reply,
+                )
+            })
+            .collect();
+        let bf = report(&f).brute_force_detection.unwrap();
+        assert_eq!(bf.total_attacks_detected, 1, "{port}");
+        let e = &bf.brute_force_events[0];
+        assert_eq!(
+            (e.evidence.as_str(), e.auth_failures, e.target_port),
+            ("authentication_failures", 12, port)
+        );
+    }
+}
+
 /// `n` SSH sessions from the attacker, one a second: SYN, SYN/ACK, client FIN.
 fn ssh_sessions(n: u16) -> Vec<(i64, Vec<u8>)> {
     let mut f = Vec::new();
