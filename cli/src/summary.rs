@@ -1,4 +1,4 @@
-//! The console summary: health score, counts, protocol mix, the top findings, recommendations
+//! The console summary: health score, the diagnosis, counts, protocol mix, the top findings, recommendations
 //! and the worst flows, as plain aligned text.
 
 use std::fmt::Write;
@@ -95,6 +95,29 @@ pub fn console(r: &Report) -> String {
             clean(&h.severity)
         );
     }
+    if let Some(d) = &r.diagnosis {
+        let _ = writeln!(s, "\nDiagnosis: {:?}", d.verdict);
+        if d.causes.is_empty() {
+            let _ = writeln!(s, "  no cause found: the traffic looks healthy");
+        }
+        for (i, c) in d.causes.iter().enumerate() {
+            let cause = c.cause.map(|c| c.as_str()).unwrap_or("other");
+            let _ = writeln!(
+                s,
+                "  {}. [{}] {cause}: {}",
+                i + 1,
+                c.severity,
+                clean(&c.summary)
+            );
+            if !c.frames.is_empty() {
+                let frames: Vec<String> = c.frames.iter().map(u64::to_string).collect();
+                let _ = writeln!(s, "     frames {}", frames.join(", "));
+            }
+            if !c.display_filter.is_empty() {
+                let _ = writeln!(s, "     wireshark: {}", clean(&c.display_filter));
+            }
+        }
+    }
     if let Some(pd) = &r.protocol_distribution {
         let l3: Vec<String> = pd
             .layer3_distribution
@@ -158,7 +181,7 @@ pub fn console(r: &Report) -> String {
             t.max_gap_packet
         );
     }
-    let findings = view::findings(&tree);
+    let findings: Vec<view::Finding> = r.findings.iter().map(view::display).collect();
     if !findings.is_empty() {
         let total = findings.len();
         let rows: Vec<Vec<String>> = view::top_findings(findings, CONSOLE_ROWS)

@@ -235,6 +235,9 @@ pub struct FlowTable {
     next_id: u64,
     pub evicted: u64,
     since_sweep: u32,
+    /// The table's clock: the latest timestamp seen. Flows go idle by it, so expiry keeps
+    /// working when a capture's time runs backwards (merged or unsorted files).
+    clock: i64,
 }
 
 impl Default for FlowTable {
@@ -247,6 +250,7 @@ impl Default for FlowTable {
             next_id: 0,
             evicted: 0,
             since_sweep: 0,
+            clock: i64::MIN,
         }
     }
 }
@@ -303,7 +307,8 @@ impl FlowTable {
         r.bytes[d] += u64::from(len);
         r.last_ts = ts;
         r.last_frame = frame;
-        self.idle_at[slot as usize] = ts.saturating_add(idle_after(r.key.proto));
+        self.clock = self.clock.max(ts);
+        self.idle_at[slot as usize] = self.clock.saturating_add(idle_after(r.key.proto));
         FlowTouch {
             slot,
             id: r.id,
@@ -339,6 +344,7 @@ impl FlowTable {
         if self.index.len() < SOFT_FLOW_LIMIT {
             return;
         }
+        let now = now.max(self.clock);
         let (mut tcp_horizon, mut datagram_horizon) = (TCP_IDLE_NS, DATAGRAM_IDLE_NS);
         // Ended flows go out in the order they began, not in hash order (whose seed changes
         // from run to run), so every report is reproducible. They are listed by (id, slot) and
@@ -381,13 +387,35 @@ impl FlowTable {
                 } else {
                     datagram_horizon
                 };
-                if now.saturating_sub(r.last_ts) < horizon {
+                // When the flow was last seen, by the table's clock.
+                let seen = self.idle_at[slot].saturating_sub(idle_after(r.key.proto));
+                let age = now.saturating_sub(seen);
+                if age < horizon || age <= 0 {
                     continue;
                 }
                 self.idle_at[slot] = i64::MAX;
                 self.index.remove(&r.key);
                 self.free.push(slot as u32);
                 ended.push((r.id, slot as u32));
+            }
+        }
+        // Still too many (time stood still or ran backwards: no flow looks idle by the clock):
+        // the flows touched longest ago, by frame number, go until a quarter is free.
+        let excess = self.index.len().saturating_sub(MAX_TRACKED_FLOWS * 3 / 4);
+        if excess > 0 {
+            let mut live: Vec<(u64, u32)> = (0u32..)
+                .zip(&self.slots)
+                .filter(|(slot, r)| r.is_some() && self.idle_at[*slot as usize] != i64::MAX)
+                .filter_map(|(slot, r)| r.as_ref().map(|r| (r.last_frame, slot)))
+                .collect();
+            live.select_nth_unstable(excess - 1);
+            for &(_, slot) in &live[..excess] {
+                if let Some(r) = &self.slots[slot as usize] {
+                    self.idle_at[slot as usize] = i64::MAX;
+                    self.index.remove(&r.key);
+                    self.free.push(slot);
+                    ended.push((r.id, slot));
+                }
             }
         }
         self.evicted += ended.len() as u64;
@@ -424,7 +452,7 @@ impl<T> PerSlot<T> {
     /// (`None` for packets outside flows).
     pub fn get_or_insert_with(
         &mut self,
-        meta: &crate::analyzers::PacketMeta,
+        meta: &crate::analysis::PacketMeta,
         new: impl FnOnce() -> T,
     ) -> Option<&mut T> {
         meta.flow?;
@@ -440,7 +468,7 @@ impl<T> PerSlot<T> {
     }
 
     /// The state of the packet's flow, if it has one here.
-    pub fn get_mut(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut T> {
+    pub fn get_mut(&mut self, meta: &crate::analysis::PacketMeta) -> Option<&mut T> {
         meta.flow?;
         match self.slots.get_mut(meta.flow_slot as usize) {
             Some(Some((id, state))) if *id == meta.flow_id => Some(state),
@@ -449,14 +477,14 @@ impl<T> PerSlot<T> {
     }
 
     /// Starts loading the state of a packet's flow into the CPU cache (see
-    /// [`crate::analyzers::Analyzer::prefetch`]). With tens of thousands of live flows a state
+    /// [`crate::analysis::Analyzer::prefetch`]). With tens of thousands of live flows a state
     /// is rarely cached, and the wait for memory is most of an analysis's cost per packet.
-    pub fn prefetch(&self, ahead: &crate::analyzers::PacketMeta) {
+    pub fn prefetch(&self, ahead: &crate::analysis::PacketMeta) {
         self.prefetch_slot(ahead.flow_slot);
     }
 
     /// Starts loading the state of a slot into the CPU cache: of a flow that is about to end
-    /// (see [`crate::analyzers::Analyzer::prefetch_end`]).
+    /// (see [`crate::analysis::Analyzer::prefetch_end`]).
     pub fn prefetch_slot(&self, slot: u32) {
         if let Some(entry) = self.slots.get(slot as usize) {
             prefetch(entry);
@@ -518,7 +546,7 @@ pub type PerFlow<T> = PerSlot<[Option<T>; 2]>;
 
 impl<T> PerFlow<T> {
     /// The state of the packet's direction of its flow (`None` for packets outside flows).
-    pub fn direction(&mut self, meta: &crate::analyzers::PacketMeta) -> Option<&mut Option<T>> {
+    pub fn direction(&mut self, meta: &crate::analysis::PacketMeta) -> Option<&mut Option<T>> {
         let (_, dir) = meta.flow?;
         self.get_or_insert_with(meta, || [None, None])
             .map(|states| &mut states[dir.index()])
@@ -598,5 +626,20 @@ mod tests {
         // The oldest went, in order of appearance; the newest stayed.
         assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
         assert!(table.records().all(|r| r.id >= ended.len() as u64));
+    }
+
+    #[test]
+    fn when_time_runs_backwards_the_flows_touched_longest_ago_still_go() {
+        let mut table = FlowTable::default();
+        // 210 000 flows, each stamped earlier than the one before: by the clock (the latest
+        // time seen) none is ever idle, so the oldest by frame go once the table is full.
+        let flows = 210_000u32;
+        for i in 0..flows {
+            touch_udp(&mut table, i, i64::from(flows - i) * 10_000);
+        }
+        let ended = sweep_once(&mut table, 0);
+        assert_eq!(table.len(), MAX_TRACKED_FLOWS * 3 / 4);
+        assert_eq!(ended.len() + table.len(), flows as usize);
+        assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
     }
 }

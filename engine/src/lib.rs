@@ -25,10 +25,12 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod analyzers;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod dedup;
 pub mod diagnosis;
 pub mod error;
 pub mod finding;
@@ -43,7 +45,7 @@ mod worker;
 
 use std::io::Read;
 
-use analyzers::{Finish, Layer4, PacketMeta};
+use analysis::{Finish, Layer4, PacketMeta};
 pub use config::Config;
 use decode::{Network, Transport};
 pub use error::Error;
@@ -117,10 +119,11 @@ struct Core<'a> {
     /// The analyses, when this thread and a second one share them.
     pool: Option<worker::Pool>,
     /// Every set of packet kinds the analyses read, for indexing batches.
-    kinds: Vec<analyzers::Kinds>,
+    kinds: Vec<analysis::Kinds>,
     tcp: tcp::TcpTracker,
     flows: flow::FlowTable,
     fragments: Fragments,
+    dedup: dedup::Dedup,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     undecoded: u64,
@@ -155,6 +158,7 @@ impl<'a> Core<'a> {
             tcp: tcp::TcpTracker::default(),
             flows: flow::FlowTable::default(),
             fragments: Fragments::default(),
+            dedup: dedup::Dedup::default(),
             first_ts: None,
             last_ts: None,
             undecoded: 0,
@@ -176,6 +180,7 @@ impl<'a> Core<'a> {
             self.undecoded += 1;
         }
         if let Some(ip) = pkt.ip() {
+            meta.duplicate_of = self.dedup.check(&pkt).unwrap_or(0);
             meta.flow = FlowKey::of_packet(&pkt);
             meta.layer4 = match ip.fragment {
                 Some(frag) => self

@@ -16,7 +16,7 @@ use crate::analyzers::{
     syn_retransmissions::SynRetransmissionsReport, tcp_handshake::HandshakeReport,
     tcp_reset::TcpResetReport, tcp_timeout::TcpTimeoutReport, tcp_window::TcpWindowReport,
     temporal::TemporalReport, throughput::ThroughputReport, timestamps::TimestampsReport,
-    top_talkers::TopTalkersReport,
+    top_talkers::TopTalkersReport, transfers::TransfersReport,
 };
 use crate::diagnosis::Diagnosis;
 use crate::finding::Finding;
@@ -91,6 +91,9 @@ pub struct Report {
     pub sack: Option<SackReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationsReport>,
+    /// Why each TCP conversation went as it did: loss vs reordering, think times, what limited it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<TransfersReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_score: Option<HealthScoreReport>,
     /// What every analysis found, typed (the renderers and the diagnosis read this list).
@@ -177,6 +180,7 @@ impl Report {
             asymmetric_traffic,
             sack,
             conversations,
+            transfers,
             health_score,
         );
     }

@@ -50,10 +50,19 @@ impl PcapWriter {
 }
 
 fn ip_step(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    ip_step_numbered(src, dst, 0)
+}
+
+/// As [`ip_step`], with an IPv4 identification.
+fn ip_step_numbered(
+    src: IpAddr,
+    dst: IpAddr,
+    ident: u16,
+) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
     let eth = PacketBuilder::ethernet2(CLIENT_MAC, GATEWAY_MAC);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let h = etherparse::Ipv4Header::new(
+            let mut h = etherparse::Ipv4Header::new(
                 0,
                 64,
                 etherparse::IpNumber::TCP,
@@ -61,6 +70,7 @@ fn ip_step(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse
                 d.octets(),
             )
             .unwrap_or_default();
+            h.identification = ident;
             eth.ip(etherparse::IpHeaders::Ipv4(h, Default::default()))
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => eth.ip(etherparse::IpHeaders::Ipv6(
@@ -98,6 +108,8 @@ pub struct Tcp {
     pub wscale: Option<u8>,
     pub sack_permitted: bool,
     pub sack: Vec<(u32, u32)>,
+    /// IPv4 identification (0 by default).
+    pub ident: u16,
 }
 
 impl Tcp {
@@ -119,7 +131,12 @@ impl Tcp {
             wscale: None,
             sack_permitted: false,
             sack: Vec::new(),
+            ident: 0,
         }
+    }
+    pub fn ident(mut self, ident: u16) -> Self {
+        self.ident = ident;
+        self
     }
     pub fn seq(mut self, seq: u32) -> Self {
         self.seq = seq;
@@ -209,7 +226,7 @@ impl Tcp {
         let _ = h.set_options(&opts);
         let payload = vec![0x41u8; self.payload_len];
         let mut out = Vec::new();
-        let _ = ip_step(self.src, self.dst)
+        let _ = ip_step_numbered(self.src, self.dst, self.ident)
             .tcp_header(h)
             .write(&mut out, &payload);
         out

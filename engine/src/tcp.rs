@@ -307,6 +307,18 @@ fn analyze_sequence(
     if ta & flags::DUP_ACK == 0 {
         conv.dirs[fwd].dupacknum = 0;
     }
+    // Window full (Wireshark): data up to the right edge of the window the receiver last
+    // advertised. Only when the receiver's window scale is known, i.e. its SYN was seen.
+    if seglen > 0 && fl & (TCP_SYN | TCP_FIN | TCP_RST) == 0 && r.saw_syn && r.window_seen {
+        let scale = match (r.wscale, f.wscale) {
+            (Some(s), Some(_)) => u32::from(s.min(14)),
+            _ => 0,
+        };
+        let edge = r.lastack.wrapping_add(u32::from(r.window) << scale);
+        if seq.wrapping_add(seglen) == edge {
+            ta |= flags::WINDOW_FULL;
+        }
+    }
     if r.nextseq != 0 && fl & TCP_ACK != 0 && gt(ack, r.nextseq) {
         ta |= flags::ACK_LOST_SEGMENT;
     }

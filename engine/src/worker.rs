@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
-use crate::analyzers::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
+use crate::analysis::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::decode::{Packet, Payloads};
 use crate::flow::FlowRecord;
 use crate::report::Report;
@@ -676,7 +676,7 @@ mod tests {
         fn on_flow_end(&mut self, _flow: &FlowRecord) {
             self.seen.lock().unwrap().push(u64::MAX);
         }
-        fn finish(self: Box<Self>, _end: &crate::analyzers::Finish<'_>, _report: &mut Report) {}
+        fn finish(self: Box<Self>, _end: &crate::analysis::Finish<'_>, _report: &mut Report) {}
         fn packets(&self) -> Kinds {
             self.kinds
         }

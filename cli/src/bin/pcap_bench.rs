@@ -113,7 +113,7 @@ fn child(mode: &str, path: &str) {
     let start = Instant::now();
     let packets = match mode {
         "floor" => floor(path),
-        "core" => full(path, engine::analyzers::CORE, false).0,
+        "core" => full(path, &engine::analyzers::CORE, false).0,
         "full1" => full(path, &[], true).0,
         // `only:a,b,c`: just those analyses (two threads), to measure one part alone.
         m if m.starts_with("only:") => full(path, &m[5..].split(',').collect::<Vec<_>>(), false).0,

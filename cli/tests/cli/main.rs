@@ -1,4 +1,5 @@
 //! Integration tests of the `pcap_analyzer` binary (one test binary for the crate).
 
 mod exports;
+mod hostile;
 mod import_v4;

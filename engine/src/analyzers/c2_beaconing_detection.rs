@@ -222,6 +222,9 @@ pub struct C2BeaconingDetection {
     sessions: FastMap<SessionKey, Session>,
     last_prune_ns: Option<i64>,
     not_tracked: u64,
+    /// No new pruning of a full table before this frame: a prune that frees nothing is not
+    /// tried again on every packet (a flood of new tuples made that quadratic).
+    prune_after: u64,
 }
 
 impl C2BeaconingDetection {
@@ -233,6 +236,7 @@ impl C2BeaconingDetection {
             sessions: fast_map(),
             last_prune_ns: None,
             not_tracked: 0,
+            prune_after: 0,
         }
     }
 
@@ -449,7 +453,10 @@ impl Analyzer for C2BeaconingDetection {
         let key = (addr_key(ip.src), addr_key(ip.dst), dport, proto);
         let now = pkt.ts_ns;
         if self.tuples.len() >= MAX_TUPLES && !self.tuples.contains_key(&key) {
-            self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);
+            if pkt.number >= self.prune_after {
+                self.tuples.retain(|_, t| now - t.last_ns < IDLE_NS);
+                self.prune_after = pkt.number + (MAX_TUPLES / 4) as u64;
+            }
             if self.tuples.len() >= MAX_TUPLES {
                 self.not_tracked += 1;
                 return;

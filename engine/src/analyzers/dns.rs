@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use std::hash::BuildHasher;
 
+use crate::finding::{Cause, Evidence, Finding, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, Kinds, PacketMeta};
@@ -35,7 +36,7 @@ const MAX_NAMES: usize = 50_000;
 const PRUNE_ASKED_MIN: usize = 1_024;
 /// v5: the same name and type asked again within this time is a repeated query.
 const REPEAT_WINDOW_NS: i64 = 2_000_000_000;
-pub const DNS_PORT: u16 = 53;
+pub use crate::analysis::DNS_PORT;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
@@ -580,6 +581,8 @@ impl Analyzer for Dns {
                 .then(a.domain.cmp(&b.domain))
         });
         problems.truncate(MAX_RANKED);
+        let p90 = self.times.quantile(0.9);
+        let max_ms = self.times.max();
         report.dns = Some(DnsReport {
             total_queries: self.queries,
             total_responses: self.responses,
@@ -617,7 +620,114 @@ impl Analyzer for Dns {
             slow_transactions_details: self.slow_details,
             timeout_details: self.timeout_details,
         });
+        if let Some(dns) = &report.dns {
+            report.findings.extend(findings(dns, p90, max_ms));
+        }
     }
+}
+
+/// DNS failures (error answers other than Kubernetes search-path misses, and queries never
+/// answered) and slowness (the 90th percentile of the answer time), each by its share of the
+/// transactions: one NXDOMAIN among many lookups is worth knowing, not a problem.
+fn findings(dns: &DnsReport, p90_ms: f64, max_ms: f64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let transactions = dns.total_transactions.max(1) as f64;
+    let failed = dns.real_errors + dns.timeout_transactions;
+    if failed > 0 {
+        let share = failed as f64 / transactions;
+        let hard = dns.timeout_transactions
+            + dns
+                .error_types_breakdown
+                .iter()
+                .filter(|(rcode, _)| rcode.as_str() != "NXDOMAIN")
+                .map(|(_, n)| n)
+                .sum::<u64>();
+        let mut sev = if failed < 2 {
+            Severity::Info
+        } else {
+            Severity::by_thresholds(share, [Some(0.25), Some(0.5), None, None])
+        };
+        if hard * 2 > failed && failed >= 3 && share >= 0.5 {
+            sev = sev.max(Severity::High);
+        }
+        let mut rcodes: Vec<String> = dns
+            .error_types_breakdown
+            .iter()
+            .map(|(r, n)| format!("{n}×{r}"))
+            .collect();
+        if dns.timeout_transactions > 0 {
+            rcodes.push(format!("{} unanswered", dns.timeout_transactions));
+        }
+        let details = dns
+            .error_transactions_details
+            .iter()
+            .chain(&dns.timeout_details);
+        let frames: Vec<u64> = details
+            .clone()
+            .map(|t| t.response_packet.unwrap_or(t.query_packet))
+            .collect();
+        let mut hosts: Vec<String> = Vec::new();
+        for t in details {
+            if !hosts.contains(&t.server) {
+                hosts.push(t.server.clone());
+            }
+        }
+        out.push(
+            Finding::new(
+                "dns",
+                sev,
+                format!(
+                    "{failed} of {} DNS lookups failed ({})",
+                    dns.total_transactions,
+                    rcodes.join(", ")
+                ),
+            )
+            .cause(Cause::DnsFailure)
+            .evidence(
+                Evidence::new()
+                    .with("failed_lookups", failed as f64)
+                    .with("lookups", dns.total_transactions as f64)
+                    .with("unanswered", dns.timeout_transactions as f64),
+            )
+            .hosts(hosts)
+            .frames(frames)
+            .filter("dns.flags.rcode != 0 || (dns.flags.response == 0 && !dns.response_in)"),
+        );
+    }
+    let answered = dns.total_transactions - dns.timeout_transactions - dns.unanswered_queries;
+    if answered > 0 && max_ms >= 300.0 {
+        let slow = &dns.slow_transactions_details;
+        let mut sev =
+            Severity::by_thresholds(p90_ms, [Some(300.0), Some(800.0), Some(2000.0), None]);
+        if answered < 3 || dns.slow_transactions + dns.warning_transactions < 2 {
+            sev = sev.min(Severity::Info);
+        }
+        out.push(
+            Finding::new(
+                "dns",
+                sev,
+                format!(
+                    "DNS answers took {p90_ms:.0} ms at the 90th percentile (slowest {max_ms:.0} ms, {} over {:.0} ms)",
+                    dns.slow_transactions,
+                    dns.thresholds.dns_response_critical * 1000.0
+                ),
+            )
+            .cause(Cause::DnsSlow)
+            .evidence(
+                Evidence::new()
+                    .with("p90_ms", round3(p90_ms))
+                    .with("max_ms", round3(max_ms))
+                    .with("slow_answers", dns.slow_transactions as f64)
+                    .with("answers", answered as f64),
+            )
+            .frames(slow.iter().filter_map(|t| t.response_packet))
+            .filter(format!(
+                "dns.time > {}",
+                dns.thresholds.dns_response_warning
+            )),
+        );
+    }
+    out
 }
 
 #[cfg(test)]

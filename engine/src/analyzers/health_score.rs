@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::Packet;
+use crate::finding::Severity;
 use crate::report::Report;
 use crate::stats::round3;
 
@@ -285,22 +286,52 @@ pub fn score(i: &HealthInputs) -> HealthScoreReport {
     ];
     let total_penalty: f64 = metrics.iter().map(|m| m.weighted_penalty).sum();
     let overall = (100.0 - total_penalty).clamp(0.0, 100.0);
-    let overall = (overall * 10.0).round() / 10.0;
-    let qos_class = QOS_CLASS_MIN
-        .iter()
-        .position(|&min| overall >= min)
-        .unwrap_or(QOS_CLASS_MIN.len());
-    let (severity, badge) = SEVERITIES[qos_class];
-    HealthScoreReport {
-        overall_score: overall,
-        qos_class: qos_class as u8,
-        severity: severity.to_string(),
-        severity_badge: badge.to_string(),
+    let mut h = HealthScoreReport {
+        overall_score: 0.0,
+        qos_class: 0,
+        severity: String::new(),
+        severity_badge: String::new(),
         total_penalty: round2(total_penalty),
         metric_scores: metrics,
         recommendations: Vec::new(),
         inputs: i.clone(),
+    };
+    h.set_score(overall);
+    h
+}
+
+impl HealthScoreReport {
+    /// Sets the score, with its QoS class and severity words.
+    fn set_score(&mut self, overall: f64) {
+        let overall = (overall.clamp(0.0, 100.0) * 10.0).round() / 10.0;
+        let qos_class = QOS_CLASS_MIN
+            .iter()
+            .position(|&min| overall >= min)
+            .unwrap_or(QOS_CLASS_MIN.len());
+        let (severity, badge) = SEVERITIES[qos_class];
+        self.overall_score = overall;
+        self.qos_class = qos_class as u8;
+        self.severity = severity.to_string();
+        self.severity_badge = badge.to_string();
     }
+}
+
+/// The score's band for the diagnosis's worst cause: a healthy capture scores at least 90, a
+/// high cause at most 75, a critical one at most 50, whatever the v5 metrics say.
+pub fn band(worst: Option<Severity>) -> (f64, f64) {
+    match worst {
+        None | Some(Severity::Info) => (90.0, 100.0),
+        Some(Severity::Low) => (85.0, 95.0),
+        Some(Severity::Medium) => (75.0, 89.9),
+        Some(Severity::High) => (50.1, 75.0),
+        Some(Severity::Critical) => (0.0, 50.0),
+    }
+}
+
+/// The v5 metric score (0-100) placed within the diagnosis's band.
+pub fn banded(metric_score: f64, worst: Option<Severity>) -> f64 {
+    let (lo, hi) = band(worst);
+    lo + (hi - lo) * metric_score.clamp(0.0, 100.0) / 100.0
 }
 
 fn poor(m: &MetricScore) -> bool {
@@ -485,6 +516,12 @@ impl Analyzer for HealthScore {
         let mut h = score(&inputs);
         h.recommendations = recommendations(&h, report);
         h.total_penalty = round3(h.total_penalty);
+        if let Some(d) = &report.diagnosis {
+            // The diagnosis decides the band and the advice: one recommendation per cause.
+            let worst = d.causes.first().map(|_| d.worst());
+            h.set_score(banded(h.overall_score, worst));
+            h.recommendations = d.causes.iter().map(|c| c.recommendation.clone()).collect();
+        }
         report.health_score = Some(h);
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::decode::{IcmpInfo, Packet};
+use crate::finding::{Cause, Evidence, Finding, Severity, MAX_FINDING_FRAMES};
 use crate::flow::{fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::Options;
@@ -102,6 +103,7 @@ struct Quoted {
     dst: IpAddr,
     proto: u8,
     dst_port: Option<u16>,
+    src_port: Option<u16>,
 }
 
 fn quoted(v6: bool, b: &[u8]) -> Option<Quoted> {
@@ -118,6 +120,7 @@ fn quoted(v6: bool, b: &[u8]) -> Option<Quoted> {
             dst: IpAddr::V6(Ipv6Addr::from(dst)),
             proto,
             dst_port: port_at(proto, b, 40),
+            src_port: port_at(proto, b, 38),
         })
     } else {
         let h = b.get(..20)?;
@@ -131,6 +134,7 @@ fn quoted(v6: bool, b: &[u8]) -> Option<Quoted> {
             dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
             proto,
             dst_port: port_at(proto, b, ihl.max(20)),
+            src_port: port_at(proto, b, ihl.max(20) - 2),
         })
     }
 }
@@ -264,6 +268,16 @@ pub struct Icmp {
     messages: Vec<IcmpMessage>,
     pmtu_list: Vec<IcmpMessage>,
     unreachable_list: Vec<IcmpMessage>,
+    /// Port unreachable sent back for a DNS answer: the asker had given up (frames).
+    late_dns: Vec<u64>,
+    late_dns_count: u64,
+    /// Unreachable messages for anything but late DNS answers and traceroute probes: frames,
+    /// count, and how many were port unreachable.
+    unreachable_real: Vec<u64>,
+    unreachable_real_count: u64,
+    unreachable_port_count: u64,
+    unreachable_hosts: Vec<String>,
+    pmtu_frames: Vec<u64>,
     ttl_list: Vec<IcmpMessage>,
 }
 
@@ -288,6 +302,13 @@ impl Icmp {
             messages: Vec::new(),
             pmtu_list: Vec::new(),
             unreachable_list: Vec::new(),
+            late_dns: Vec::new(),
+            late_dns_count: 0,
+            unreachable_real: Vec::new(),
+            unreachable_real_count: 0,
+            unreachable_port_count: 0,
+            unreachable_hosts: Vec::new(),
+            pmtu_frames: Vec::new(),
             ttl_list: Vec::new(),
         }
     }
@@ -340,6 +361,31 @@ impl Analyzer for Icmp {
                     .entry(code_name(i, kind))
                     .or_insert(0) += 1;
                 let dst = q.map(|q| q.dst).unwrap_or(ip.src);
+                let port_unreachable = i.code == if i.v6 { 4 } else { 3 };
+                let from_dns = q.is_some_and(|q| q.proto == 17 && q.src_port == Some(53));
+                let traceroute = q.is_some_and(|q| {
+                    q.proto == 17 && q.dst_port.is_some_and(|p| (33434..=33534).contains(&p))
+                });
+                if port_unreachable && from_dns {
+                    self.late_dns_count += 1;
+                    if self.late_dns.len() < MAX_FINDING_FRAMES {
+                        self.late_dns.push(pkt.number);
+                    }
+                } else if !(port_unreachable && traceroute) {
+                    self.unreachable_real_count += 1;
+                    if port_unreachable {
+                        self.unreachable_port_count += 1;
+                    }
+                    if self.unreachable_real.len() < MAX_FINDING_FRAMES {
+                        self.unreachable_real.push(pkt.number);
+                    }
+                    let host = dst.to_string();
+                    if self.unreachable_hosts.len() < MAX_FINDING_FRAMES
+                        && !self.unreachable_hosts.contains(&host)
+                    {
+                        self.unreachable_hosts.push(host);
+                    }
+                }
                 if self.unreachable_dst.len() < MAX_ADDRESSES
                     || self.unreachable_dst.contains_key(&dst)
                 {
@@ -348,6 +394,9 @@ impl Analyzer for Icmp {
             }
             Kind::Pmtu => {
                 self.pmtu += 1;
+                if self.pmtu_frames.len() < MAX_FINDING_FRAMES {
+                    self.pmtu_frames.push(pkt.number);
+                }
                 if let Some(m) = mtu {
                     let version = if i.v6 { 6 } else { 4 };
                     if self.mtus.len() < MAX_RANKED || self.mtus.contains_key(&(version, m)) {
@@ -467,6 +516,7 @@ impl Analyzer for Icmp {
                 )
             })
             .collect();
+        report.findings.extend(self.findings());
         let own = |m: BTreeMap<&'static str, u64>| -> BTreeMap<String, u64> {
             m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
         };
@@ -492,5 +542,90 @@ impl Analyzer for Icmp {
             ttl_exceeded: self.ttl_list,
             pmtu_suggestions,
         });
+    }
+}
+
+impl Icmp {
+    /// Late DNS answers (the asker's port was already closed: the resolver is too slow for
+    /// it), unreachable destinations (traceroute's own probes left out), and routers asking
+    /// for a smaller packet size.
+    fn findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if self.late_dns_count > 0 {
+            let sev = if self.late_dns_count >= 3 {
+                Severity::Medium
+            } else {
+                Severity::Low
+            };
+            out.push(
+                Finding::new(
+                    "icmp",
+                    sev,
+                    format!(
+                        "{} DNS answer{} came back after the asker had given up: it answered with ICMP port unreachable (frame {})",
+                        self.late_dns_count,
+                        if self.late_dns_count == 1 { "" } else { "s" },
+                        self.late_dns[0]
+                    ),
+                )
+                .cause(Cause::DnsSlow)
+                .evidence(Evidence::new().with("late_dns_answers", self.late_dns_count as f64))
+                .frames(self.late_dns.clone())
+                .filter("icmp.type == 3 && icmp.code == 3 && udp.srcport == 53"),
+            );
+        }
+        if self.unreachable_real_count > 0 {
+            let hard = self.unreachable_real_count - self.unreachable_port_count;
+            let sev = if hard >= 3 {
+                Severity::Medium
+            } else if self.unreachable_real_count >= 3 {
+                Severity::Low
+            } else {
+                Severity::Info
+            };
+            out.push(
+                Finding::new(
+                    "icmp",
+                    sev,
+                    format!(
+                        "{} ICMP destination unreachable message{} ({} for closed ports), for {}",
+                        self.unreachable_real_count,
+                        if self.unreachable_real_count == 1 {
+                            ""
+                        } else {
+                            "s"
+                        },
+                        self.unreachable_port_count,
+                        self.unreachable_hosts.join(", ")
+                    ),
+                )
+                .cause(Cause::IcmpUnreachable)
+                .evidence(
+                    Evidence::new()
+                        .with("unreachable", self.unreachable_real_count as f64)
+                        .with("port_unreachable", self.unreachable_port_count as f64),
+                )
+                .hosts(self.unreachable_hosts.clone())
+                .frames(self.unreachable_real.clone())
+                .filter("icmp.type == 3 || icmpv6.type == 1"),
+            );
+        }
+        if self.pmtu > 0 {
+            out.push(
+                Finding::new(
+                    "icmp",
+                    Severity::Info,
+                    format!(
+                        "{} router message{} asked for smaller packets (path MTU discovery working)",
+                        self.pmtu,
+                        if self.pmtu == 1 { "" } else { "s" }
+                    ),
+                )
+                .evidence(Evidence::new().with("pmtu_messages", self.pmtu as f64))
+                .frames(self.pmtu_frames.clone())
+                .filter("(icmp.type == 3 && icmp.code == 4) || icmpv6.type == 2"),
+            );
+        }
+        out
     }
 }

@@ -27,11 +27,25 @@ use serde::{Deserialize, Serialize};
 use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_FIN, TCP_RST, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding, Severity};
 use crate::flow::{Direction, FlowKey, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::{round3, Distribution, Summary, Top};
 use crate::time::iso_utc;
 use crate::Options;
+
+/// Packets a UDP flow needs before it counts as real-time media.
+const MIN_MEDIA_PACKETS: u64 = 20;
+
+/// RTP version 2 (RFC 3550 section 5.1) or RTCP (payload types 200-204 in the second byte):
+/// version bits 10, a payload type that is assigned (0-34) or dynamic (96-127).
+fn looks_like_rtp(payload: &[u8]) -> bool {
+    if payload.len() < 12 || payload[0] >> 6 != 2 {
+        return false;
+    }
+    let pt = payload[1] & 0x7f;
+    matches!(payload[1], 200..=204) || pt <= 34 || (96..=127).contains(&pt)
+}
 
 /// v5's session rules.
 const SESSION_GAP_NS: i64 = 60 * 1_000_000_000;
@@ -61,6 +75,10 @@ pub struct FlowJitter {
     pub stdev_ms: f64,
     pub first_packet_time: String,
     pub severity: String,
+    /// RTP/RTCP: the only flows whose jitter the diagnosis judges (TCP and other UDP pace
+    /// themselves by ACKs and application pauses).
+    #[serde(default)]
+    pub real_time_media: bool,
     pub display_filter: String,
 }
 
@@ -112,6 +130,8 @@ struct FlowState {
     samples: Vec<f32>,
     /// Every `stride`-th sample is kept once the flow outgrew MAX_SAMPLES_PER_FLOW.
     stride: u64,
+    /// UDP datagrams whose payload reads as RTP version 2 (RFC 3550) or RTCP.
+    rtp: u64,
 }
 
 impl FlowState {
@@ -130,6 +150,7 @@ impl FlowState {
             max: 0.0,
             samples: Vec::new(),
             stride: 1,
+            rtp: 0,
         }
     }
 
@@ -175,6 +196,8 @@ struct Closed {
     stdev: f64,
     severity: &'static str,
     high: bool,
+    /// Real-time media (RTP/RTCP): the only flows whose jitter is a cause.
+    media: bool,
 }
 
 /// Highest of P95 and mean first, then earliest.
@@ -230,6 +253,9 @@ pub struct Jitter {
     total_flows: u64,
     analyzed: u64,
     high_count: u64,
+    media_flows: u64,
+    /// The media flow with the most jitter (ranked flows may all be TCP).
+    worst_media: Option<Closed>,
     severity: BTreeMap<&'static str, u64>,
     ranked: Top<Closed>,
     global: Distribution,
@@ -248,6 +274,8 @@ impl Jitter {
             total_flows: 0,
             analyzed: 0,
             high_count: 0,
+            media_flows: 0,
+            worst_media: None,
             severity: BTreeMap::new(),
             ranked: Top::new(MAX_FINDINGS, worst_first),
             global: Distribution::default(),
@@ -302,7 +330,13 @@ impl Jitter {
         if high {
             self.high_count += 1;
         }
-        self.ranked.push(Closed {
+        let media =
+            key.0.proto == 17 && f.packets >= MIN_MEDIA_PACKETS && f.rtp * 10 >= f.packets * 8;
+        if media {
+            self.media_flows += 1;
+        }
+        let closed = Closed {
+            media,
             key,
             first_ns: f.first_ns,
             packets: f.packets,
@@ -321,7 +355,11 @@ impl Jitter {
             },
             severity,
             high,
-        });
+        };
+        if media && self.worst_media.as_ref().is_none_or(|w| w.p95 < closed.p95) {
+            self.worst_media = Some(closed.clone());
+        }
+        self.ranked.push(closed);
     }
 
     fn to_report(&self, c: &Closed) -> FlowJitter {
@@ -347,6 +385,7 @@ impl Jitter {
             stdev_ms: round3(c.stdev),
             first_packet_time: iso_utc(c.first_ns),
             severity: c.severity.to_string(),
+            real_time_media: c.media,
             display_filter: format!(
                 "{ipf}.src == {src} && {proto}.srcport == {sport} && {ipf}.dst == {dst} && {proto}.dstport == {dport}"
             ),
@@ -373,6 +412,7 @@ impl Analyzer for Jitter {
             _ => return,
         };
         let ts = pkt.ts_ns;
+        let rtp = pkt.udp().is_some_and(|u| looks_like_rtp(u.payload));
         let Some(state) = self.flows.direction(meta) else {
             return;
         };
@@ -407,6 +447,7 @@ impl Analyzer for Jitter {
             }
         }
         f.packets += 1;
+        f.rtp += u64::from(rtp);
         f.last_ns = ts;
         f.last_rst_fin = flags & (TCP_RST | TCP_FIN) != 0;
     }
@@ -430,6 +471,37 @@ impl Analyzer for Jitter {
             self.close_both(flow.key, states);
         }
         let ranked = self.ranked.take_sorted();
+        if let Some(worst) = &self.worst_media {
+            let sev = Severity::by_thresholds(
+                worst.p95,
+                [
+                    Some(self.warning_ms / 2.0),
+                    Some(self.warning_ms),
+                    Some(self.critical_ms),
+                    Some(self.critical_ms * 4.0),
+                ],
+            );
+            let r = self.to_report(worst);
+            report.findings.push(
+                Finding::new(
+                    "jitter",
+                    sev,
+                    format!(
+                        "Real-time media {} varies its packet spacing by {:.1} ms at the 95th percentile (mean {:.1} ms) over {} packets",
+                        r.flow, worst.p95, worst.mean, worst.packets
+                    ),
+                )
+                .cause(Cause::Jitter)
+                .evidence(
+                    Evidence::new()
+                        .with("p95_jitter_ms", round3(worst.p95))
+                        .with("mean_jitter_ms", round3(worst.mean))
+                        .with("media_flows", self.media_flows as f64),
+                )
+                .hosts([r.src.clone(), r.dst.clone()])
+                .filter(r.display_filter.clone()),
+            );
+        }
         let flows_with_jitter = ranked
             .iter()
             .take(MAX_RANKED)

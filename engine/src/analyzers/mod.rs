@@ -1,13 +1,8 @@
 //! The analyses. Each one lives in its own file, implements [`Analyzer`], and is listed once in
 //! [`registry`]; it fills its own typed section of the [`Report`](crate::report::Report).
 
-use crate::capture::ReadSummary;
+pub use crate::analysis::{Analyzer, Finish, Kinds, Layer4, PacketMeta, Prefetch, Walk};
 use crate::config::Config;
-use crate::decode::Packet;
-use crate::flow::{Direction, FlowKey, FlowRecord, FlowTable};
-use crate::report::Report;
-use crate::tcp::TcpAnalysis;
-pub use crate::worker::Walk;
 use crate::Options;
 
 pub mod arp_spoofing_detection;
@@ -42,330 +37,230 @@ pub mod temporal;
 pub mod throughput;
 pub mod timestamps;
 pub mod top_talkers;
+pub mod transfers;
 
-/// The protocol a frame counts for at layer 4. Fragmented datagrams count once, on the frame
-/// that completes them, as tshark's reassembly does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer4 {
-    Tcp,
-    Udp,
-    Icmp,
-    Other,
+/// One analysis: its report key (the key of its section), its title, whether it is in the
+/// engine's first-look set (`--analyses core`, the set the tshark oracle covers), and how to
+/// make it. [`TABLE`] lists each analysis once; [`ALL`], [`CORE`], [`registry`] and the
+/// renderers' titles come from it.
+pub struct Entry {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub core: bool,
+    make: fn(&Config, &Options) -> Box<dyn Analyzer>,
 }
 
-/// What the engine worked out about a packet before the analyses see it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PacketMeta {
-    /// Symmetric 5-tuple and direction, for IP packets.
-    pub flow: Option<(FlowKey, Direction)>,
-    /// TCP stream and sequence-analysis flags (default for non-TCP packets).
-    pub tcp: TcpAnalysis,
-    pub layer4: Option<Layer4>,
-    /// Slot of the packet's flow in the flow table (valid while the flow lives).
-    pub flow_slot: u32,
-    /// Unique id of the flow over the capture.
-    pub flow_id: u64,
-    /// This packet opened its flow.
-    pub flow_new: bool,
-    /// Timestamp and frame number of the flow's previous packet.
-    pub flow_prev: Option<(i64, u64)>,
-}
-
-/// What the analyses get at the end.
-pub struct Finish<'a> {
-    pub read: &'a ReadSummary,
-    pub first_ts_ns: Option<i64>,
-    pub last_ts_ns: Option<i64>,
-    pub tcp_streams: u64,
-    /// Flows still live at the end (evicted ones went through [`Analyzer::on_flow_end`]).
-    pub flows: &'a FlowTable,
-    pub config: &'a Config,
-    pub options: &'a Options,
-}
-
-impl Finish<'_> {
-    pub fn duration_s(&self) -> f64 {
-        match (self.first_ts_ns, self.last_ts_ns) {
-            (Some(a), Some(b)) => (b - a).max(0) as f64 / 1e9,
-            _ => 0.0,
+macro_rules! analysis {
+    ($key:literal, $title:literal, $core:literal, |$config:ident, $options:ident| $make:expr) => {
+        Entry {
+            key: $key,
+            title: $title,
+            core: $core,
+            make: |$config, $options| {
+                let _ = (&$config, &$options);
+                Box::new($make)
+            },
         }
-    }
+    };
 }
 
-/// One analysis: sees every packet once, in order, then writes its section.
-/// Analyses are `Send`: with two cores, two threads take turns running them.
-pub trait Analyzer: Send {
-    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta);
-    /// Writes the analysis's section. Unless [`Analyzer::reads_report`], the report may hold
-    /// only this section: the analyses finish on two threads, each into its own report.
-    fn finish(self: Box<Self>, end: &Finish<'_>, report: &mut Report);
-    /// Runs the analysis over a batch ([`Walk::run`]). Not to be overridden: as a provided
-    /// method it is compiled for each analysis, which makes its calls to `on_packet` direct.
-    fn walk(&mut self, batch: &Walk<'_, '_>) {
-        batch.run(self);
-    }
-    /// The analysis reads other analyses' sections in `finish` (the health score): it finishes
-    /// after all the others, with every section in the report.
-    fn reads_report(&self) -> bool {
-        false
-    }
-    /// A flow left the flow table before the end (evicted when idle); its totals are final.
-    fn on_flow_end(&mut self, _flow: &FlowRecord) {}
-    /// A packet a few places ahead of the next `on_packet` (analyses see packets in batches,
-    /// see `worker`): an analysis with per-flow state asks the CPU to start loading that
-    /// flow's state now ([`crate::flow::PerSlot::prefetch`]), so `on_packet` does not wait for
-    /// memory. A hint only: it must not change any state. Called when [`Analyzer::prefetches`]
-    /// says so, for the packets the analysis reads.
-    fn prefetch(&self, _ahead: &PacketMeta) {}
-    /// The first step of a two-step prefetch, twice as far ahead as [`Analyzer::prefetch`]
-    /// (e.g. a per-flow pointer that `prefetch` then follows, see [`crate::flow::ByKey`]).
-    fn prefetch_far(&self, _ahead: &PacketMeta) {}
-    /// A flow ending a few flow ends ahead of the next `on_flow_end`: as [`Analyzer::prefetch`],
-    /// for an analysis that reads its state of the flow when it ends. Called when
-    /// [`Analyzer::prefetches`] says any prefetch is taken.
-    fn prefetch_end(&self, _ending: &FlowRecord) {}
-    /// The packets this analysis reads: the others go by without a call to `on_packet`.
-    fn packets(&self) -> Kinds {
-        Kinds::ALL
-    }
-    /// Which of the prefetch steps this analysis implements.
-    fn prefetches(&self) -> Prefetch {
-        Prefetch::None
-    }
-}
-
-/// Which prefetch steps an analysis takes (see [`Analyzer::prefetch`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefetch {
-    None,
-    Near,
-    NearAndFar,
-}
-
-/// Kinds of packets, for [`Analyzer::packets`]; a packet is of every kind that fits it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kinds(u8);
-
-impl Kinds {
-    pub const NONE: Kinds = Kinds(0);
-    pub const ALL: Kinds = Kinds(u8::MAX);
-    pub const NOT_IP: Kinds = Kinds(1);
-    pub const IP: Kinds = Kinds(1 << 1);
-    pub const TCP: Kinds = Kinds(1 << 2);
-    pub const UDP: Kinds = Kinds(1 << 3);
-    pub const ICMP: Kinds = Kinds(1 << 4);
-    /// TCP or UDP from or to port 53.
-    pub const DNS: Kinds = Kinds(1 << 5);
-    /// TCP with SYN set (SYN and SYN/ACK).
-    pub const SYN: Kinds = Kinds(1 << 6);
-
-    pub fn of(pkt: &Packet<'_>) -> Kinds {
-        use crate::decode::{Transport, TCP_SYN};
-        use dns::DNS_PORT;
-        let dns = |sp: u16, dp: u16| Kinds::when(sp == DNS_PORT || dp == DNS_PORT, Kinds::DNS);
-        let ip = pkt.ip().is_some();
-        Kinds::when(ip, Kinds::IP)
-            | Kinds::when(!ip, Kinds::NOT_IP)
-            | match &pkt.transport {
-                Transport::Tcp(t) => {
-                    Kinds::TCP
-                        | Kinds::when(t.has(TCP_SYN), Kinds::SYN)
-                        | dns(t.src_port, t.dst_port)
-                }
-                Transport::Udp(u) => Kinds::UDP | dns(u.src_port, u.dst_port),
-                Transport::Icmp(_) => Kinds::ICMP,
-                Transport::Other | Transport::None => Kinds::NONE,
-            }
-    }
-
-    /// `kind` when `condition` holds, no kind otherwise.
-    fn when(condition: bool, kind: Kinds) -> Kinds {
-        if condition {
-            kind
-        } else {
-            Kinds::NONE
-        }
-    }
-
-    /// True when the two share a kind.
-    pub fn meets(self, other: Kinds) -> bool {
-        self.0 & other.0 != 0
-    }
-}
-
-impl std::ops::BitOr for Kinds {
-    type Output = Kinds;
-    fn bitor(self, other: Kinds) -> Kinds {
-        Kinds(self.0 | other.0)
-    }
-}
-
-/// The analyses of the engine issue: what a first look at a capture needs, and the set the
-/// tshark oracle covers (`--analyses core`).
-pub const CORE: &[&str] = &[
-    "timestamps",
-    "tcp_handshake",
-    "retransmission",
-    "top_talkers",
-    "dns",
-    "protocol_distribution",
-    "conversations",
+/// Every analysis, in report order. `health_score` reads the other sections, so it stays last.
+pub const TABLE: &[Entry] = &[
+    analysis!("timestamps", "Timing and gaps", true, |config, options| {
+        timestamps::Timestamps::new(config, options)
+    }),
+    analysis!(
+        "tcp_handshake",
+        "TCP handshakes",
+        true,
+        |config, options| tcp_handshake::TcpHandshake::new(config, options)
+    ),
+    analysis!(
+        "retransmission",
+        "TCP retransmissions and anomalies",
+        true,
+        |config, options| retransmission::Retransmission::new(config, options)
+    ),
+    analysis!("rtt", "Round-trip time", false, |config, options| {
+        rtt::Rtt::new(config, options)
+    }),
+    analysis!("tcp_window", "TCP window", false, |config, options| {
+        tcp_window::TcpWindow::new(config, options)
+    }),
+    analysis!("tcp_reset", "TCP resets", false, |config, options| {
+        tcp_reset::TcpReset::new(config, options)
+    }),
+    analysis!("top_talkers", "Top talkers", true, |config, options| {
+        top_talkers::TopTalkers::new(options)
+    }),
+    analysis!("throughput", "Throughput", false, |config, options| {
+        throughput::Throughput::new(config, options)
+    }),
+    analysis!(
+        "syn_retransmissions",
+        "SYN retransmissions",
+        false,
+        |config, options| syn_retransmissions::SynRetransmissions::new(config, options)
+    ),
+    analysis!(
+        "tcp_timeout",
+        "TCP connection states and timeouts",
+        false,
+        |config, options| tcp_timeout::TcpTimeout::new(config, options)
+    ),
+    analysis!("burst", "Traffic bursts", false, |config, options| {
+        burst::BurstAnalyzer::new(config, options)
+    }),
+    analysis!(
+        "temporal",
+        "Temporal patterns (UTC)",
+        false,
+        |config, options| temporal::Temporal::new(config, options)
+    ),
+    analysis!("dns", "DNS", true, |config, options| dns::Dns::new(
+        config, options
+    )),
+    analysis!("icmp", "ICMP and ICMPv6", false, |config, options| {
+        icmp::Icmp::new(options)
+    }),
+    analysis!(
+        "protocol_distribution",
+        "Protocol distribution",
+        true,
+        |config, options| protocol_distribution::ProtocolDistribution::default()
+    ),
+    analysis!(
+        "asymmetric_traffic",
+        "Asymmetric traffic",
+        false,
+        |config, options| asymmetric_traffic::AsymmetricTraffic::new(config, options)
+    ),
+    analysis!("sack", "SACK and D-SACK", false, |config, options| {
+        sack::Sack::new(config, options)
+    }),
+    analysis!("jitter", "Jitter (RFC 3393)", false, |config, options| {
+        jitter::Jitter::new(config, options)
+    }),
+    analysis!(
+        "service_classification",
+        "Service classification",
+        false,
+        |config, options| service_classification::ServiceClassification::new(options)
+    ),
+    analysis!(
+        "ip_fragmentation",
+        "IP fragmentation",
+        false,
+        |config, options| ip_fragmentation::IpFragmentation::new(options)
+    ),
+    analysis!(
+        "port_scan_detection",
+        "Port scans",
+        false,
+        |config, options| port_scan_detection::PortScanDetection::new(config, options)
+    ),
+    analysis!(
+        "brute_force_detection",
+        "Brute force",
+        false,
+        |config, options| brute_force_detection::BruteForceDetection::new(config, options)
+    ),
+    analysis!("ddos_detection", "DDoS", false, |config, options| {
+        ddos_detection::DdosDetection::new(config, options)
+    }),
+    analysis!(
+        "dns_tunneling_detection",
+        "DNS tunneling",
+        false,
+        |config, options| dns_tunneling_detection::DnsTunnelingDetection::new(config, options)
+    ),
+    analysis!(
+        "data_exfiltration_detection",
+        "Data exfiltration",
+        false,
+        |config, options| data_exfiltration_detection::DataExfiltrationDetection::new(
+            config, options
+        )
+    ),
+    analysis!(
+        "c2_beaconing_detection",
+        "C2 beaconing",
+        false,
+        |config, options| c2_beaconing_detection::C2BeaconingDetection::new(config, options)
+    ),
+    analysis!(
+        "lateral_movement_detection",
+        "Lateral movement",
+        false,
+        |config, options| lateral_movement_detection::LateralMovementDetection::new(
+            config, options
+        )
+    ),
+    analysis!(
+        "arp_spoofing_detection",
+        "ARP spoofing",
+        false,
+        |config, options| arp_spoofing_detection::ArpSpoofingDetection::new(options)
+    ),
+    analysis!("conversations", "Conversations", true, |config, options| {
+        conversations::Conversations::new(options)
+    }),
+    analysis!(
+        "transfers",
+        "Transfers: what went wrong and what limited them",
+        false,
+        |config, options| transfers::Transfers::new(options)
+    ),
+    analysis!("health_score", "Health score", false, |config, options| {
+        health_score::HealthScore
+    }),
 ];
-
-/// Every analysis with its report key, in report order. `health_score` reads the other
-/// sections, so it stays last. `options.analyses` selects a subset (all when empty).
-pub fn registry(config: &Config, options: &Options) -> Vec<(&'static str, Box<dyn Analyzer>)> {
-    let all: Vec<(&'static str, Box<dyn Analyzer>)> = vec![
-        (
-            "timestamps",
-            Box::new(timestamps::Timestamps::new(config, options)),
-        ),
-        (
-            "tcp_handshake",
-            Box::new(tcp_handshake::TcpHandshake::new(config, options)),
-        ),
-        (
-            "retransmission",
-            Box::new(retransmission::Retransmission::new(config, options)),
-        ),
-        ("rtt", Box::new(rtt::Rtt::new(config, options))),
-        (
-            "tcp_window",
-            Box::new(tcp_window::TcpWindow::new(config, options)),
-        ),
-        (
-            "tcp_reset",
-            Box::new(tcp_reset::TcpReset::new(config, options)),
-        ),
-        (
-            "top_talkers",
-            Box::new(top_talkers::TopTalkers::new(options)),
-        ),
-        (
-            "throughput",
-            Box::new(throughput::Throughput::new(config, options)),
-        ),
-        (
-            "syn_retransmissions",
-            Box::new(syn_retransmissions::SynRetransmissions::new(
-                config, options,
-            )),
-        ),
-        (
-            "tcp_timeout",
-            Box::new(tcp_timeout::TcpTimeout::new(config, options)),
-        ),
-        (
-            "burst",
-            Box::new(burst::BurstAnalyzer::new(config, options)),
-        ),
-        (
-            "temporal",
-            Box::new(temporal::Temporal::new(config, options)),
-        ),
-        ("dns", Box::new(dns::Dns::new(config, options))),
-        ("icmp", Box::new(icmp::Icmp::new(options))),
-        (
-            "protocol_distribution",
-            Box::new(protocol_distribution::ProtocolDistribution::default()),
-        ),
-        (
-            "asymmetric_traffic",
-            Box::new(asymmetric_traffic::AsymmetricTraffic::new(config, options)),
-        ),
-        ("sack", Box::new(sack::Sack::new(config, options))),
-        ("jitter", Box::new(jitter::Jitter::new(config, options))),
-        (
-            "service_classification",
-            Box::new(service_classification::ServiceClassification::new(options)),
-        ),
-        (
-            "ip_fragmentation",
-            Box::new(ip_fragmentation::IpFragmentation::new(options)),
-        ),
-        (
-            "port_scan_detection",
-            Box::new(port_scan_detection::PortScanDetection::new(config, options)),
-        ),
-        (
-            "brute_force_detection",
-            Box::new(brute_force_detection::BruteForceDetection::new(
-                config, options,
-            )),
-        ),
-        (
-            "ddos_detection",
-            Box::new(ddos_detection::DdosDetection::new(config, options)),
-        ),
-        (
-            "dns_tunneling_detection",
-            Box::new(dns_tunneling_detection::DnsTunnelingDetection::new(
-                config, options,
-            )),
-        ),
-        (
-            "data_exfiltration_detection",
-            Box::new(data_exfiltration_detection::DataExfiltrationDetection::new(
-                config, options,
-            )),
-        ),
-        (
-            "c2_beaconing_detection",
-            Box::new(c2_beaconing_detection::C2BeaconingDetection::new(
-                config, options,
-            )),
-        ),
-        (
-            "lateral_movement_detection",
-            Box::new(lateral_movement_detection::LateralMovementDetection::new(
-                config, options,
-            )),
-        ),
-        (
-            "arp_spoofing_detection",
-            Box::new(arp_spoofing_detection::ArpSpoofingDetection::new(options)),
-        ),
-        (
-            "conversations",
-            Box::new(conversations::Conversations::new(options)),
-        ),
-        ("health_score", Box::new(health_score::HealthScore)),
-    ];
-    all.into_iter()
-        .filter(|(key, _)| options.analyses.is_empty() || options.analyses.iter().any(|k| k == key))
-        .collect()
-}
 
 /// Report keys of every analysis, in report order.
-pub const ALL: &[&str] = &[
-    "timestamps",
-    "tcp_handshake",
-    "retransmission",
-    "rtt",
-    "tcp_window",
-    "tcp_reset",
-    "top_talkers",
-    "throughput",
-    "syn_retransmissions",
-    "tcp_timeout",
-    "burst",
-    "temporal",
-    "dns",
-    "icmp",
-    "protocol_distribution",
-    "asymmetric_traffic",
-    "sack",
-    "jitter",
-    "service_classification",
-    "ip_fragmentation",
-    "port_scan_detection",
-    "brute_force_detection",
-    "ddos_detection",
-    "dns_tunneling_detection",
-    "data_exfiltration_detection",
-    "c2_beaconing_detection",
-    "lateral_movement_detection",
-    "arp_spoofing_detection",
-    "conversations",
-    "health_score",
-];
+pub const ALL: [&str; TABLE.len()] = {
+    let mut keys = [""; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        keys[i] = TABLE[i].key;
+        i += 1;
+    }
+    keys
+};
+
+const CORE_COUNT: usize = {
+    let (mut n, mut i) = (0, 0);
+    while i < TABLE.len() {
+        n += TABLE[i].core as usize;
+        i += 1;
+    }
+    n
+};
+
+/// The analyses of the engine's first look at a capture, and the set the tshark oracle covers
+/// (`--analyses core`), in report order.
+pub const CORE: [&str; CORE_COUNT] = {
+    let mut keys = [""; CORE_COUNT];
+    let (mut n, mut i) = (0, 0);
+    while i < TABLE.len() {
+        if TABLE[i].core {
+            keys[n] = TABLE[i].key;
+            n += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+/// The entry of an analysis, by report key.
+pub fn entry(key: &str) -> Option<&'static Entry> {
+    TABLE.iter().find(|e| e.key == key)
+}
+
+/// The analyses `options.analyses` selects (all when empty), made, with their report keys.
+pub fn registry(config: &Config, options: &Options) -> Vec<(&'static str, Box<dyn Analyzer>)> {
+    TABLE
+        .iter()
+        .filter(|e| options.analyses.is_empty() || options.analyses.iter().any(|k| k == e.key))
+        .map(|e| (e.key, (e.make)(config, options)))
+        .collect()
+}

@@ -72,7 +72,7 @@ pub struct RetransmissionReport {
     pub total_tcp_packets: u64,
     pub total_anomalies: u64,
     /// dup_ack, out_of_order, lost_segment (previous segment not captured), zero_window,
-    /// keep_alive, window_update, ack_lost_segment.
+    /// keep_alive, window_update, ack_lost_segment, window_full.
     pub anomaly_types: BTreeMap<String, u64>,
     pub severity_distribution: BTreeMap<String, u64>,
     pub thresholds: RetransThresholds,
@@ -128,11 +128,11 @@ pub struct Retransmission {
     spurious: u64,
     rto: u64,
     syn: u64,
-    anomalies: [u64; 7],
+    anomalies: [u64; 8],
     events: Vec<RetransmissionEvent>,
 }
 
-const ANOMALY_NAMES: [&str; 7] = [
+const ANOMALY_NAMES: [&str; 8] = [
     "dup_ack",
     "out_of_order",
     "lost_segment",
@@ -140,8 +140,9 @@ const ANOMALY_NAMES: [&str; 7] = [
     "keep_alive",
     "window_update",
     "ack_lost_segment",
+    "window_full",
 ];
-const ANOMALY_FLAGS: [u32; 7] = [
+const ANOMALY_FLAGS: [u32; 8] = [
     flags::DUP_ACK,
     flags::OUT_OF_ORDER,
     flags::LOST_SEGMENT,
@@ -149,6 +150,7 @@ const ANOMALY_FLAGS: [u32; 7] = [
     flags::KEEP_ALIVE,
     flags::WINDOW_UPDATE,
     flags::ACK_LOST_SEGMENT,
+    flags::WINDOW_FULL,
 ];
 
 fn most_retransmissions_first(a: &StreamStats, b: &StreamStats) -> std::cmp::Ordering {
@@ -170,7 +172,7 @@ impl Retransmission {
             spurious: 0,
             rto: 0,
             syn: 0,
-            anomalies: [0; 7],
+            anomalies: [0; 8],
             events: Vec::new(),
         }
     }

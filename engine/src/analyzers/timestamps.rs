@@ -11,9 +11,10 @@ use crate::config::Config;
 use crate::decode::{Packet, Transport};
 use std::net::IpAddr;
 
+use crate::finding::{Cause, Evidence, Finding, Severity, MAX_FINDING_FRAMES};
 use crate::flow::{evict_idle, fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
-use crate::stats::{round6, Distribution, Summary};
+use crate::stats::{round3, round6, Distribution, Summary};
 use crate::Options;
 
 const NS: f64 = 1e9;
@@ -58,6 +59,15 @@ pub struct TimestampsReport {
     /// Gaps recur at a regular interval (at least 3 gaps, coefficient of variation < 10 %).
     pub periodic_pattern_detected: bool,
     pub non_periodic_gaps: u64,
+    /// Frames stamped earlier than the frame before them (tshark: `frame.time_delta < 0`).
+    #[serde(default)]
+    pub time_reversals: u64,
+    /// The longest step back, in seconds.
+    #[serde(default)]
+    pub max_time_reversal_seconds: f64,
+    /// IP frames the capture recorded twice (same identification and checksums, within 1 s).
+    #[serde(default)]
+    pub duplicate_frames: u64,
 }
 
 pub struct Timestamps {
@@ -73,6 +83,13 @@ pub struct Timestamps {
     gap_durations: Distribution,
     gaps_detected: u64,
     since_sweep: u32,
+    reversals: u64,
+    max_reversal_ns: i64,
+    reversal_frames: Vec<u64>,
+    duplicates: u64,
+    ip_frames: u64,
+    /// (copy, original) frames of the first duplicates.
+    duplicate_pairs: Vec<(u64, u64)>,
 }
 
 impl Timestamps {
@@ -89,6 +106,12 @@ impl Timestamps {
             gap_durations: Distribution::default(),
             gaps_detected: 0,
             since_sweep: 0,
+            reversals: 0,
+            max_reversal_ns: 0,
+            reversal_frames: Vec::new(),
+            duplicates: 0,
+            ip_frames: 0,
+            duplicate_pairs: Vec::new(),
         }
     }
 }
@@ -127,6 +150,22 @@ impl Analyzer for Timestamps {
             .map_or(0, |(prev_ts, _)| pkt.ts_ns - prev_ts);
         if self.last_frame.is_some() {
             self.intervals.add(delta as f64 / NS);
+            if delta < 0 {
+                self.reversals += 1;
+                self.max_reversal_ns = self.max_reversal_ns.max(-delta);
+                if self.reversal_frames.len() < MAX_FINDING_FRAMES {
+                    self.reversal_frames.push(pkt.number);
+                }
+            }
+        }
+        if pkt.ip().is_some() {
+            self.ip_frames += 1;
+        }
+        if meta.duplicate_of != 0 {
+            self.duplicates += 1;
+            if self.duplicate_pairs.len() < MAX_FINDING_FRAMES {
+                self.duplicate_pairs.push((pkt.number, meta.duplicate_of));
+            }
         }
         if delta > self.max_gap_ns || !self.any_timestamp {
             self.max_gap_ns = delta;
@@ -218,6 +257,76 @@ impl Analyzer for Timestamps {
             },
             periodic_pattern_detected: periodic,
             non_periodic_gaps: non_periodic,
+            time_reversals: self.reversals,
+            max_time_reversal_seconds: round6(self.max_reversal_ns as f64 / NS),
+            duplicate_frames: self.duplicates,
         });
+        if self.reversals > 0 {
+            // A capture's clock going back confuses every timing figure after it (merged or
+            // unsorted files); it says nothing about the network, so it stays at medium.
+            let back_s = self.max_reversal_ns as f64 / NS;
+            let sev = if self.reversals == 1 && back_s < 0.001 {
+                Severity::Info
+            } else {
+                Severity::by_thresholds(back_s, [Some(0.0), Some(1.0), None, None])
+            };
+            report.findings.push(
+                Finding::new(
+                    "timestamps",
+                    sev,
+                    format!(
+                        "Time runs backwards {} time{} in the capture, by up to {back_s:.3} s (first at frame {}): merged or unsorted files",
+                        self.reversals,
+                        if self.reversals == 1 { "" } else { "s" },
+                        self.reversal_frames[0]
+                    ),
+                )
+                .cause(Cause::TimeReversal)
+                .evidence(
+                    Evidence::new()
+                        .with("time_reversals", self.reversals as f64)
+                        .with("max_step_back_s", round6(back_s)),
+                )
+                .frames(self.reversal_frames.clone())
+                .filter("frame.time_delta < 0"),
+            );
+        }
+        if self.duplicates > 0 {
+            let share = self.duplicates as f64 / self.ip_frames.max(1) as f64;
+            // Copies made by the capture, not by the network: at most medium.
+            let sev = if self.duplicates < 2 {
+                Severity::Info
+            } else {
+                Severity::by_thresholds(share, [Some(0.01), Some(0.05), None, None])
+            };
+            let (copy, original) = self.duplicate_pairs[0];
+            report.findings.push(
+                Finding::new(
+                    "timestamps",
+                    sev,
+                    format!(
+                        "{} frames ({:.1} % of IP frames) were recorded twice, e.g. frame {copy} repeats frame {original} (same IP ID and checksums): the capture duplicates them, they are not retransmissions",
+                        self.duplicates,
+                        share * 100.0
+                    ),
+                )
+                .cause(Cause::DuplicatedFrames)
+                .evidence(
+                    Evidence::new()
+                        .with("duplicate_frames", self.duplicates as f64)
+                        .with("duplicate_share_pct", round3(share * 100.0)),
+                )
+                .frames(self.duplicate_pairs.iter().flat_map(|&(c, o)| [o, c]))
+                .filter(format!(
+                    "frame.number in {{{}}}",
+                    self.duplicate_pairs
+                        .iter()
+                        .flat_map(|&(c, o)| [o, c])
+                        .map(|f| f.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )),
+            );
+        }
     }
 }

@@ -222,19 +222,32 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
     rows
 }
 
-/// Every listed finding: `analysis,list,severity,frames,flow,description,display_filter`
-/// (frames separated by spaces).
-pub fn finding_rows(_: &Report, tree: &Map<String, Value>) -> Vec<Vec<String>> {
+/// Every typed finding: `analysis,cause,severity,frames,scope,description,display_filter`
+/// (frames separated by spaces), the diagnosis's causes first (analysis `diagnosis`).
+pub fn finding_rows(report: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
     let mut rows = vec![row([
         "analysis",
-        "list",
+        "cause",
         "severity",
         "frames",
         "flow",
         "description",
         "display_filter",
     ])];
-    for f in view::findings(tree) {
+    let causes = report
+        .diagnosis
+        .iter()
+        .flat_map(|d| &d.causes)
+        .map(|c| view::Finding {
+            analysis: "diagnosis".into(),
+            list: c.cause.map(|c| c.as_str().to_string()).unwrap_or_default(),
+            severity: c.severity.as_str(),
+            frames: c.frames.clone(),
+            flow: c.hosts.join(", "),
+            description: c.summary.clone(),
+            display_filter: c.display_filter.clone(),
+        });
+    for f in causes.chain(report.findings.iter().map(view::display)) {
         rows.push(vec![
             f.analysis,
             f.list,

@@ -60,6 +60,25 @@ struct HealthView {
     recommendations: Vec<String>,
 }
 
+/// The diagnosis as the page leads with it.
+#[derive(Serialize)]
+struct DiagnosisView {
+    verdict: String,
+    causes: Vec<CauseView>,
+}
+
+#[derive(Serialize)]
+struct CauseView {
+    cause: String,
+    severity: &'static str,
+    summary: String,
+    evidence: String,
+    scope: String,
+    frames: String,
+    display_filter: String,
+    recommendation: String,
+}
+
 /// Renders the report as one HTML page.
 pub fn html(report: &Report) -> String {
     html_of_tree(&view::tree(report))
@@ -89,6 +108,28 @@ fn html_of_tree(tree: &Map<String, Value>) -> String {
     let findings_total = all.len();
     let top: Vec<Finding> = view::top_findings(all, view::TOP_FINDINGS);
     let charts = charts_of(tree);
+    let diagnosis = view::diagnosis(tree).map(|d| DiagnosisView {
+        verdict: format!("{:?}", d.verdict).to_lowercase(),
+        causes: d
+            .causes
+            .iter()
+            .map(|c| CauseView {
+                cause: c.cause.map(|c| c.as_str()).unwrap_or("other").to_string(),
+                severity: c.severity.as_str(),
+                summary: c.summary.clone(),
+                evidence: c.evidence.text(),
+                scope: c.hosts.join(", "),
+                frames: c
+                    .frames
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                display_filter: c.display_filter.clone(),
+                recommendation: c.recommendation.clone(),
+            })
+            .collect(),
+    });
     let health = view::health(tree).map(|h| HealthView {
         score: view::number(h.overall_score),
         qos: view::qos_text(&h),
@@ -102,6 +143,7 @@ fn html_of_tree(tree: &Map<String, Value>) -> String {
         overview => overview(&metadata),
         warnings => metadata.warnings,
         health => health,
+        diagnosis => diagnosis,
         counts => counts,
         findings_total => findings_total,
         top_findings => top,

@@ -150,13 +150,10 @@ pub fn tree(report: &Report) -> Map<String, Value> {
 
 /// Top-level keys that are not analyses.
 fn is_analysis_key(key: &str) -> bool {
-    !matches!(key, "schema_version" | "metadata")
-}
-
-/// Analyses that summarise the others: their lists are not findings of their own (the health
-/// score's poor metrics come with recommendations instead).
-fn is_summary_key(key: &str) -> bool {
-    key == "health_score"
+    !matches!(
+        key,
+        "schema_version" | "metadata" | "diagnosis" | "findings"
+    )
 }
 
 /// Every analysis present in the report, in report order.
@@ -507,39 +504,10 @@ fn path_title(path: &str) -> String {
 
 /// The heading of each analysis; a key added later gets its words.
 pub fn section_title(key: &str) -> String {
-    let known = match key {
-        "timestamps" => "Timing and gaps",
-        "tcp_handshake" => "TCP handshakes",
-        "retransmission" => "TCP retransmissions and anomalies",
-        "rtt" => "Round-trip time",
-        "tcp_window" => "TCP window",
-        "tcp_reset" => "TCP resets",
-        "top_talkers" => "Top talkers",
-        "throughput" => "Throughput",
-        "syn_retransmissions" => "SYN retransmissions",
-        "tcp_timeout" => "TCP connection states and timeouts",
-        "burst" => "Traffic bursts",
-        "temporal" => "Temporal patterns (UTC)",
-        "dns" => "DNS",
-        "icmp" => "ICMP and ICMPv6",
-        "protocol_distribution" => "Protocol distribution",
-        "jitter" => "Jitter (RFC 3393)",
-        "service_classification" => "Service classification",
-        "port_scan_detection" => "Port scans",
-        "brute_force_detection" => "Brute force",
-        "ddos_detection" => "DDoS",
-        "dns_tunneling_detection" => "DNS tunneling",
-        "data_exfiltration_detection" => "Data exfiltration",
-        "c2_beaconing_detection" => "C2 beaconing",
-        "lateral_movement_detection" => "Lateral movement",
-        "ip_fragmentation" => "IP fragmentation",
-        "asymmetric_traffic" => "Asymmetric traffic",
-        "sack" => "SACK and D-SACK",
-        "health_score" => "Health score",
-        "conversations" => "Conversations",
-        _ => return label(key),
-    };
-    known.to_string()
+    match crate::analyzers::entry(key) {
+        Some(e) => e.title.to_string(),
+        None => label(key),
+    }
 }
 
 /// Maps the severity-like words the analyses use onto [`SEVERITIES`]; `None` for words that
@@ -562,223 +530,51 @@ pub fn severity_rank(s: &str) -> usize {
         .unwrap_or(SEVERITIES.len())
 }
 
-fn is_frame_key(k: &str) -> bool {
-    matches!(k, "frame" | "frames" | "packet_num" | "frame_number")
-        || k.ends_with("_frame")
-        || k.ends_with("_frames")
-        || k.ends_with("_packet")
-        || k.ends_with("_packet_num")
-        || k.starts_with("packet_num_")
-        || k.starts_with("frame_")
-}
-
-fn frames_of(obj: &Map<String, Value>) -> Vec<u64> {
-    let mut frames = Vec::new();
-    for (k, v) in obj {
-        if !is_frame_key(k) {
-            continue;
-        }
-        match v {
-            Value::Number(n) => frames.extend(n.as_u64()),
-            Value::Array(a) => frames.extend(a.iter().filter_map(Value::as_u64)),
-            _ => {}
-        }
-    }
-    frames.retain(|f| *f > 0);
-    frames.dedup();
-    frames
-}
-
-fn str_of<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter()
-        .find_map(|k| obj.get(*k).and_then(Value::as_str))
-}
-
-fn port_of(obj: &Map<String, Value>, keys: &[&str]) -> Option<u64> {
-    keys.iter()
-        .find_map(|k| obj.get(*k).and_then(Value::as_u64))
-}
-
-fn endpoint(addr: &str, port: Option<u64>) -> String {
-    match port {
-        Some(p) if addr.contains(':') && !addr.starts_with('[') => format!("[{addr}]:{p}"),
-        Some(p) => format!("{addr}:{p}"),
-        None => addr.to_string(),
-    }
-}
-
-/// The flow an item is about, from whichever address fields it has.
-fn flow_of(obj: &Map<String, Value>) -> String {
-    if let Some(f) = str_of(obj, &["flow", "flow_key", "connection"]) {
-        return f.to_string();
-    }
-    let a = str_of(
-        obj,
-        &[
-            "src_ip",
-            "src",
-            "client",
-            "address_a",
-            "source",
-            "source_ip",
-        ],
-    );
-    let b = str_of(
-        obj,
-        &[
-            "dst_ip",
-            "dst",
-            "server",
-            "address_b",
-            "destination",
-            "target",
-            "target_ip",
-        ],
-    );
-    let pa = port_of(obj, &["src_port", "port_a", "client_port", "sport"]);
-    let pb = port_of(obj, &["dst_port", "port_b", "server_port", "dport", "port"]);
-    let flow = match (a, b) {
-        (Some(a), Some(b)) => format!("{} → {}", endpoint(a, pa), endpoint(b, pb)),
-        (Some(a), None) => endpoint(a, pa),
-        (None, Some(b)) => endpoint(b, pb),
-        (None, None) => str_of(obj, &["ip", "domain", "query_name", "host"])
-            .unwrap_or_default()
-            .to_string(),
-    };
-    match obj.get("stream").and_then(Value::as_u64) {
-        Some(s) if !flow.is_empty() => format!("{flow} (stream {s})"),
-        Some(s) => format!("stream {s}"),
-        None => flow,
-    }
-}
-
-/// Fields that already have their own column in a finding.
-fn is_consumed_key(k: &str) -> bool {
-    is_frame_key(k)
-        || is_filter_key(k)
-        || is_severity_key(k)
-        || matches!(
-            k,
-            "flow"
-                | "flow_key"
-                | "connection"
-                | "src_ip"
-                | "src"
-                | "client"
-                | "address_a"
-                | "source"
-                | "source_ip"
-                | "dst_ip"
-                | "dst"
-                | "server"
-                | "address_b"
-                | "destination"
-                | "target"
-                | "target_ip"
-                | "src_port"
-                | "port_a"
-                | "client_port"
-                | "sport"
-                | "dst_port"
-                | "port_b"
-                | "server_port"
-                | "dport"
-                | "port"
-                | "stream"
-                | "timestamp"
-        )
-}
-
-/// The severity of a listed item, or `None` when the item is not something to look at.
-fn item_severity(obj: &Map<String, Value>) -> Option<&'static str> {
-    if let Some(word) = obj.get("severity").and_then(Value::as_str) {
-        return severity_word(word);
-    }
-    // A status is a severity only when it is a known word (`error`, `slow`...); connection
-    // states such as `closed_fin` fall through to the other checks.
-    for k in ["status", "threshold_status"] {
-        if let Some(word) = obj.get(k).and_then(Value::as_str) {
-            match severity_word(word) {
-                Some("info") => {}
-                other => return other,
-            }
-        }
-    }
-    for k in ["is_abnormal", "is_slow", "is_problematic", "is_suspicious"] {
-        if let Some(flag) = obj.get(k).and_then(Value::as_bool) {
-            return flag.then_some("medium");
-        }
-    }
-    let pointed = obj.keys().any(|k| is_filter_key(k) || is_frame_key(k));
-    pointed.then_some("info")
-}
-
-/// Rankings, not findings.
-fn is_ranking(list: &str) -> bool {
-    list.starts_with("top_") || matches!(list, "conversations" | "measurements" | "timeline")
-}
-
-fn description(list: &str, obj: &Map<String, Value>) -> String {
-    let details: Vec<String> = obj
-        .iter()
-        .filter(|(k, v)| !is_consumed_key(k) && !v.is_null() && !v.is_object() && !v.is_array())
-        .take(8)
-        .map(|(k, v)| format!("{}: {}", label(k), scalar_text(v)))
-        .collect();
-    truncate(
-        &format!("{} — {}", path_title(list), details.join(", ")),
-        MAX_CELL_CHARS * 2,
-    )
-}
-
-/// Every listed finding of every analysis, in report order.
+/// The typed findings of the report (`findings`), for display: nothing is guessed from the
+/// sections' field names.
 pub fn findings(tree: &Map<String, Value>) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for (key, value) in tree
-        .iter()
-        .filter(|(k, _)| is_analysis_key(k) && !is_summary_key(k))
-    {
-        if let Value::Object(m) = value {
-            collect_findings(key, "", m, 0, &mut out);
-        }
-    }
-    out
+    let typed: Vec<crate::finding::Finding> = tree
+        .get("findings")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    typed.into_iter().map(|f| display(&f)).collect()
 }
 
-fn collect_findings(
-    analysis: &str,
-    prefix: &str,
-    m: &Map<String, Value>,
-    depth: usize,
-    out: &mut Vec<Finding>,
-) {
-    for (k, v) in m {
-        let path = join_path(prefix, k);
-        match v {
-            Value::Array(items) if !is_ranking(k) => {
-                for obj in items.iter().filter_map(Value::as_object) {
-                    let Some(severity) = item_severity(obj) else {
-                        continue;
-                    };
-                    out.push(Finding {
-                        analysis: analysis.to_string(),
-                        list: path.clone(),
-                        severity,
-                        frames: frames_of(obj),
-                        flow: flow_of(obj),
-                        description: description(&path, obj),
-                        display_filter: str_of(obj, &["display_filter", "filter"])
-                            .unwrap_or_default()
-                            .to_string(),
-                    });
-                }
-            }
-            Value::Object(inner) if depth < MAX_DEPTH => {
-                collect_findings(analysis, &path, inner, depth + 1, out)
-            }
-            _ => {}
-        }
+/// One typed finding as the tables show it.
+pub fn display(f: &crate::finding::Finding) -> Finding {
+    let mut scope: Vec<String> = f.hosts.clone();
+    match f.streams.as_slice() {
+        [] => {}
+        [one] => scope.push(format!("stream {one}")),
+        many => scope.push(format!(
+            "streams {}",
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
+    let evidence = f.evidence.text();
+    let description = if evidence.is_empty() {
+        f.summary.clone()
+    } else {
+        format!("{} ({evidence})", f.summary)
+    };
+    Finding {
+        analysis: f.analysis.clone(),
+        list: f.cause.map(|c| c.as_str().to_string()).unwrap_or_default(),
+        severity: f.severity.as_str(),
+        frames: f.frames.clone(),
+        flow: scope.join(", "),
+        description: truncate(&description, MAX_CELL_CHARS * 3),
+        display_filter: f.display_filter.clone(),
+    }
+}
+
+/// The report's diagnosis, when it has one.
+pub fn diagnosis(tree: &Map<String, Value>) -> Option<crate::diagnosis::Diagnosis> {
+    tree.get("diagnosis")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// The most severe findings first (stable: report order within a severity).

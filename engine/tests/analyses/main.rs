@@ -5,6 +5,7 @@ mod render;
 use engine::sample::{dns, icmp_echo, udp, PcapWriter, Tcp, MS};
 use engine::{analyze, Config, Options, Report};
 
+mod diagnosis;
 mod security;
 mod tcp_analyses;
 mod traffic;

@@ -147,10 +147,13 @@ fn every_analysis_in_the_report_has_its_section_and_the_footer_names_the_version
     let r = hostile_report();
     let html = render::html(&r);
     let tree = view::tree(&r);
-    for key in tree
-        .keys()
-        .filter(|k| *k != "metadata" && *k != "schema_version")
-    {
+    assert!(html.contains("id=\"diagnosis\""), "the diagnosis leads");
+    for key in tree.keys().filter(|k| {
+        !matches!(
+            k.as_str(),
+            "metadata" | "schema_version" | "diagnosis" | "findings"
+        )
+    }) {
         assert!(
             html.contains(&format!("<section id=\"{key}\"")),
             "section {key}"
@@ -175,15 +178,16 @@ fn escaped(text: &str) -> String {
 #[test]
 fn findings_show_severity_frames_flow_and_a_display_filter_in_code() {
     let html = render::html(&hostile_report());
-    // The NXDOMAIN answer to query frame 4 is frame 5.
+    // The NXDOMAIN answer to query frame 4 is frame 5; the other query (frame 7) is never
+    // answered: both lookups fail.
     let findings = view::findings(&view::tree(&hostile_report()));
     let nx = findings
         .iter()
         .find(|f| f.analysis == "dns" && f.description.contains("NXDOMAIN"))
         .expect("the NXDOMAIN is a finding");
-    assert_eq!(nx.frames, vec![4, 5]);
-    assert_eq!(nx.severity, "high");
-    assert!(nx.flow.starts_with("10.0.0.1"));
+    assert_eq!(nx.frames[0], 5);
+    assert_eq!(nx.severity, "medium");
+    assert_eq!(nx.list, "dns_failure");
     assert!(!nx.display_filter.is_empty());
     assert!(html.contains(&format!("<code>{}</code>", escaped(&nx.display_filter))));
 }
@@ -192,7 +196,7 @@ fn findings_show_severity_frames_flow_and_a_display_filter_in_code() {
 fn an_empty_report_renders_an_overview_and_no_chart() {
     let html = render::html(&Report::new("empty.pcap"));
     assert!(html.contains("id=\"overview\""));
-    assert!(html.contains("No analysis listed a finding."));
+    assert!(html.contains("No analysis reported a finding."));
     assert!(!html.contains("<svg"));
     assert_self_contained(&html);
 }
@@ -333,7 +337,7 @@ fn the_csv_export_writes_summary_protocols_flows_and_findings() {
         findings[0],
         [
             "analysis",
-            "list",
+            "cause",
             "severity",
             "frames",
             "flow",
@@ -341,7 +345,8 @@ fn the_csv_export_writes_summary_protocols_flows_and_findings() {
             "display_filter"
         ]
     );
-    assert_eq!(findings.len() - 1, view::findings(&view::tree(&r)).len());
+    let causes = r.diagnosis.as_ref().map_or(0, |d| d.causes.len());
+    assert_eq!(findings.len() - 1, causes + r.findings.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -364,9 +369,9 @@ fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_defused() {
 }
 
 #[test]
-fn a_tcp_handshake_is_not_a_finding_but_a_slow_one_is() {
-    let fast = view::findings(&view::tree(&report(&handshake())));
-    assert!(fast.iter().all(|f| f.analysis != "tcp_handshake"));
+fn a_fast_handshake_is_no_cause_and_a_slow_one_is_latency_with_its_frame() {
+    let fast = report(&handshake());
+    assert!(fast.diagnosis.unwrap().causes.is_empty());
     let slow = vec![
         (0, Tcp::new(C, 40000, S, 80).seq(100).syn().frame()),
         (
@@ -378,8 +383,9 @@ fn a_tcp_handshake_is_not_a_finding_but_a_slow_one_is() {
     let findings = view::findings(&view::tree(&report(&slow)));
     let hs = findings
         .iter()
-        .find(|f| f.analysis == "tcp_handshake")
+        .find(|f| f.list == "high_latency")
         .expect("slow handshake");
-    assert_eq!(hs.frames, vec![1, 2, 3]);
-    assert_eq!(hs.flow, "10.0.0.1:40000 → 10.0.0.2:80 (stream 0)");
+    assert_eq!(hs.frames, vec![1]);
+    assert_eq!(hs.severity, "high");
+    assert_eq!(hs.flow, "stream 0");
 }

@@ -145,12 +145,10 @@ fn scenarios() -> PathBuf {
 fn the_first_cause_is_the_one_an_engineer_names_on_real_and_recorded_captures() {
     let mut sets = vec![(shared_captures(), shared_captures().join("DIAGNOSIS.tsv"))];
     let ours = scenarios().join("LABELS.tsv");
-    assert!(
-        ours.exists(),
-        "our labelled scenarios are missing: {}",
-        ours.display()
-    );
-    sets.push((scenarios(), ours));
+    let have_ours = ours.exists();
+    if have_ours {
+        sets.push((scenarios(), ours.clone()));
+    }
     let (mut right, mut total, mut misses) = (0, 0, Vec::new());
     for (dir, labels_file) in sets {
         let (r, t, m) = run(&dir, &labels_file);
@@ -170,6 +168,11 @@ fn the_first_cause_is_the_one_an_engineer_names_on_real_and_recorded_captures() 
     for m in &misses {
         println!("miss: {m}");
     }
+    assert!(
+        have_ours,
+        "our labelled scenarios are missing: {}",
+        ours.display()
+    );
     assert!(
         accuracy >= MIN_ACCURACY,
         "first cause right on {right} of {total}"
