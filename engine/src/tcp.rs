@@ -304,7 +304,9 @@ fn analyze_sequence(
             out.dup_ack_num = conv.dirs[fwd].dupacknum;
         }
     }
-    if ta & flags::DUP_ACK == 0 {
+    // Wireshark resets the duplicate ACK count only when the ACK number moves: a window
+    // update between duplicate ACKs does not, so a fast retransmission after it stays fast.
+    if ack != f.lastack {
         conv.dirs[fwd].dupacknum = 0;
     }
     // Window full (Wireshark): data up to the right edge of the window the receiver last

@@ -171,6 +171,7 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
         "retransmissions",
         "retransmission_rate_pct",
         "severity",
+        "limit",
         "display_filter",
     ])];
     let Some(c) = &r.conversations else {
@@ -200,6 +201,17 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
             ),
             None => Default::default(),
         };
+        // What limited the transfer (T-RAT), from the stream's row in `transfers`.
+        let limit = (conv.protocol == "TCP")
+            .then(|| {
+                r.transfers
+                    .iter()
+                    .flat_map(|t| &t.flows)
+                    .find(|f| (f.client == a && f.server == b) || (f.client == b && f.server == a))
+            })
+            .flatten()
+            .and_then(|f| f.limit.clone())
+            .unwrap_or_default();
         rows.push(vec![
             conv.protocol.clone(),
             conv.address_a.clone(),
@@ -216,6 +228,7 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
             n,
             rate,
             sev,
+            limit,
             conv.display_filter.clone(),
         ]);
     }
