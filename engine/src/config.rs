@@ -40,9 +40,9 @@ pub struct Thresholds {
     pub jitter_warning: f64,
     pub jitter_critical: f64,
     // Security detectors. v5 hard-codes these in its detector constructors; same defaults here.
-    /// Distinct ports on at most 3 targets that make a horizontal scan.
+    /// Distinct targets on at most 3 ports that make a horizontal scan (one port, many hosts).
     pub port_scan_horizontal_threshold: u64,
-    /// Distinct targets on at most 3 ports that make a vertical scan.
+    /// Distinct ports of at most 3 targets that make a vertical scan (one host, many ports).
     pub port_scan_vertical_threshold: u64,
     /// Seconds; scan attempts are counted per source within windows of this length.
     pub port_scan_time_window: f64,

@@ -45,8 +45,54 @@ pub const MAX_SACK_BLOCKS: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
     None,
-    Arp,
+    /// ARP; the fields when the packet is Ethernet/IPv4 ARP (RFC 826) and complete.
+    Arp(Option<ArpInfo>),
     Ip(IpInfo),
+}
+
+/// An Ethernet/IPv4 ARP packet (RFC 826): who claims which address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpInfo {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    pub sender_mac: [u8; 6],
+    pub sender_ip: Ipv4Addr,
+    pub target_mac: [u8; 6],
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpInfo {
+    pub const REQUEST: u16 = 1;
+    pub const REPLY: u16 = 2;
+
+    /// A gratuitous ARP announces the sender's own address (sender IP = target IP).
+    pub fn is_gratuitous(&self) -> bool {
+        self.sender_ip == self.target_ip
+    }
+}
+
+/// Reads Ethernet/IPv4 ARP fields (hardware size 6, protocol size 4).
+fn arp_info(a: &etherparse::ArpPacketSlice<'_>) -> Option<ArpInfo> {
+    if a.hw_addr_size() != 6 || a.proto_addr_size() != 4 || a.proto_addr_type() != EtherType::IPV4 {
+        return None;
+    }
+    let mac = |b: &[u8]| <[u8; 6]>::try_from(b).ok();
+    let ip = |b: &[u8]| <[u8; 4]>::try_from(b).ok().map(Ipv4Addr::from);
+    Some(ArpInfo {
+        op: a.operation().0,
+        sender_mac: mac(a.sender_hw_addr())?,
+        sender_ip: ip(a.sender_protocol_addr())?,
+        target_mac: mac(a.target_hw_addr())?,
+        target_ip: ip(a.target_protocol_addr())?,
+    })
+}
+
+/// A MAC address as Wireshark writes it (`00:26:0b:31:07:33`).
+pub fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Fragment fields of an IPv4 header or IPv6 fragment header.
@@ -154,6 +200,9 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     pub cap_len: u32,
     pub vlan: bool,
+    /// Ethernet source and destination MACs (zero without an Ethernet header).
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
     pub network: Network,
     pub transport: Transport<'a>,
     /// TCP payload bytes as captured (for DNS over TCP).
@@ -295,6 +344,8 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
         wire_len: frame.wire_len,
         cap_len: frame.data.len() as u32,
         vlan: false,
+        eth_src: [0; 6],
+        eth_dst: [0; 6],
         network: Network::None,
         transport: Transport::None,
         tcp_payload: &[],
@@ -327,6 +378,10 @@ pub fn decode<'a>(frame: &Frame<'a>) -> Packet<'a> {
         return pkt;
     };
     pkt.vlan = !sliced.link_exts.is_empty();
+    if let Some(LinkSlice::Ethernet2(e)) = &sliced.link {
+        pkt.eth_src = e.source();
+        pkt.eth_dst = e.destination();
+    }
     let (network, transport, tcp_payload, ip_payload) = layers(frame, &sliced);
     pkt.network = network;
     pkt.transport = transport;
@@ -343,7 +398,7 @@ fn layers<'a>(
     sliced: &LaxSlicedPacket<'a>,
 ) -> (Network, Transport<'a>, &'a [u8], &'a [u8]) {
     let network = match &sliced.net {
-        Some(LaxNetSlice::Arp(_)) => Network::Arp,
+        Some(LaxNetSlice::Arp(a)) => Network::Arp(arp_info(a)),
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             let payload = v4.payload();
@@ -397,7 +452,11 @@ fn layers<'a>(
         }
         None => {
             let network = match link_ether_type(sliced) {
-                Some(EtherType::ARP) => Network::Arp,
+                Some(EtherType::ARP) => Network::Arp(
+                    link_payload(sliced)
+                        .and_then(|b| etherparse::ArpPacketSlice::from_slice(b).ok())
+                        .and_then(|a| arp_info(&a)),
+                ),
                 // etherparse rejected the IPv4 header (options cut by the snap length, ...).
                 Some(EtherType::IPV4) => link_payload(sliced)
                     .map(|b| raw_ipv4(frame, b))
@@ -794,6 +853,33 @@ mod tests {
             data,
             wire_len: data.len() as u32,
         }
+    }
+
+    #[test]
+    fn arp_fields_and_ethernet_addresses_are_decoded() {
+        let (gw, me) = ([0x00, 0x26, 0x0b, 0x31, 0x07, 0x33], [2, 0, 0, 0, 0, 0x10]);
+        let mut data = Vec::new();
+        data.extend_from_slice(&me);
+        data.extend_from_slice(&gw);
+        data.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+        data.extend_from_slice(&gw);
+        data.extend_from_slice(&[10, 0, 0, 1]);
+        data.extend_from_slice(&me);
+        data.extend_from_slice(&[10, 0, 0, 9]);
+        let pkt = decode(&frame(linktype::ETHERNET, &data));
+        let Network::Arp(Some(a)) = pkt.network else {
+            panic!("not ARP: {:?}", pkt.network);
+        };
+        assert_eq!(a.op, ArpInfo::REPLY);
+        assert_eq!((a.sender_mac, a.target_mac), (gw, me));
+        assert_eq!(a.sender_ip, Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(a.target_ip, Ipv4Addr::new(10, 0, 0, 9));
+        assert!(!a.is_gratuitous());
+        assert_eq!((pkt.eth_src, pkt.eth_dst), (gw, me));
+        assert_eq!(mac_text(&gw), "00:26:0b:31:07:33");
+        // Cut inside the addresses: still ARP, without fields.
+        let cut = decode(&frame(linktype::ETHERNET, &data[..30]));
+        assert_eq!(cut.network, Network::Arp(None));
     }
 
     #[test]

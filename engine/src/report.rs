@@ -4,15 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analyzers::{
-    asymmetric_traffic::AsymmetricTrafficReport, brute_force_detection::BruteForceReport,
-    burst::BurstReport, c2_beaconing_detection::C2BeaconingReport,
-    conversations::ConversationsReport, data_exfiltration_detection::DataExfiltrationReport,
-    ddos_detection::DdosReport, dns::DnsReport, dns_tunneling_detection::DnsTunnelingReport,
-    health_score::HealthScoreReport, icmp::IcmpReport, ip_fragmentation::IpFragmentationReport,
-    jitter::JitterReport, lateral_movement_detection::LateralMovementReport,
-    port_scan_detection::PortScanReport, protocol_distribution::ProtocolDistributionReport,
-    retransmission::RetransmissionReport, rtt::RttReport, sack::SackReport,
-    service_classification::ServiceClassificationReport,
+    arp_spoofing_detection::ArpSpoofingReport, asymmetric_traffic::AsymmetricTrafficReport,
+    brute_force_detection::BruteForceReport, burst::BurstReport,
+    c2_beaconing_detection::C2BeaconingReport, conversations::ConversationsReport,
+    data_exfiltration_detection::DataExfiltrationReport, ddos_detection::DdosReport,
+    dns::DnsReport, dns_tunneling_detection::DnsTunnelingReport, health_score::HealthScoreReport,
+    icmp::IcmpReport, ip_fragmentation::IpFragmentationReport, jitter::JitterReport,
+    lateral_movement_detection::LateralMovementReport, port_scan_detection::PortScanReport,
+    protocol_distribution::ProtocolDistributionReport, retransmission::RetransmissionReport,
+    rtt::RttReport, sack::SackReport, service_classification::ServiceClassificationReport,
     syn_retransmissions::SynRetransmissionsReport, tcp_handshake::HandshakeReport,
     tcp_reset::TcpResetReport, tcp_timeout::TcpTimeoutReport, tcp_window::TcpWindowReport,
     temporal::TemporalReport, throughput::ThroughputReport, timestamps::TimestampsReport,
@@ -81,6 +81,8 @@ pub struct Report {
     pub c2_beaconing_detection: Option<C2BeaconingReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lateral_movement_detection: Option<LateralMovementReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arp_spoofing_detection: Option<ArpSpoofingReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_fragmentation: Option<IpFragmentationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,6 +175,7 @@ impl Report {
             data_exfiltration_detection,
             c2_beaconing_detection,
             lateral_movement_detection,
+            arp_spoofing_detection,
             ip_fragmentation,
             asymmetric_traffic,
             sack,

@@ -3,11 +3,17 @@
 //! Per (source, target, port) on v5's authentication ports, two kinds of evidence:
 //! * connection level (v5): pure SYNs, and the share of them never answered by a SYN/ACK;
 //! * application level (new): failed logins the server states in clear text at the start of a
-//!   reply, FTP `530` (RFC 959 section 4.2), SMTP `535` (RFC 4954 section 6) and HTTP `401`
-//!   (RFC 9110 section 15.5.2), against their success codes FTP `230` and SMTP `235`. v5 saw only
+//!   reply, FTP `530` (RFC 959 section 4.2), SMTP `535` (RFC 4954 section 6), HTTP `401`
+//!   (RFC 9110 section 15.5.2), POP3 `-ERR [AUTH]` (RFC 3206) and IMAP `NO
+//!   [AUTHENTICATIONFAILED]` (RFC 5530), against their success codes FTP `230` and SMTP `235`. v5 saw only
 //!   SYNs, so an FTP password guesser that connects fine and is refused at `PASS` went unseen.
 //!
-//! Either evidence flags an attack with at least `brute_force_min_attempts` attempts, a failure
+//! * repeated short sessions (new): on services whose login result is encrypted or not parsed
+//!   (SSH, RDP, VNC, SMB, Telnet, databases), answered connections that the client closes again
+//!   (FIN or RST) one after the other: a password guesser opens one session per guess or few.
+//!   Severity by count as below without the failure bump, and at most high (no refusal is seen).
+//!
+//! Any evidence flags an attack with at least `brute_force_min_attempts` attempts, a failure
 //! rate above `brute_force_failure_rate` and at least `brute_force_min_rate` attempts per second.
 //! Severity follows v5: by count (> 20 / 30 / 50), raised for a failure rate above 0.9, a rate
 //! above 2/s and for SSH, SMB and RDP. Unlike v5, private↔private traffic is examined: internal
@@ -22,6 +28,7 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS, MAX_RANKED};
 use crate::stats::round3;
@@ -32,7 +39,11 @@ const AUTH_PORTS: [u16; 15] = [
     21, 22, 23, 80, 443, 445, 1433, 3306, 3389, 5432, 5900, 6379, 8080, 8443, 27017,
 ];
 /// Ports whose replies are read for clear-text login results (SMTP submission included).
-const APP_PORTS: [u16; 5] = [21, 25, 587, 80, 8080];
+const APP_PORTS: [u16; 7] = [21, 25, 587, 80, 8080, 110, 143];
+/// Services whose login result is not readable here: guesses show as repeated short sessions.
+const SESSION_PORTS: [u16; 9] = [22, 23, 445, 1433, 3306, 3389, 5432, 5900, 27017];
+/// Share of answered connections the client must have closed for repeated short sessions.
+const MIN_CLOSED_SHARE: f64 = 0.8;
 /// v5 raises the severity for these (SSH, SMB, RDP).
 const CRITICAL_PORTS: [u16; 3] = [22, 445, 3389];
 /// (source, target, port) tuples followed; past this, tuples with fewer than
@@ -51,8 +62,8 @@ pub struct BruteForceEvent {
     pub target_port: u16,
     pub service: String,
     pub severity: Severity,
-    /// "authentication_failures" (the server refused logins) or "connection_failures" (SYNs
-    /// mostly unanswered).
+    /// "authentication_failures" (the server refused logins), "connection_failures" (SYNs
+    /// mostly unanswered) or "repeated_sessions" (answered sessions closed one after the other).
     pub evidence: String,
     pub start_time: String,
     pub duration: f64,
@@ -67,6 +78,8 @@ pub struct BruteForceEvent {
     pub auth_successes: u64,
     pub first_packet: u64,
     pub last_packet: u64,
+    /// Frames of the first refused logins.
+    pub failure_frames: Vec<u64>,
     pub display_filter: String,
 }
 
@@ -98,11 +111,18 @@ struct Tuple {
     synacks: u64,
     auth_failures: u64,
     auth_successes: u64,
+    /// FIN or RST sent by the client.
+    client_closes: u64,
     first_ns: i64,
     last_ns: i64,
     first_frame: u64,
     last_frame: u64,
+    /// Frames of the first refused logins.
+    failure_frames: [u64; FAILURE_FRAMES],
 }
+
+/// Refused-login frames kept per tuple for the finding.
+const FAILURE_FRAMES: usize = 5;
 
 pub struct BruteForceDetection {
     min_attempts: u64,
@@ -129,6 +149,15 @@ fn login_result(port: u16, payload: &[u8]) -> Option<bool> {
             b"235" => Some(true),
             _ => None,
         },
+        // RFC 3206 response code: the credentials were refused.
+        110 => payload.starts_with(b"-ERR [AUTH]").then_some(false),
+        // RFC 5530 response code in a tagged NO: "a1 NO [AUTHENTICATIONFAILED] ...".
+        143 => {
+            let head = &payload[..payload.len().min(64)];
+            head.windows(25)
+                .any(|w| w == b"NO [AUTHENTICATIONFAILED]")
+                .then_some(false)
+        }
         80 | 8080 => {
             // "HTTP/1.1 401 ": only the status line's code, never a body.
             let line = payload.get(..13)?;
@@ -144,6 +173,8 @@ pub fn service_name(port: u16) -> &'static str {
         22 => "SSH",
         23 => "Telnet",
         25 | 587 => "SMTP",
+        110 => "POP3",
+        143 => "IMAP",
         80 | 8080 => "HTTP",
         443 | 8443 => "HTTPS",
         445 => "SMB",
@@ -225,6 +256,12 @@ impl BruteForceDetection {
             && rate(t.syns) >= self.min_rate
         {
             ("connection_failures", t.syns, conn_failed, conn_failure)
+        } else if SESSION_PORTS.contains(&key.2)
+            && t.synacks.min(t.syns) >= self.min_attempts
+            && t.client_closes as f64 >= MIN_CLOSED_SHARE * t.synacks.min(t.syns) as f64
+            && rate(t.syns) >= self.min_rate
+        {
+            ("repeated_sessions", t.syns, 0, 0.0)
         } else {
             return None;
         };
@@ -244,6 +281,9 @@ impl BruteForceDetection {
         let (src, dst, port) = *key;
         if CRITICAL_PORTS.contains(&port) {
             severity = severity.bump();
+        }
+        if evidence == "repeated_sessions" {
+            severity = severity.min(Severity::High);
         }
         Some(BruteForceEvent {
             source_ip: src.to_string(),
@@ -268,6 +308,12 @@ impl BruteForceDetection {
             auth_successes: t.auth_successes,
             first_packet: t.first_frame,
             last_packet: t.last_frame,
+            failure_frames: t
+                .failure_frames
+                .iter()
+                .copied()
+                .filter(|&n| n > 0)
+                .collect(),
             display_filter: format!(
                 "{} && {} && tcp.port == {port}",
                 ip_field(src, "addr"),
@@ -308,12 +354,19 @@ impl Analyzer for BruteForceDetection {
             if let Some(t) = self.tuple((ip.dst, ip.src, sp), false) {
                 t.synacks += 1;
             }
+        } else if to_auth && tcp.has(crate::decode::TCP_FIN | crate::decode::TCP_RST) {
+            if let Some(t) = self.tuple((ip.src, ip.dst, dp), false) {
+                t.client_closes += 1;
+            }
         } else if from_app && !pkt.tcp_payload.is_empty() {
             if let Some(ok) = login_result(sp, pkt.tcp_payload) {
                 if let Some(t) = self.tuple((ip.dst, ip.src, sp), true) {
                     if ok {
                         t.auth_successes += 1;
                     } else {
+                        if let Some(slot) = t.failure_frames.get_mut(t.auth_failures as usize) {
+                            *slot = pkt.number;
+                        }
                         t.auth_failures += 1;
                     }
                     Self::touch(t, pkt);
@@ -346,6 +399,7 @@ impl Analyzer for BruteForceDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.brute_force_detection = Some(BruteForceReport {
             total_attacks_detected: total,
             severity_breakdown,
@@ -362,4 +416,42 @@ impl Analyzer for BruteForceDetection {
             },
         });
     }
+}
+
+/// The typed finding of one attack.
+fn finding(e: &BruteForceEvent) -> Finding {
+    let how = if e.evidence == "authentication_failures" {
+        format!(
+            "{} logins refused by the server, {} accepted",
+            e.auth_failures, e.auth_successes
+        )
+    } else if e.evidence == "repeated_sessions" {
+        format!(
+            "{} sessions opened and closed again one after the other",
+            e.syn_attempts
+        )
+    } else {
+        format!(
+            "{} connection attempts, {} answered",
+            e.syn_attempts, e.syn_answered
+        )
+    };
+    let summary = format!(
+        "{} brute force from {} on {}:{}: {how} in {:.1} s ({:.1} attempts/s)",
+        e.service, e.source_ip, e.target_ip, e.target_port, e.duration, e.attempt_rate
+    );
+    let evidence = Evidence::new()
+        .with("attempts", e.total_attempts as f64)
+        .with("failed_attempts", e.failed_attempts as f64)
+        .with("auth_failures", e.auth_failures as f64)
+        .with("auth_successes", e.auth_successes as f64)
+        .with("connections", e.syn_attempts as f64)
+        .with("attempt_rate_per_s", e.attempt_rate)
+        .with("duration_s", e.duration);
+    Finding::new("brute_force_detection", e.severity, summary)
+        .cause(Cause::BruteForce)
+        .evidence(evidence)
+        .hosts([e.source_ip.clone(), e.target_ip.clone()])
+        .frames(std::iter::once(e.first_packet).chain(e.failure_frames.iter().copied()))
+        .filter(e.display_filter.clone())
 }

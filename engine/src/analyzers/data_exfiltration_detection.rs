@@ -9,17 +9,28 @@
 //!   `exfil_ratio` (≥ 10 medium, ≥ 20 high, nothing downloaded critical);
 //! * `unusual_protocol`: at least 5 MB uploaded to a port often used by proxies, tunnels and
 //!   backdoors (high).
+//!
+//! Group destinations (multicast, broadcast) are not external hosts: announcements to them are
+//! never uploads.
+//!
+//! Unlike v5, the severity of the ratio and port findings is also capped by the volume
+//! ([`volume_severity`]): any TCP upload is lopsided (the other way carries only ACKs, a ratio
+//! of 20 or more), a capture of one direction shows nothing coming back, and 8080, 8443 and 3128
+//! are ordinary web and proxy ports, so a 10 MB file upload is not more than low. The classic
+//! backdoor ports (4444, 31337...) keep v5's high.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::security::{
-    addr_key, excluded, ip_field, is_internal, key_addr, worst_first, Severity, SeverityBreakdown,
+    addr_key, excluded, ip_field, is_group, is_internal, key_addr, worst_first, Severity,
+    SeverityBreakdown,
 };
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -36,6 +47,18 @@ const UNUSUAL_MIN_BYTES: u64 = 5_000_000;
 const UNUSUAL_PORTS: [u16; 13] = [
     8080, 8443, 8888, 9000, 9001, 3128, 8123, 4444, 5555, 6666, 7777, 31337, 12345,
 ];
+/// Ports of v5's list that web servers and proxies use every day.
+const WEB_PORTS: [u16; 6] = [8080, 8443, 8888, 9000, 3128, 8123];
+
+/// The most a finding can be for the bytes uploaded: low under 50 MB, medium from 50, high from
+/// 200, critical from 500.
+fn volume_severity(bytes: u64) -> Severity {
+    Severity::by_thresholds(
+        bytes as f64 / MB,
+        [Some(0.0), Some(50.0), Some(200.0), Some(500.0)],
+    )
+}
+
 /// (internal, external) pairs followed; past this, pairs that uploaded less than
 /// [`PRUNE_BELOW_BYTES`] are dropped, then new pairs are not followed.
 const MAX_PAIRS: usize = 25_000;
@@ -174,7 +197,8 @@ impl DataExfiltrationDetection {
                 Some(r) if r >= 20.0 => Severity::High,
                 Some(r) if r >= 10.0 => Severity::Medium,
                 Some(_) => Severity::Low,
-            };
+            }
+            .min(volume_severity(p.up));
             out.push(ExfiltrationEvent {
                 exfil_type: "suspicious_ratio".into(),
                 severity,
@@ -182,9 +206,14 @@ impl DataExfiltrationDetection {
             });
         }
         if unusual {
+            let severity = if WEB_PORTS.contains(&p.unusual_port) {
+                volume_severity(p.unusual_up).min(Severity::High)
+            } else {
+                Severity::High
+            };
             out.push(ExfiltrationEvent {
                 exfil_type: "unusual_protocol".into(),
-                severity: Severity::High,
+                severity,
                 port: Some(p.unusual_port),
                 display_filter: format!(
                     "{} && (tcp.port == {port} || udp.port == {port})",
@@ -206,7 +235,11 @@ impl Analyzer for DataExfiltrationDetection {
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(ip) = pkt.ip() else { return };
         let (src_in, dst_in) = (is_internal(ip.src), is_internal(ip.dst));
-        if src_in == dst_in || excluded(ip, self.include_localhost) {
+        if src_in == dst_in
+            || excluded(ip, self.include_localhost)
+            || is_group(ip.dst)
+            || is_group(ip.src)
+        {
             return;
         }
         let upload = src_in;
@@ -285,6 +318,7 @@ impl Analyzer for DataExfiltrationDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.data_exfiltration_detection = Some(DataExfiltrationReport {
             total_exfiltration_detected: total,
             severity_breakdown,
@@ -302,4 +336,37 @@ impl Analyzer for DataExfiltrationDetection {
             },
         });
     }
+}
+
+/// The typed finding of one upload.
+fn finding(e: &ExfiltrationEvent) -> Finding {
+    let what = match e.exfil_type.as_str() {
+        "large_upload" => format!(
+            "{:.1} MB within one window",
+            e.peak_window_bytes as f64 / MB
+        ),
+        "suspicious_ratio" => match e.upload_download_ratio {
+            Some(r) => format!("{r:.1} times more up than down"),
+            None => "nothing came back".to_string(),
+        },
+        _ => format!("to port {}", e.port.unwrap_or(0)),
+    };
+    let summary = format!(
+        "Possible data exfiltration: {} uploaded {:.1} MB to {} in {:.0} s ({what})",
+        e.source_ip, e.mb_uploaded, e.destination_ip, e.duration
+    );
+    let mut evidence = Evidence::new()
+        .with("bytes_uploaded", e.bytes_uploaded as f64)
+        .with("bytes_downloaded", e.bytes_downloaded as f64)
+        .with("peak_window_bytes", e.peak_window_bytes as f64)
+        .with("duration_s", e.duration);
+    if let Some(r) = e.upload_download_ratio {
+        evidence = evidence.with("upload_download_ratio", r);
+    }
+    Finding::new("data_exfiltration_detection", e.severity, summary)
+        .cause(Cause::DataExfiltration)
+        .evidence(evidence)
+        .hosts([e.source_ip.clone(), e.destination_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }

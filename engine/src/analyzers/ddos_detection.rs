@@ -7,7 +7,9 @@
 //! The rate divides by the time the slot's packets span (at least one second), so a capture
 //! shorter than a slot is not diluted. Severity follows v5's inputs: the rate against the
 //! threshold (≥ 2× medium, ≥ 5× high, ≥ 10× critical), more than 50 and more than 100 sources,
-//! and more than 10 000 packets each raise it one step. Consecutive flooded slots of one
+//! and more than 10 000 packets each raise it one step. A UDP flood from at most
+//! [`FEW_UDP_SOURCES`] sources, or one the destination answers with at least
+//! [`TWO_WAY_REPLY_RATIO`] as many datagrams, is a stream or an exchange: at most low. Consecutive flooded slots of one
 //! destination and kind make one event. Distinct sources are estimated per slot with linear
 //! counting (Whang et al., 1990) on a 1024-bit map, so each destination costs a fixed 200 bytes.
 
@@ -21,6 +23,7 @@ use super::security::{
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, Transport, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -40,6 +43,12 @@ const VERY_MANY_SOURCES: u64 = 100;
 const LARGE_VOLUME: u64 = 10_000;
 /// A "SYN flood" over more distinct destination ports than this is a port scan.
 const SCAN_PORTS: u64 = 50;
+/// A UDP "flood" from this few sources is one stream (media, a bulk transfer, a benchmark):
+/// at most low, the distributed attack the cause names needs many sources.
+const FEW_UDP_SOURCES: u64 = 2;
+/// A UDP "flood" whose destination sends back at least this share of datagrams is a two-way
+/// exchange (peer-to-peer transfers, games, VPNs): at most low.
+const TWO_WAY_REPLY_RATIO: f64 = 0.1;
 /// SYN flood only while the victim answers at most this share of SYNs.
 const MAX_SYNACK_RATIO: f64 = 0.1;
 
@@ -109,6 +118,8 @@ struct Slot {
     first_frame: [u64; 3],
     counts: [u64; 3],
     synacks: u64,
+    /// UDP datagrams the destination sent in the slot.
+    udp_replies: u64,
     sources: [u64; SOURCE_BITS / 64],
     /// Destination ports of the SYNs, same linear counting.
     ports: [u64; SOURCE_BITS / 64],
@@ -123,6 +134,7 @@ impl Slot {
             first_frame: [0; 3],
             counts: [0; 3],
             synacks: 0,
+            udp_replies: 0,
             sources: [0; SOURCE_BITS / 64],
             ports: [0; SOURCE_BITS / 64],
         }
@@ -233,6 +245,12 @@ impl DdosDetection {
             if n > LARGE_VOLUME {
                 severity = severity.bump();
             }
+            if kind == Kind::Udp
+                && (sources <= FEW_UDP_SOURCES
+                    || slot.udp_replies as f64 >= TWO_WAY_REPLY_RATIO * n as f64)
+            {
+                severity = severity.min(Severity::Low);
+            }
             let key = (dst, kind);
             if self.floods.len() >= MAX_EVENTS && !self.floods.contains_key(&key) {
                 continue;
@@ -335,7 +353,14 @@ impl Analyzer for DdosDetection {
                 }
                 Kind::Syn
             }
-            Transport::Udp(_) => Kind::Udp,
+            Transport::Udp(_) => {
+                if let Some(ip) = pkt.ip() {
+                    if let Some(s) = self.slots.get_mut(&addr_key(ip.src)) {
+                        s.udp_replies += 1;
+                    }
+                }
+                Kind::Udp
+            }
             Transport::Icmp(_) => Kind::Icmp,
             _ => return,
         };
@@ -393,6 +418,7 @@ impl Analyzer for DdosDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.ddos_detection = Some(DdosReport {
             total_attacks_detected: total,
             severity_breakdown,
@@ -408,4 +434,35 @@ impl Analyzer for DdosDetection {
             },
         });
     }
+}
+
+/// The typed finding of one flood.
+fn finding(e: &DdosEvent) -> Finding {
+    let what = match e.attack_type.as_str() {
+        "syn_flood" => "SYN flood",
+        "udp_flood" => "UDP flood",
+        _ => "ICMP flood",
+    };
+    let answered = e
+        .synack_ratio
+        .map(|r| format!(", {:.0} % answered by a SYN/ACK", r * 100.0))
+        .unwrap_or_default();
+    let summary = format!(
+        "{what} toward {}: {} packets from about {} sources, peak {:.0} packets/s{answered}",
+        e.target_ip, e.total_packets, e.source_count, e.peak_rate
+    );
+    let mut evidence = Evidence::new()
+        .with("packets", e.total_packets as f64)
+        .with("peak_rate_per_s", e.peak_rate)
+        .with("sources", e.source_count as f64)
+        .with("slots", e.slots as f64);
+    if let Some(r) = e.synack_ratio {
+        evidence = evidence.with("synack_ratio", r);
+    }
+    Finding::new("ddos_detection", e.severity, summary)
+        .cause(Cause::Ddos)
+        .evidence(evidence)
+        .hosts([e.target_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }

@@ -10,7 +10,10 @@
 //!   characters) in at least 30 % of the queries;
 //! * TXT or NULL queries above 30 % (they carry the most data back).
 //!
-//! The score adds the indicators' weights; the severity comes from the score.
+//! The score adds the indicators' weights; the severity comes from the score. Without a sign that
+//! the names carry data (high entropy or encoded labels), a group is at most low: long names at a
+//! high rate are also what reverse lookups, DNS-SD browsing and busy CDNs look like, and a TXT
+//! lookup burst is what mail servers checking SPF/DKIM do.
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
@@ -23,6 +26,7 @@ use super::security::{excluded, ip_field, worst_first, Severity, SeverityBreakdo
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::Packet;
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -357,12 +361,15 @@ impl DnsTunnelingDetection {
             return None;
         }
         let score: u32 = checks.iter().filter(|c| c.1).map(|c| c.2).sum();
-        let severity = match score {
+        let mut severity = match score {
             s if s >= 80 => Severity::Critical,
             s if s >= 60 => Severity::High,
             s if s >= 40 => Severity::Medium,
             _ => Severity::Low,
         };
+        if !(checks[1].1 || checks[3].1) {
+            severity = severity.min(Severity::Low);
+        }
         Some(TunnelingEvent {
             source_ip: g.src.to_string(),
             domain: g.base.clone(),
@@ -446,6 +453,7 @@ impl Analyzer for DnsTunnelingDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(events.iter().map(finding));
         report.dns_tunneling_detection = Some(DnsTunnelingReport {
             total_tunneling_detected: total,
             severity_breakdown,
@@ -465,6 +473,34 @@ impl Analyzer for DnsTunnelingDetection {
             },
         });
     }
+}
+
+/// The typed finding of one (client, domain) group.
+fn finding(e: &TunnelingEvent) -> Finding {
+    let summary = format!(
+        "Possible DNS tunnel: {} sent {} queries under {} ({}), names {:.0} characters on average, {:.2} bits/character",
+        e.source_ip,
+        e.query_count,
+        e.domain,
+        e.indicators.join(", "),
+        e.avg_query_length,
+        e.avg_entropy
+    );
+    let evidence = Evidence::new()
+        .with("queries", e.query_count as f64)
+        .with("avg_query_length", e.avg_query_length)
+        .with("max_query_length", e.max_query_length as f64)
+        .with("avg_entropy", e.avg_entropy)
+        .with("queries_per_minute", e.queries_per_minute)
+        .with("encoded_ratio", e.encoded_ratio)
+        .with("txt_null_ratio", e.txt_null_ratio)
+        .with("score", e.score);
+    Finding::new("dns_tunneling_detection", e.severity, summary)
+        .cause(Cause::DnsTunneling)
+        .evidence(evidence)
+        .hosts([e.source_ip.clone()])
+        .frames([e.first_packet])
+        .filter(e.display_filter.clone())
 }
 
 #[cfg(test)]

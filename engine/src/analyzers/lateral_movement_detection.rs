@@ -8,6 +8,11 @@
 //!   targets;
 //! * `rapid_movement`: at least `lateral_min_targets` new targets within `lateral_window`
 //!   seconds (SYNs repeated to one target within 5 s count once, v5's de-duplication).
+//!
+//! The section lists each kind; the typed findings are one per source, at its worst severity.
+//! A source that reached at least [`SWEEP_TARGETS`] targets of which fewer than half answered
+//! with a SYN/ACK is sweeping the network for open ports, a port scan (reported by
+//! `port_scan_detection`), not moving into hosts: its events are at most low.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -18,6 +23,7 @@ use super::security::{excluded, ip_field, is_internal, worst_first, Severity, Se
 use super::{Analyzer, Finish, Kinds, PacketMeta};
 use crate::config::Config;
 use crate::decode::{Packet, TCP_ACK, TCP_SYN};
+use crate::finding::{Cause, Evidence, Finding};
 use crate::flow::{fast_map, table_cap, FastMap};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
@@ -32,6 +38,8 @@ const MAX_SOURCES: usize = table_cap(1 << 14);
 const DEDUP_NS: i64 = 5_000_000_000;
 const MIN_PROTOCOLS: u32 = 3;
 const MIN_SPREAD_TARGETS: usize = 2;
+/// Targets from which a mostly unanswered source is a sweep.
+const SWEEP_TARGETS: usize = 10;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LateralEvent {
@@ -75,6 +83,8 @@ struct Target {
     ip: IpAddr,
     first_ns: i64,
     last_syn_ns: i64,
+    /// The target answered with a SYN/ACK from an administration port.
+    answered: bool,
 }
 
 #[derive(Default)]
@@ -198,6 +208,12 @@ impl LateralMovementDetection {
                 ..base
             });
         }
+        let answered = s.targets.iter().filter(|t| t.answered).count();
+        if s.targets.len() >= SWEEP_TARGETS && answered * 2 < s.targets.len() {
+            for e in &mut out {
+                e.severity = e.severity.min(Severity::Low);
+            }
+        }
         out
     }
 }
@@ -209,7 +225,20 @@ impl Analyzer for LateralMovementDetection {
 
     fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
         let Some(tcp) = pkt.tcp() else { return };
-        if !tcp.has(TCP_SYN) || tcp.has(TCP_ACK) {
+        if !tcp.has(TCP_SYN) {
+            return;
+        }
+        if tcp.has(TCP_ACK) {
+            // A SYN/ACK from an administration port answers its destination's attempt.
+            if ADMIN_PORTS.contains(&tcp.src_port) {
+                if let Some(ip) = pkt.ip() {
+                    if let Some(s) = self.sources.get_mut(&ip.dst) {
+                        if let Some(t) = s.targets.iter_mut().find(|t| t.ip == ip.src) {
+                            t.answered = true;
+                        }
+                    }
+                }
+            }
             return;
         }
         let Some(port_bit) = ADMIN_PORTS.iter().position(|p| *p == tcp.dst_port) else {
@@ -248,6 +277,7 @@ impl Analyzer for LateralMovementDetection {
                         ip: ip.dst,
                         first_ns: now,
                         last_syn_ns: now,
+                        answered: false,
                     });
                 }
             }
@@ -275,6 +305,7 @@ impl Analyzer for LateralMovementDetection {
         let severity_breakdown = SeverityBreakdown::of(events.iter().map(|e| &e.severity));
         let total = events.len() as u64;
         events.truncate(MAX_FINDINGS);
+        report.findings.extend(findings(&events));
         report.lateral_movement_detection = Some(LateralMovementReport {
             total_movements_detected: total,
             severity_breakdown,
@@ -289,4 +320,52 @@ impl Analyzer for LateralMovementDetection {
             },
         });
     }
+}
+
+/// One typed finding per source, at the worst of its events (they come worst first).
+fn findings(events: &[LateralEvent]) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for e in events {
+        if seen.contains(&e.source_ip.as_str()) {
+            continue;
+        }
+        seen.push(&e.source_ip);
+        let kinds: Vec<&str> = events
+            .iter()
+            .filter(|o| o.source_ip == e.source_ip)
+            .map(|o| o.movement_type.as_str())
+            .collect();
+        let summary = format!(
+            "Lateral movement from {}: administration connections ({}) to {} internal hosts in {:.0} s ({})",
+            e.source_ip,
+            e.protocols.join(", "),
+            e.target_count,
+            e.duration,
+            kinds.join(", ")
+        );
+        let mut evidence = Evidence::new()
+            .with("targets", e.target_count as f64)
+            .with("protocols", e.protocols.len() as f64)
+            .with("connection_attempts", e.connection_attempts as f64)
+            .with("duration_s", e.duration);
+        if let Some(w) = events
+            .iter()
+            .filter(|o| o.source_ip == e.source_ip)
+            .find_map(|o| o.targets_in_window)
+        {
+            evidence = evidence.with("targets_in_window", w as f64);
+        }
+        let mut hosts = vec![e.source_ip.clone()];
+        hosts.extend(e.target_ips.iter().cloned());
+        out.push(
+            Finding::new("lateral_movement_detection", e.severity, summary)
+                .cause(Cause::LateralMovement)
+                .evidence(evidence)
+                .hosts(hosts)
+                .frames([e.first_packet])
+                .filter(e.display_filter.clone()),
+        );
+    }
+    out
 }

@@ -5,6 +5,7 @@ pub use crate::analysis::{Analyzer, Finish, Kinds, Layer4, PacketMeta, Prefetch,
 use crate::config::Config;
 use crate::Options;
 
+pub mod arp_spoofing_detection;
 pub mod asymmetric_traffic;
 pub mod brute_force_detection;
 pub mod burst;
@@ -194,6 +195,12 @@ pub const TABLE: &[Entry] = &[
         |config, options| lateral_movement_detection::LateralMovementDetection::new(
             config, options
         )
+    ),
+    analysis!(
+        "arp_spoofing_detection",
+        "ARP spoofing",
+        false,
+        |config, options| arp_spoofing_detection::ArpSpoofingDetection::new(options)
     ),
     analysis!("conversations", "Conversations", true, |config, options| {
         conversations::Conversations::new(options)

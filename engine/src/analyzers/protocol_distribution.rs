@@ -107,7 +107,7 @@ impl Analyzer for ProtocolDistribution {
         match pkt.network {
             Network::Ip(ip) if ip.is_v6() => self.ipv6 += 1,
             Network::Ip(_) => self.ipv4 += 1,
-            Network::Arp => self.arp += 1,
+            Network::Arp(_) => self.arp += 1,
             Network::None => self.l3_other += 1,
         }
         if let Some(l4) = meta.layer4 {
@@ -126,7 +126,7 @@ impl Analyzer for ProtocolDistribution {
                         self.ipv4 += 1;
                     }
                 }
-                Network::Arp => self.arp += 1,
+                Network::Arp(_) => self.arp += 1,
                 _ => {}
             }
             let inner_l4 = match inner.transport {

@@ -1,4 +1,4 @@
-//! Vocabulary shared by the seven security detectors (`*_detection`): severities and their
+//! Vocabulary shared by the security detectors (`*_detection`): severities and their
 //! breakdown, which addresses are internal, and the localhost rule. Not an analysis itself.
 
 use std::net::IpAddr;
@@ -68,6 +68,25 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+/// Group destinations: multicast (224.0.0.0/4, ff00::/8), the limited broadcast
+/// 255.255.255.255 and the `.255` broadcast of an internal /24. Announcements (SSDP, mDNS,
+/// NetBIOS, LLMNR) go there; no attacker's server lives there, so they are neither external nor a
+/// controller.
+pub fn is_group(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_multicast()
+                || a.is_broadcast()
+                || (a.octets()[3] == 255 && is_internal(IpAddr::V4(a)))
+        }
+        IpAddr::V6(a) => {
+            a.is_multicast()
+                || a.to_ipv4_mapped()
+                    .is_some_and(|v4| is_group(IpAddr::V4(v4)))
+        }
+    }
+}
+
 /// An address as one integer (IPv4 as IPv4-mapped IPv6), a cheaper hash key than `IpAddr`.
 pub fn addr_key(ip: IpAddr) -> u128 {
     match ip {
@@ -130,6 +149,23 @@ mod tests {
         }
         for a in ["8.8.8.8", "64.13.134.52", "2001:db8::1", "172.32.0.1"] {
             assert!(!is_internal(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn multicast_and_broadcast_are_group_addresses_and_unicast_is_not() {
+        for a in [
+            "239.255.255.250",
+            "224.0.0.251",
+            "255.255.255.255",
+            "192.168.1.255",
+            "ff02::fb",
+            "ff02::1:3",
+        ] {
+            assert!(is_group(a.parse().unwrap()), "{a}");
+        }
+        for a in ["172.16.0.111", "8.8.8.8", "2001:db8::1", "fe80::1"] {
+            assert!(!is_group(a.parse().unwrap()), "{a}");
         }
     }
 
