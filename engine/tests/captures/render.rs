@@ -67,31 +67,36 @@ fn the_espn_page_draws_the_protocol_mix_top_talkers_and_dns_times() {
 }
 
 #[test]
-fn the_nxdomain_of_the_nonexistent_name_is_a_finding_with_its_two_frames() {
+fn the_nxdomain_of_the_nonexistent_name_is_a_finding_worth_knowing_not_a_problem() {
     let r = report_of("cs_dns_query_nonexistent.pcapng");
     let findings = view::findings(&view::tree(&r));
     let dns: Vec<_> = findings.iter().filter(|f| f.analysis == "dns").collect();
     assert_eq!(dns.len(), 1, "{findings:?}");
     let f = dns[0];
-    assert_eq!((f.analysis.as_str(), f.severity), ("dns", "high"));
-    assert_eq!(f.frames, vec![1, 2]);
+    // One lookup, one NXDOMAIN answer (frame 2): the name does not exist; nothing is broken.
+    assert_eq!((f.list.as_str(), f.severity), ("dns_failure", "info"));
+    assert_eq!(f.frames, vec![2]);
+    assert!(r.diagnosis.as_ref().unwrap().causes.is_empty());
     let html = render::html(&r);
-    assert!(html.contains("<span class=\"badge sev-high\">high</span>"));
+    assert!(html.contains("<span class=\"badge sev-info\">info</span>"));
 }
 
 #[test]
-fn the_five_retransmissions_are_listed_in_findings_csv_with_their_frames() {
+fn the_lost_segment_leads_findings_csv_as_the_diagnosis_with_its_frame() {
     let r = report_of("cs_tcp_retransmissions.pcapng");
     let dir = std::env::temp_dir().join(format!("pcap-analyzer-captures-{}", std::process::id()));
     render::write_csv(&r, &dir).expect("written");
     let mut rd = csv::Reader::from_path(dir.join("findings.csv")).expect("findings.csv");
-    let frames: Vec<String> = rd
+    let rows: Vec<Vec<String>> = rd
         .records()
         .filter_map(Result::ok)
-        .filter(|r| &r[0] == "retransmission" && &r[1] == "retransmissions")
-        .map(|r| r[3].to_string())
+        .map(|r| r.iter().map(str::to_string).collect())
         .collect();
-    // tshark -Y tcp.analysis.retransmission: frames 2 to 6, each a copy of frame 1.
-    assert_eq!(frames, ["2 1", "3 1", "4 1", "5 1", "6 1"]);
+    // tshark -Y tcp.analysis.retransmission: frames 2 to 6, each a copy of frame 1 that the
+    // peer never answers: the first cause is the loss, from frame 2.
+    assert_eq!(rows[0][..4], ["diagnosis", "packet_loss", "critical", "2"]);
+    assert!(rows
+        .iter()
+        .any(|r| r[0] == "transfers" && r[1] == "packet_loss" && r[3] == "2"));
     let _ = std::fs::remove_dir_all(&dir);
 }
