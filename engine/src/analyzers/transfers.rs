@@ -76,6 +76,10 @@ pub struct TransferFlow {
     pub duplicate_frames: u64,
     pub window_full: u64,
     pub zero_window_seconds: f64,
+    /// The window scale shifts of the handshake, `client/server` (`0/0` when either side does not
+    /// offer scaling); `unknown` when the handshake is not in the capture, as in Wireshark. The
+    /// window of such a flow is never judged: no window full, no low window.
+    pub window_scale: String,
     /// Path RTT of the data: by its ACKs (Karn: unambiguous samples only) when the capture is
     /// at the sender, by the TCP timestamps echoed when it is at the receiver; lowest and mean.
     pub ack_rtt_min_ms: Option<f64>,
@@ -98,6 +102,8 @@ pub struct TransfersReport {
     pub streams_with_data: u64,
     /// Streams by what limited them.
     pub limits: BTreeMap<String, u64>,
+    /// Streams whose handshake is not in the capture: window scale unknown, window not judged.
+    pub streams_with_unknown_window_scale: u64,
     pub lost_segments: u64,
     pub reordered_segments: u64,
     pub duplicate_frames: u64,
@@ -146,6 +152,8 @@ struct Side {
     /// A TSval this side sent, and when, until the peer's data echoes it.
     ts_probe: Option<(u32, i64)>,
     last_probe: Option<u32>,
+    /// This side's SYN was seen, with its window scale option if any.
+    syn_wscale: Option<Option<u8>>,
 }
 
 /// RTT samples: lowest, sum, count.
@@ -374,6 +382,16 @@ impl Stream {
             && r.mean() - r.min >= 20_000_000
     }
 
+    /// The window scale shifts `client/server`, or `unknown` without the handshake (RFC 7323:
+    /// scaling is on only when both SYNs carry the option; shifts above 14 count as 14).
+    fn window_scale(&self, client: usize, server: usize) -> String {
+        match (self.sides[client].syn_wscale, self.sides[server].syn_wscale) {
+            (Some(Some(c)), Some(Some(s))) => format!("{}/{}", c.min(14), s.min(14)),
+            (Some(_), Some(_)) => "0/0".to_string(),
+            _ => "unknown".to_string(),
+        }
+    }
+
     /// T-RAT's verdict on the direction that carried the most data.
     fn limit(&self) -> Option<&'static str> {
         let bulk = if self.sides[0].bytes >= self.sides[1].bytes {
@@ -449,6 +467,7 @@ struct Totals {
     /// Hosts exchanging data with peers, both ends on unregistered ports (peer-to-peer).
     peers: BTreeMap<IpAddr, PeerTraffic>,
     limits: BTreeMap<String, u64>,
+    unknown_scale: u64,
     flows: Top<TransferFlow>,
 }
 
@@ -571,6 +590,7 @@ impl Transfers {
                 blackholes: Vec::new(),
                 peers: BTreeMap::new(),
                 limits: BTreeMap::new(),
+                unknown_scale: 0,
                 flows: Top::new(MAX_RANKED, most_bytes_first),
             },
         }
@@ -595,6 +615,9 @@ impl Transfers {
         }
         if tcp.has(TCP_SYN) && tcp.has(TCP_ACK) {
             s.synack = true;
+        }
+        if tcp.has(TCP_SYN) {
+            s.sides[dir].syn_wscale = Some(tcp.wscale);
         }
         if !s.client_known && s.sides[0].packets + s.sides[1].packets == 0 {
             // No handshake in the capture: the side on the higher port is most likely the client.
@@ -991,6 +1014,10 @@ impl Transfers {
             ));
         }
         let limit = s.limit();
+        let window_scale = s.window_scale(c, sv);
+        if window_scale == "unknown" {
+            t.unknown_scale += 1;
+        }
         if let Some(l) = limit {
             *t.limits.entry(l.to_string()).or_insert(0) += 1;
         }
@@ -1008,6 +1035,7 @@ impl Transfers {
             duplicate_frames: u64::from(s.sides[0].dups + s.sides[1].dups),
             window_full: u64::from(s.sides[0].window_full + s.sides[1].window_full),
             zero_window_seconds: round3((s.sides[0].zero_ns + s.sides[1].zero_ns) as f64 / 1e9),
+            window_scale,
             ack_rtt_min_ms: (s.path_rtt().n > 0).then(|| ms(s.path_rtt().min)),
             ack_rtt_mean_ms: s.rtt_mean_ns().map(ms),
             server_think_ms: (s.responses > 0).then(|| ms(s.think_max_ns)),
@@ -1620,6 +1648,7 @@ impl Analyzer for Transfers {
             total_streams: t.streams,
             streams_with_data: t.streams_with_data,
             limits: std::mem::take(&mut t.limits),
+            streams_with_unknown_window_scale: t.unknown_scale,
             lost_segments: t.lost,
             reordered_segments: t.reordered,
             duplicate_frames: t.dups,

@@ -172,6 +172,7 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
         "retransmission_rate_pct",
         "severity",
         "limit",
+        "window_scale",
         "display_filter",
     ])];
     let Some(c) = &r.conversations else {
@@ -201,17 +202,18 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
             ),
             None => Default::default(),
         };
-        // What limited the transfer (T-RAT), from the stream's row in `transfers`.
-        let limit = (conv.protocol == "TCP")
+        // What limited the transfer (T-RAT) and the window scale, from the stream's row in
+        // `transfers`.
+        let transfer = (conv.protocol == "TCP")
             .then(|| {
                 r.transfers
                     .iter()
                     .flat_map(|t| &t.flows)
                     .find(|f| (f.client == a && f.server == b) || (f.client == b && f.server == a))
             })
-            .flatten()
-            .and_then(|f| f.limit.clone())
-            .unwrap_or_default();
+            .flatten();
+        let limit = transfer.and_then(|f| f.limit.clone()).unwrap_or_default();
+        let window_scale = transfer.map(|f| f.window_scale.clone()).unwrap_or_default();
         rows.push(vec![
             conv.protocol.clone(),
             conv.address_a.clone(),
@@ -229,6 +231,7 @@ pub fn flow_rows(r: &Report, _: &Map<String, Value>) -> Vec<Vec<String>> {
             rate,
             sev,
             limit,
+            window_scale,
             conv.display_filter.clone(),
         ]);
     }

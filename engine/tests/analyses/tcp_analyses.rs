@@ -415,3 +415,62 @@ fn a_download_with_only_acks_back_is_asymmetric() {
     let b = report(&handshake()).asymmetric_traffic.unwrap();
     assert_eq!((b.total_flows_analyzed, b.asymmetric_flows), (0, 0));
 }
+
+/// The client acknowledges with a 2000-byte window, and the server fills it exactly.
+fn fill_the_window(mut frames: Vec<(i64, Vec<u8>)>) -> engine::Report {
+    frames.push((
+        12,
+        Tcp::new(C, 40000, S, 80)
+            .seq(101)
+            .ack(1001)
+            .window(2000)
+            .frame(),
+    ));
+    frames.push(server_data(20, 1001));
+    frames.push(server_data(21, 2001));
+    report(&frames)
+}
+
+#[test]
+fn without_the_handshake_the_window_scale_is_unknown_and_no_window_is_judged_full() {
+    let seen = fill_the_window(handshake());
+    let t = seen.transfers.as_ref().expect("transfers");
+    assert_eq!(t.flows[0].window_scale, "0/0");
+    assert_eq!(t.flows[0].window_full, 1, "the segment ending at the edge");
+    assert_eq!(t.streams_with_unknown_window_scale, 0);
+
+    // The same segments without the handshake: the 2000 could be scaled by anything.
+    let unseen = fill_the_window(Vec::new());
+    let t = unseen.transfers.as_ref().expect("transfers");
+    assert_eq!(t.flows[0].window_scale, "unknown");
+    assert_eq!(t.flows[0].window_full, 0);
+    assert_eq!(t.streams_with_unknown_window_scale, 1);
+    let w = unseen.tcp_window.as_ref().expect("tcp_window");
+    assert_eq!(w.flows_with_unknown_scale, 1);
+    assert_eq!(
+        w.low_window_packets, 0,
+        "small windows of unknown scale are not judged"
+    );
+}
+
+#[test]
+fn the_handshake_gives_each_side_its_window_scale() {
+    let frames = vec![
+        (
+            0,
+            Tcp::new(C, 40000, S, 80).seq(100).syn().wscale(7).frame(),
+        ),
+        (
+            10,
+            Tcp::new(S, 80, C, 40000)
+                .seq(1000)
+                .ack(101)
+                .syn()
+                .wscale(9)
+                .frame(),
+        ),
+        (11, Tcp::new(C, 40000, S, 80).seq(101).ack(1001).frame()),
+    ];
+    let r = report(&frames);
+    assert_eq!(r.transfers.as_ref().unwrap().flows[0].window_scale, "7/9");
+}
