@@ -3,6 +3,8 @@
 //! gzip-compressed, from any [`Read`]. Memory is one block buffer, whatever the file size.
 
 use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
@@ -39,6 +41,79 @@ impl<R: Read> Read for FullReads<R> {
             }
         }
         Ok(filled)
+    }
+}
+
+/// Decompressed bytes after which the ratio is checked: small files may compress well by chance.
+const RATIO_CHECK_AFTER_BYTES: u64 = 256 << 20;
+/// Largest decompressed/compressed ratio accepted past [`RATIO_CHECK_AFTER_BYTES`]. Real
+/// captures compress 2:1 to 20:1 (headers, timestamps and payloads vary); gzip cannot exceed
+/// about 1032:1, which only runs of one byte reach. Far past 100:1 the data is filler, a bomb.
+const MAX_INFLATE_RATIO: u64 = 100;
+/// Largest decompressed stream read: 128 GiB is more than twice the largest upload (50 GB) at
+/// a real capture's ratio, and more than one analysis can read in its time limit.
+const MAX_INFLATED_BYTES: u64 = 128 << 30;
+/// Consecutive records without a byte after which the rest is not a capture: zeros read as
+/// 16-byte empty records (a decompression bomb, a file padded with zeros). No capture tool
+/// writes even one.
+const MAX_EMPTY_RUN: u64 = 100_000;
+
+/// Counts the bytes read from a stream (the compressed side of a gzip capture).
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The decompressed side of a gzip capture: ends the stream early, with the reason kept for the
+/// report's warnings, past [`MAX_INFLATED_BYTES`] or [`MAX_INFLATE_RATIO`].
+struct Inflated<R> {
+    inner: R,
+    compressed: Arc<AtomicU64>,
+    inflated: u64,
+    stopped: Arc<Mutex<Option<String>>>,
+    /// [`RATIO_CHECK_AFTER_BYTES`] and [`MAX_INFLATED_BYTES`] (smaller in tests).
+    ratio_after: u64,
+    max_bytes: u64,
+}
+
+impl<R: Read> Read for Inflated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        let why = if self.inflated >= self.max_bytes {
+            Some(format!(
+                "the gzip stream inflates past {} MiB: reading stopped there",
+                self.max_bytes >> 20
+            ))
+        } else if self.inflated >= self.ratio_after
+            && self.inflated / compressed > MAX_INFLATE_RATIO
+        {
+            Some(format!(
+                "the gzip stream inflates {}:1 ({} MiB from {} KiB), far beyond any capture's {}:1: a decompression bomb; reading stopped there",
+                self.inflated / compressed,
+                self.inflated >> 20,
+                compressed >> 10,
+                MAX_INFLATE_RATIO
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if let Ok(mut s) = self.stopped.lock() {
+                s.get_or_insert(why);
+            }
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.inflated += n as u64;
+        Ok(n)
     }
 }
 
@@ -87,6 +162,8 @@ pub struct CaptureReader<'r> {
     interfaces: Vec<Interface>,
     legacy: Option<Interface>,
     summary: ReadSummary,
+    /// Why the decompression ended the stream early, if it did.
+    inflate_stopped: Arc<Mutex<Option<String>>>,
 }
 
 impl<'r> CaptureReader<'r> {
@@ -111,9 +188,24 @@ impl<'r> CaptureReader<'r> {
         }
         let gz = head.starts_with(&[0x1f, 0x8b]);
         let stream = std::io::Cursor::new(head).chain(input);
+        let inflate_stopped = Arc::new(Mutex::new(None));
         let reader: Box<dyn Read + Send + 'r> = if gz {
-            let inflated =
-                flate2::read::MultiGzDecoder::new(BufReader::with_capacity(64 * 1024, stream));
+            let compressed = Arc::new(AtomicU64::new(0));
+            let counted = Counted {
+                inner: stream,
+                count: Arc::clone(&compressed),
+            };
+            let inflated = Inflated {
+                inner: flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+                    64 * 1024,
+                    counted,
+                )),
+                compressed,
+                inflated: 0,
+                stopped: Arc::clone(&inflate_stopped),
+                ratio_after: RATIO_CHECK_AFTER_BYTES,
+                max_bytes: MAX_INFLATED_BYTES,
+            };
             Box::new(FullReads(inflated))
         } else {
             Box::new(FullReads(stream))
@@ -136,6 +228,7 @@ impl<'r> CaptureReader<'r> {
             interfaces: Vec::new(),
             legacy: None,
             summary: ReadSummary::default(),
+            inflate_stopped,
         })
     }
 
@@ -146,10 +239,24 @@ impl<'r> CaptureReader<'r> {
 
     /// Calls `on_frame` for every frame, in file order, and returns what was learnt about the file.
     pub fn for_each_frame(
-        mut self,
+        self,
         mut on_frame: impl FnMut(&Frame<'_>, u64),
     ) -> Result<ReadSummary, Error> {
+        self.try_for_each_frame(|frame, pos| {
+            on_frame(frame, pos);
+            Ok(())
+        })
+    }
+
+    /// As [`Self::for_each_frame`], stopping at the first error `on_frame` returns (with the
+    /// frame and the byte offset it was read at).
+    pub fn try_for_each_frame(
+        mut self,
+        mut on_frame: impl FnMut(&Frame<'_>, u64) -> Result<(), Error>,
+    ) -> Result<ReadSummary, Error> {
         let mut capacity = INITIAL_BUFFER_BYTES;
+        let mut empty_run = 0u64;
+        let mut over_snaplen = (0u64, 0u32, 0usize);
         loop {
             let consumed_before = self.inner.consumed() as u64;
             match self.inner.next() {
@@ -183,16 +290,45 @@ impl<'r> CaptureReader<'r> {
                                 snaplen: 0,
                             });
                             let frac = u64::from(b.ts_usec);
-                            Some((
-                                iface.linktype,
-                                Some(secs_frac_to_ns(i64::from(b.ts_sec), frac, iface.resolution)),
-                                b.data,
-                                b.origlen,
-                            ))
+                            Some(Record {
+                                linktype: iface.linktype,
+                                ts: Some(secs_frac_to_ns(
+                                    i64::from(b.ts_sec),
+                                    frac,
+                                    iface.resolution,
+                                )),
+                                data: b.data,
+                                wire_len: b.origlen,
+                                snaplen: iface.snaplen,
+                            })
                         }
                         PcapBlockOwned::NG(block) => ng_block(&mut self.interfaces, block),
                     };
-                    if let Some((linktype, ts, data, wire_len)) = frame {
+                    if let Some(Record {
+                        linktype,
+                        ts,
+                        data,
+                        wire_len,
+                        snaplen,
+                    }) = frame
+                    {
+                        if data.is_empty() && wire_len == 0 {
+                            empty_run += 1;
+                            if empty_run >= MAX_EMPTY_RUN {
+                                self.summary.warnings.push(format!(
+                                    "{empty_run} empty records in a row from frame {}: the rest of the file is not a capture (zeros, or a decompression bomb); reading stopped there",
+                                    self.summary.frames + 2 - empty_run
+                                ));
+                                break;
+                            }
+                        } else {
+                            empty_run = 0;
+                        }
+                        if snaplen > 0 && data.len() > snaplen as usize {
+                            over_snaplen.0 += 1;
+                            over_snaplen.1 = snaplen;
+                            over_snaplen.2 = over_snaplen.2.max(data.len());
+                        }
                         self.summary.frames += 1;
                         let f = Frame {
                             number: self.summary.frames,
@@ -202,14 +338,14 @@ impl<'r> CaptureReader<'r> {
                             data,
                             wire_len,
                         };
-                        on_frame(&f, consumed_before + len as u64);
+                        on_frame(&f, consumed_before + len as u64)?;
                     }
                     self.inner.consume(len);
                 }
                 Err(PcapError::Eof) => break,
                 Err(PcapError::Incomplete(_)) => {
                     if self.inner.reader_exhausted() {
-                        if !self.inner.data().is_empty() {
+                        if !self.inner.data().is_empty() && !self.inflate_stopped() {
                             self.summary.warnings.push(format!(
                                 "the capture was cut short in the middle of a packet: the last {} bytes were ignored; the report covers the {} complete frames",
                                 self.inner.data().len(),
@@ -236,6 +372,9 @@ impl<'r> CaptureReader<'r> {
                     self.refill()?;
                 }
                 Err(PcapError::UnexpectedEof) => {
+                    if self.inflate_stopped() {
+                        break;
+                    }
                     self.summary.warnings.push(format!(
                         "the capture was cut short in the middle of a packet after frame {}; the report covers the frames before it",
                         self.summary.frames
@@ -259,11 +398,25 @@ impl<'r> CaptureReader<'r> {
                 }
             }
         }
+        if over_snaplen.0 > 0 {
+            let (n, snaplen, largest) = over_snaplen;
+            self.summary.warnings.push(format!(
+                "{n} records hold more bytes than the snap length of {snaplen} (the largest {largest} bytes): the file was damaged or edited; they are analysed as they are"
+            ));
+        }
+        if let Some(why) = self.inflate_stopped.lock().ok().and_then(|mut s| s.take()) {
+            self.summary.warnings.push(why);
+        }
         if self.summary.format.is_empty() {
             self.summary.format = "pcapng";
         }
         self.summary.bytes_read = self.inner.consumed() as u64;
         Ok(self.summary)
+    }
+
+    /// The decompression ended the stream early (its reason becomes a warning at the end).
+    fn inflate_stopped(&self) -> bool {
+        self.inflate_stopped.lock().is_ok_and(|s| s.is_some())
     }
 
     fn refill(&mut self) -> Result<(), Error> {
@@ -276,10 +429,17 @@ impl<'r> CaptureReader<'r> {
     }
 }
 
-fn ng_block<'b>(
-    interfaces: &mut Vec<Interface>,
-    block: Block<'b>,
-) -> Option<(u32, Option<i64>, &'b [u8], u32)> {
+/// A packet record as read, before it becomes a [`Frame`].
+struct Record<'b> {
+    linktype: u32,
+    ts: Option<i64>,
+    data: &'b [u8],
+    wire_len: u32,
+    /// The snap length of its interface (0: unknown or not to check).
+    snaplen: u32,
+}
+
+fn ng_block<'b>(interfaces: &mut Vec<Interface>, block: Block<'b>) -> Option<Record<'b>> {
     match block {
         Block::SectionHeader(_) => {
             // Interface ids are scoped to their section (pcapng spec, section 4.1).
@@ -298,12 +458,13 @@ fn ng_block<'b>(
         Block::EnhancedPacket(epb) => {
             let iface = iface(interfaces, epb.if_id);
             let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-            Some((
-                iface.linktype,
-                Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
-                &epb.data[..(epb.caplen as usize).min(epb.data.len())],
-                epb.origlen,
-            ))
+            Some(Record {
+                linktype: iface.linktype,
+                ts: Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
+                data: &epb.data[..(epb.caplen as usize).min(epb.data.len())],
+                wire_len: epb.origlen,
+                snaplen: iface.snaplen,
+            })
         }
         Block::SimplePacket(spb) => {
             // No timestamp in a simple packet block; the captured length is the smaller of
@@ -313,19 +474,27 @@ fn ng_block<'b>(
             if iface.snaplen > 0 && data.len() > iface.snaplen as usize {
                 data = &data[..iface.snaplen as usize];
             }
-            Some((iface.linktype, None, data, spb.origlen))
+            Some(Record {
+                linktype: iface.linktype,
+                ts: None,
+                data,
+                wire_len: spb.origlen,
+                // Cut to the snap length above: never longer than it.
+                snaplen: 0,
+            })
         }
         Block::Unknown(ub) if ub.block_type == OBSOLETE_PACKET_BLOCK => {
             obsolete_packet_block(ub.data, ub.block_type != OBSOLETE_PACKET_BLOCK).map(
                 |(if_id, ts, caplen, origlen, data)| {
                     let iface = iface(interfaces, u32::from(if_id));
                     let data = &data[..(caplen as usize).min(data.len())];
-                    (
-                        iface.linktype,
-                        Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
+                    Record {
+                        linktype: iface.linktype,
+                        ts: Some(units_to_ns(ts, iface.resolution, iface.offset_s)),
                         data,
-                        origlen,
-                    )
+                        wire_len: origlen,
+                        snaplen: iface.snaplen,
+                    }
                 },
             )
         }
@@ -368,6 +537,53 @@ fn units_to_ns(units: u64, resolution: u64, offset_s: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `members` gzip members of 1 MiB of `byte` each, one after the other (as `cat a.gz b.gz`).
+    fn gzip_members(byte: u8, members: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![byte; 1 << 20]).unwrap();
+        e.finish().unwrap().repeat(members)
+    }
+
+    fn inflate(gz: &[u8], ratio_after: u64, max_bytes: u64) -> (u64, Option<String>) {
+        let compressed = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::new(Mutex::new(None));
+        let mut r = Inflated {
+            inner: flate2::read::MultiGzDecoder::new(Counted {
+                inner: gz,
+                count: Arc::clone(&compressed),
+            }),
+            compressed,
+            inflated: 0,
+            stopped: Arc::clone(&stopped),
+            ratio_after,
+            max_bytes,
+        };
+        let n = std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        let why = stopped.lock().unwrap().take();
+        (n, why)
+    }
+
+    #[test]
+    fn a_stream_inflating_far_beyond_any_capture_is_stopped_with_the_reason() {
+        let bomb = gzip_members(0, 64);
+        let (n, why) = inflate(&bomb, 4 << 20, u64::MAX);
+        assert!((4 << 20..8 << 20).contains(&n), "{n} bytes");
+        assert!(why.expect("a reason").contains("decompression bomb"));
+    }
+
+    #[test]
+    fn a_stream_past_the_absolute_limit_is_stopped_whatever_its_ratio() {
+        let (n, why) = inflate(&gzip_members(0, 8), u64::MAX, 3 << 20);
+        assert!((3 << 20..4 << 20).contains(&n), "{n} bytes");
+        assert!(why.expect("a reason").contains("past 3 MiB"));
+        // Under both limits, everything is read and nothing is said.
+        assert_eq!(
+            inflate(&gzip_members(0, 2), u64::MAX, 3 << 20),
+            (2 << 20, None)
+        );
+    }
 
     #[test]
     fn nanosecond_fractions_scale_to_nanoseconds() {

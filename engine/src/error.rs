@@ -13,4 +13,7 @@ pub enum Error {
     Io(#[source] std::io::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The analysis went past its [`crate::Budget`]: what was exceeded, and where.
+    #[error("the analysis went past its budget: {0}")]
+    OverBudget(String),
 }

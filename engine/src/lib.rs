@@ -76,6 +76,46 @@ pub struct Options {
     /// report. For the test that checks that those shortcuts change nothing.
     #[doc(hidden)]
     pub unfiltered: bool,
+    /// Limits of one analysis; past one, [`Error::OverBudget`] (none by default, as for the CLI).
+    pub budget: Budget,
+}
+
+/// What one analysis may spend. The service sets them so that a hostile or huge capture ends
+/// its task with a clear message instead of running its function out of time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub max_packets: Option<u64>,
+    /// Bytes of the capture read (decompressed, for gzip).
+    pub max_bytes: Option<u64>,
+    pub max_duration: Option<std::time::Duration>,
+}
+
+impl Budget {
+    /// Frames between two looks at the clock.
+    const CLOCK_EVERY: u64 = 4096;
+
+    fn check(&self, frame: u64, pos: u64, started: std::time::Instant) -> Result<(), Error> {
+        if let Some(max) = self.max_packets.filter(|&m| frame > m) {
+            return Err(Error::OverBudget(format!(
+                "more than {max} packets (stopped at frame {frame})"
+            )));
+        }
+        if let Some(max) = self.max_bytes.filter(|&m| pos > m) {
+            return Err(Error::OverBudget(format!(
+                "more than {} MiB read (stopped at frame {frame}, byte {pos})",
+                max >> 20
+            )));
+        }
+        if let Some(max) = self.max_duration {
+            if frame % Self::CLOCK_EVERY == 0 && started.elapsed() > max {
+                return Err(Error::OverBudget(format!(
+                    "more than {} s of analysis (stopped at frame {frame}, byte {pos})",
+                    max.as_secs()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Analyzes a whole capture.
@@ -98,11 +138,14 @@ pub fn analyze_with_progress<R: Read + Send>(
     let started = std::time::Instant::now();
     let reader = capture::CaptureReader::new(input)?;
     let mut core = Core::new(config, options);
-    let read = reader.for_each_frame(|frame, pos| {
+    let budget = options.budget;
+    let read = reader.try_for_each_frame(|frame, pos| {
+        budget.check(frame.number, pos, started)?;
         core.frame(frame);
         if frame.number % 64 == 0 {
             progress(pos);
         }
+        Ok(())
     })?;
     progress(read.bytes_read);
     Ok(core.finish(read, started.elapsed()))

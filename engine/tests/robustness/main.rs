@@ -265,3 +265,110 @@ fn the_report_is_the_same_from_run_to_run_when_flows_are_evicted() {
         assert!(json() == first, "a second run gave another report");
     }
 }
+
+/// A pcap header, then `mib` MiB of zeros, gzip-compressed as members of 1 MiB each.
+fn zeros_after_a_header(mib: usize) -> Vec<u8> {
+    use std::io::Write;
+    let header = engine::sample::PcapWriter::default().bytes;
+    let mut first = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    first.write_all(&header).unwrap();
+    let mut out = first.finish().unwrap();
+    let mut zeros = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    zeros.write_all(&vec![0u8; 1 << 20]).unwrap();
+    out.extend(zeros.finish().unwrap().repeat(mib));
+    out
+}
+
+#[test]
+fn a_gzip_bomb_of_zeros_stops_at_the_first_hundred_thousand_empty_records_with_a_warning() {
+    // 2 GiB of zeros in about 2 MB: v5 read it as 134 million empty packets.
+    let bomb = zeros_after_a_header(2048);
+    assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+    let r = run(&bomb).expect("a report of what was read");
+    assert!(
+        r.metadata.total_packets < 200_000,
+        "{}",
+        r.metadata.total_packets
+    );
+    assert!(
+        r.metadata
+            .warnings
+            .iter()
+            .any(|w| w.contains("empty records in a row")),
+        "{:?}",
+        r.metadata.warnings
+    );
+}
+
+#[test]
+fn records_longer_than_the_snap_length_are_analysed_with_a_warning() {
+    let mut w = engine::sample::PcapWriter::default();
+    // Snap length 100 bytes (offset 16 of the global header), then a 300-byte frame.
+    w.bytes[16..20].copy_from_slice(&100u32.to_le_bytes());
+    let frame = engine::sample::udp("10.0.0.1", 5000, "10.0.0.2", 6000, &[7u8; 258]);
+    w.frame(1_700_000_000_000_000_000, &frame);
+    let r = run(&w.bytes).expect("a report");
+    assert_eq!(r.metadata.total_packets, 1);
+    assert!(
+        r.metadata
+            .warnings
+            .iter()
+            .any(|w| w.contains("more bytes than the snap length of 100")),
+        "{:?}",
+        r.metadata.warnings
+    );
+}
+
+#[test]
+fn past_its_budget_an_analysis_stops_with_a_clear_error_on_one_thread_or_two() {
+    let capture = engine::sample::sample_capture();
+    for single_thread in [false, true] {
+        let packets = |max| Options {
+            single_thread,
+            budget: engine::Budget {
+                max_packets: Some(max),
+                ..engine::Budget::default()
+            },
+            ..Options::default()
+        };
+        let e = analyze(&capture[..], &Config::default(), &packets(10)).unwrap_err();
+        assert!(matches!(e, engine::Error::OverBudget(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("more than 10 packets (stopped at frame 11)"),
+            "{e}"
+        );
+        let bytes = Options {
+            single_thread,
+            budget: engine::Budget {
+                max_bytes: Some(1000),
+                ..engine::Budget::default()
+            },
+            ..Options::default()
+        };
+        let e = analyze(&capture[..], &Config::default(), &bytes).unwrap_err();
+        assert!(e.to_string().contains("MiB read"), "{e}");
+        let time = Options {
+            single_thread,
+            budget: engine::Budget {
+                max_duration: Some(std::time::Duration::ZERO),
+                ..engine::Budget::default()
+            },
+            ..Options::default()
+        };
+        let mut long = engine::sample::PcapWriter::default();
+        for i in 0..5000i64 {
+            let f = engine::sample::udp("10.0.0.1", 5000, "10.0.0.2", 6000, b"x");
+            long.frame(1_700_000_000_000_000_000 + i * 1_000_000, &f);
+        }
+        let e = analyze(&long.bytes[..], &Config::default(), &time).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than 0 s of analysis (stopped at frame 4096"),
+            "{e}"
+        );
+        // Within its budget, the same report as without one.
+        let enough = analyze(&capture[..], &Config::default(), &packets(1_000_000)).unwrap();
+        assert!(enough.metadata.total_packets > 10);
+    }
+}

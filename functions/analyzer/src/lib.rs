@@ -49,6 +49,10 @@ pub const STALE_AFTER: Duration = Duration::from_secs(120);
 /// with the engine on AWS (one connection carries far less) and goes on while the engine's
 /// reading thread runs analyses; small enough for the memory budget whatever the file size.
 pub const STREAM_BUFFER_BYTES: usize = 32 << 20;
+/// Longest one analysis may run: the function's timeout (600 s in `template.yaml`) less the
+/// time to write the reports and mark the task. Past it the task ends `failed` with the reason,
+/// instead of the function being killed and the message redelivered until the DLQ.
+pub const ANALYSIS_TIME_BUDGET: Duration = Duration::from_secs(540);
 /// Bytes read to check the magic number before the engine starts.
 const MAGIC_BYTES: usize = 4;
 
@@ -246,6 +250,10 @@ async fn analyze_task(state: &State, task: &Task, key: &str) -> Result<Analysis,
     let options = engine::Options {
         file_name: task.filename.clone(),
         file_size: Some(size_bytes),
+        budget: engine::Budget {
+            max_duration: Some(ANALYSIS_TIME_BUDGET),
+            ..engine::Budget::default()
+        },
         ..engine::Options::default()
     };
     let result =
@@ -305,6 +313,9 @@ fn run_engine(
             EngineFailure::NotACapture(format!("The capture is damaged: {m}."))
         }
         engine::Error::Config(m) => EngineFailure::NotACapture(format!("Analysis settings: {m}")),
+        engine::Error::OverBudget(m) => EngineFailure::NotACapture(format!(
+            "The analysis stopped: {m}. Cut the capture into parts (editcap -c or -i) or filter it (tshark -w), and upload those."
+        )),
     })
 }
 
