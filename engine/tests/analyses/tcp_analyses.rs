@@ -19,10 +19,19 @@ fn synack(ms: i64) -> (i64, Vec<u8>) {
 
 /// A handshake where both sides announce window scale 7 (windows count in units of 128 bytes).
 fn scaled_handshake() -> Vec<(i64, Vec<u8>)> {
+    handshake_with_scales(7, 7)
+}
+
+/// A handshake where the client and the server announce these window scales.
+fn handshake_with_scales(client: u8, server: u8) -> Vec<(i64, Vec<u8>)> {
     vec![
         (
             0,
-            Tcp::new(C, 40000, S, 80).seq(100).syn().wscale(7).frame(),
+            Tcp::new(C, 40000, S, 80)
+                .seq(100)
+                .syn()
+                .wscale(client)
+                .frame(),
         ),
         (
             10,
@@ -30,7 +39,7 @@ fn scaled_handshake() -> Vec<(i64, Vec<u8>)> {
                 .seq(1000)
                 .ack(101)
                 .syn()
-                .wscale(7)
+                .wscale(server)
                 .frame(),
         ),
         (11, Tcp::new(C, 40000, S, 80).seq(101).ack(1001).frame()),
@@ -455,22 +464,6 @@ fn without_the_handshake_the_window_scale_is_unknown_and_no_window_is_judged_ful
 
 #[test]
 fn the_handshake_gives_each_side_its_window_scale() {
-    let frames = vec![
-        (
-            0,
-            Tcp::new(C, 40000, S, 80).seq(100).syn().wscale(7).frame(),
-        ),
-        (
-            10,
-            Tcp::new(S, 80, C, 40000)
-                .seq(1000)
-                .ack(101)
-                .syn()
-                .wscale(9)
-                .frame(),
-        ),
-        (11, Tcp::new(C, 40000, S, 80).seq(101).ack(1001).frame()),
-    ];
-    let r = report(&frames);
+    let r = report(&handshake_with_scales(7, 9));
     assert_eq!(r.transfers.as_ref().unwrap().flows[0].window_scale, "7/9");
 }

@@ -290,14 +290,7 @@ fn a_gzip_bomb_of_zeros_stops_at_the_first_hundred_thousand_empty_records_with_a
         "{}",
         r.metadata.total_packets
     );
-    assert!(
-        r.metadata
-            .warnings
-            .iter()
-            .any(|w| w.contains("empty records in a row")),
-        "{:?}",
-        r.metadata.warnings
-    );
+    assert_warns(&r, "empty records in a row");
 }
 
 #[test]
@@ -309,14 +302,7 @@ fn records_longer_than_the_snap_length_are_analysed_with_a_warning() {
     w.frame(1_700_000_000_000_000_000, &frame);
     let r = run(&w.bytes).expect("a report");
     assert_eq!(r.metadata.total_packets, 1);
-    assert!(
-        r.metadata
-            .warnings
-            .iter()
-            .any(|w| w.contains("more bytes than the snap length of 100")),
-        "{:?}",
-        r.metadata.warnings
-    );
+    assert_warns(&r, "more bytes than the snap length of 100");
 }
 
 #[test]
@@ -371,4 +357,12 @@ fn past_its_budget_an_analysis_stops_with_a_clear_error_on_one_thread_or_two() {
         let enough = analyze(&capture[..], &Config::default(), &packets(1_000_000)).unwrap();
         assert!(enough.metadata.total_packets > 10);
     }
+}
+
+fn assert_warns(r: &engine::Report, text: &str) {
+    assert!(
+        r.metadata.warnings.iter().any(|w| w.contains(text)),
+        "no warning with {text:?} in {:?}",
+        r.metadata.warnings
+    );
 }
