@@ -235,8 +235,9 @@ pub struct FlowTable {
     next_id: u64,
     pub evicted: u64,
     since_sweep: u32,
-    /// The table's clock: the latest timestamp seen. Flows go idle by it, so expiry keeps
-    /// working when a capture's time runs backwards (merged or unsorted files).
+    /// The table's clock: the latest timestamp seen. A flow is idle once the clock is a horizon
+    /// past its latest packet, so expiry keeps working when a capture's time runs backwards
+    /// (merged or unsorted files): a million flows backwards peak as low as forwards.
     clock: i64,
 }
 
@@ -307,8 +308,17 @@ impl FlowTable {
         r.bytes[d] += u64::from(len);
         r.last_ts = ts;
         r.last_frame = frame;
+        // A flow goes idle a horizon after its latest packet, and the clock (the latest time
+        // seen) says when that is: when time runs backwards, the flows whose packets lie a
+        // horizon behind the clock end, so the table stays as small as forwards.
         self.clock = self.clock.max(ts);
-        self.idle_at[slot as usize] = self.clock.saturating_add(idle_after(r.key.proto));
+        let idle_at = ts.saturating_add(idle_after(r.key.proto));
+        let held = &mut self.idle_at[slot as usize];
+        *held = if is_new {
+            idle_at
+        } else {
+            (*held).max(idle_at)
+        };
         FlowTouch {
             slot,
             id: r.id,
@@ -629,17 +639,61 @@ mod tests {
     }
 
     #[test]
-    fn when_time_runs_backwards_the_flows_touched_longest_ago_still_go() {
+    fn past_the_flow_limit_with_time_running_backwards_the_flows_furthest_behind_the_clock_go() {
         let mut table = FlowTable::default();
-        // 210 000 flows, each stamped earlier than the one before: by the clock (the latest
-        // time seen) none is ever idle, so the oldest by frame go once the table is full.
+        // 210 000 flows, each stamped earlier than the one before, all within 2.1 s: the
+        // shortened horizons end those furthest behind the clock, the last ones in the file.
         let flows = 210_000u32;
         for i in 0..flows {
             touch_udp(&mut table, i, i64::from(flows - i) * 10_000);
         }
         let ended = sweep_once(&mut table, 0);
+        let left = table.len();
+        assert!(
+            left <= MAX_TRACKED_FLOWS * 3 / 4 && left > MAX_TRACKED_FLOWS / 4,
+            "{left}"
+        );
+        assert_eq!(ended.len() + left, flows as usize);
+        assert!(table.records().all(|r| r.id < left as u64));
+    }
+
+    #[test]
+    fn when_time_stands_still_the_flows_touched_longest_ago_still_go() {
+        let mut table = FlowTable::default();
+        // 210 000 flows at one instant: no flow is older than another by the clock, so the
+        // oldest by frame go once the table is full, down to three quarters of it.
+        let flows = 210_000u32;
+        for i in 0..flows {
+            touch_udp(&mut table, i, 5_000_000_000);
+        }
+        let ended = sweep_once(&mut table, 0);
         assert_eq!(table.len(), MAX_TRACKED_FLOWS * 3 / 4);
         assert_eq!(ended.len() + table.len(), flows as usize);
         assert_eq!(ended, (0..ended.len() as u64).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn when_time_runs_backwards_the_flows_a_horizon_behind_the_clock_end() {
+        let mut table = FlowTable::default();
+        // 100 000 flows one millisecond apart, backwards (100 s in all): at each sweep the
+        // flows more than the UDP horizon (30 s) behind the first packet's time end, so the
+        // table never holds many more than 30 000 + the 16 384 packets between sweeps.
+        let flows = 100_000u32;
+        let ms = 1_000_000i64;
+        let mut most = 0;
+        let mut ended = 0;
+        for i in 0..flows {
+            let ts = i64::from(flows - i) * ms;
+            touch_udp(&mut table, i, ts);
+            table.sweep(ts, |_, _| ended += 1);
+            most = most.max(table.len());
+        }
+        assert!(most <= 30_000 + 16_384 + 1, "{most}");
+        assert_eq!(ended + table.len(), flows as usize);
+        // A flow seen again later in the file (earlier in time) keeps its latest time.
+        let mut table = FlowTable::default();
+        touch_udp(&mut table, 1, 100 * ms);
+        touch_udp(&mut table, 1, 10 * ms);
+        assert_eq!(table.idle_at[0], 100 * ms + DATAGRAM_IDLE_NS);
     }
 }

@@ -40,6 +40,10 @@ pub struct ConversationsReport {
     pub udp: u64,
     /// Distinct IPv4 and IPv6 address pairs.
     pub ip: u64,
+    /// `udp` and `ip` are estimates (within about 1 %): past a million distinct conversations
+    /// they are counted by a sketch, so memory stays bounded. Absent when exact.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts_estimated: bool,
     pub top_conversations: Vec<Conversation>,
 }
 
@@ -138,6 +142,7 @@ impl Analyzer for Conversations {
             tcp_streams: end.tcp_streams,
             udp: self.seen_flows.count(),
             ip: self.seen_pairs.count(),
+            counts_estimated: !(self.seen_flows.is_exact() && self.seen_pairs.is_exact()),
             top_conversations,
         });
     }
