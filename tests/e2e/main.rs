@@ -455,3 +455,175 @@ async fn read_all(stream: storage::ObjectStream) -> std::io::Result<Vec<u8>> {
     .await
     .unwrap()
 }
+
+/// 40 wrong passwords at once against one account from one address: the count and the decision
+/// are one statement, so exactly the limit's worth are evaluated. The owner, from another
+/// address, still signs in (slowed, never refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_are_cut_at_the_limit_and_the_owner_still_signs_in_from_elsewhere() {
+    let stack = Stack::without_poller().await;
+    let _ = stack.user("alice").await;
+    let url = stack.url("/api/token");
+    let guess =
+        serde_json::to_vec(&json!({"username": "alice", "password": "wrong-guess"})).expect("json");
+    let guesses = (0..40).map(|_| {
+        let (url, body) = (url.clone(), guess.clone());
+        tokio::spawn(async move {
+            e2e::http("POST", &url, &[("content-type", "application/json")], body)
+                .await
+                .status
+        })
+    });
+    let mut statuses = Vec::new();
+    for g in guesses.collect::<Vec<_>>() {
+        statuses.push(g.await.expect("guess"));
+    }
+    let evaluated = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((evaluated, refused), (5, 35), "{statuses:?}");
+
+    let right =
+        serde_json::to_vec(&json!({"username": "alice", "password": e2e::PASSWORD})).expect("json");
+    let from_elsewhere = e2e::http_from(
+        Some("127.0.0.2".parse().expect("address")),
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        right.clone(),
+    )
+    .await;
+    assert_eq!(from_elsewhere.status, 200, "{}", from_elsewhere.text());
+    let from_the_guesser =
+        e2e::http("POST", &url, &[("content-type", "application/json")], right).await;
+    assert_eq!(
+        from_the_guesser.status, 429,
+        "the guessing address stays refused"
+    );
+}
+
+/// Login CSRF: a form posted from another site must not sign the browser in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_form_posted_from_another_site_is_refused_without_a_cookie() {
+    let stack = Stack::without_poller().await;
+    let _ = stack.user("alice").await;
+    let form = format!("username=alice&password={}", e2e::PASSWORD).into_bytes();
+    let url = stack.url("/api/token");
+    let form_type = ("content-type", "application/x-www-form-urlencoded");
+    let evil = e2e::http(
+        "POST",
+        &url,
+        &[
+            form_type,
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        form.clone(),
+    )
+    .await;
+    assert_eq!(evil.status, 403, "{}", evil.text());
+    assert_eq!(evil.json()["error"], "cross_site_request");
+    assert!(evil.header("set-cookie").is_none());
+    // The UI's own origin, and a script that sends no Origin, sign in.
+    let own = format!("http://{}", stack.addr);
+    for headers in [vec![form_type, ("origin", own.as_str())], vec![form_type]] {
+        let r = e2e::http("POST", &url, &headers, form.clone()).await;
+        assert_eq!(r.status, 200, "{headers:?}: {}", r.text());
+        assert!(r.header("set-cookie").is_some());
+    }
+}
+
+/// A worker whose claim was taken over (its heartbeat went stale) writes nothing: its
+/// completion, failure, release and progress change no row, and its report keys are not the
+/// winner's, so its clean-up deletes nothing of the winner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_workers_completion_changes_nothing() {
+    let stack = Stack::without_poller().await;
+    let alice = stack.user("alice").await;
+    let task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
+    let message = stack.next_notification().await;
+    let key = stack.task_row(&task).await.s3_key.expect("key");
+    let client = stack.db.pool.get().await.expect("db");
+    let stale = db::tasks::claim(&client, &key, None, Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    // Its heartbeat stops: the analyzer takes the task over.
+    client
+        .execute(
+            "UPDATE tasks SET last_heartbeat = now() - interval '1 hour' WHERE s3_key = $1",
+            &[&key],
+        )
+        .await
+        .expect("stall");
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [{
+        "messageId": message.message_id, "receiptHandle": "r", "body": message.body,
+        "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
+    }]}))
+    .expect("event");
+    let r = analyzer::handle(&stack.analyzer, event).await;
+    assert!(r.batch_item_failures.is_empty());
+    let winner = stack.task_row(&task).await;
+    assert_eq!(winner.status, db::tasks::Status::Completed);
+    assert_eq!(winner.attempts, stale.attempts + 1);
+
+    let summary = db::tasks::Summary {
+        total_packets: 1,
+        health_score: Some(1.0),
+        capture_duration: 1.0,
+        report_html_key: "stale.html".into(),
+        report_json_key: "stale.json".into(),
+        keep_for: Duration::from_secs(60),
+    };
+    let claim = stale.claim();
+    assert!(!db::tasks::complete(&client, claim, &summary)
+        .await
+        .expect("complete"));
+    assert!(!db::tasks::fail_claimed(&client, claim, "stale")
+        .await
+        .expect("fail"));
+    assert!(!db::tasks::release(&client, claim, "stale")
+        .await
+        .expect("release"));
+    assert!(!db::tasks::heartbeat(&client, claim)
+        .await
+        .expect("heartbeat"));
+    let after = stack.task_row(&task).await;
+    assert_eq!(after.status, db::tasks::Status::Completed);
+    assert_eq!(after.total_packets, winner.total_packets);
+    assert_eq!(after.report_json_key, winner.report_json_key);
+    let (_, stale_json) = analyzer::report_keys(&stale);
+    assert_ne!(Some(stale_json), winner.report_json_key.clone());
+    assert!(
+        stack
+            .object_exists(winner.report_json_key.as_deref().expect("key"))
+            .await
+    );
+}
+
+/// Deleting a pending task leaves its presigned URL valid until it expires; what is put there
+/// afterwards is deleted on arrival, stored for and counted against nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_to_a_deleted_pending_tasks_url_leaves_no_object_behind() {
+    let stack = Stack::start(Options::default()).await;
+    let alice = stack.user("alice").await;
+    let body = capture(CAPTURE);
+    let up = stack.new_upload(&alice, CAPTURE, body.len()).await;
+    let task = up["task_id"].as_str().expect("task").to_string();
+    let r = stack
+        .call("DELETE", &format!("/api/reports/{task}"), &alice, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(Stack::put(&up, body, None).await.status, 200);
+    let key = up["s3_key"].as_str().expect("key");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stack.object_exists(key).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the object of a deleted task is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = stack.task_row(&task).await;
+    assert_eq!(row.status, db::tasks::Status::Expired);
+    assert_eq!(row.attempts, 0, "never analysed");
+}

@@ -98,11 +98,35 @@ impl Answer {
 
 /// One HTTP/1.1 request to an `http://` URL.
 pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    http_from(None, method, url, headers, body).await
+}
+
+/// [`http`] from a local address of our choosing (another client on loopback: 127.0.0.2).
+pub async fn http_from(
+    local: Option<std::net::IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
     let uri: hyper::Uri = url.parse().unwrap_or_else(|e| panic!("bad URL {url}: {e}"));
     let authority = uri.authority().expect("absolute URL").to_string();
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {authority}: {e}"));
+    let stream = match local {
+        None => tokio::net::TcpStream::connect(&authority).await,
+        Some(ip) => {
+            let peer = tokio::net::lookup_host(&authority)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .unwrap_or_else(|| panic!("cannot resolve {authority}"));
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(std::net::SocketAddr::new(ip, 0))
+                .unwrap_or_else(|e| panic!("cannot bind {ip}: {e}"));
+            socket.connect(peer).await
+        }
+    }
+    .unwrap_or_else(|e| panic!("cannot connect to {authority}: {e}"));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");
@@ -232,11 +256,10 @@ impl Stack {
         if let Some(ttl) = options.upload_url_ttl {
             tasks.config.upload_url_ttl = ttl;
         }
-        let analyzer = Arc::new(analyzer::State::new(
-            db.pool.clone(),
-            store.clone(),
-            analyzer_config,
-        ));
+        let analyzer = Arc::new(
+            analyzer::State::new(db.pool.clone(), store.clone(), analyzer_config)
+                .with_requeue(queue.clone()),
+        );
         let mut janitor_config = janitor::Config::default();
         if let Some(stale) = options.janitor_stale_after {
             janitor_config.stale_after = stale;

@@ -3,7 +3,7 @@
 //! ```text
 //! SQS message (S3 notification) ─> claim the task in Postgres (conditional UPDATE; a duplicate
 //!   delivery gets nothing) ─> GetObject stream ─> bounded channel ─> blocking Read ─> engine
-//!   (spawn_blocking) ─> reports/{owner}/{task}.json + .html ─> task completed ─> upload deleted
+//!   (spawn_blocking) ─> reports/{owner}/{task}-{claim}.json + .html ─> task completed ─> upload deleted
 //! ```
 //!
 //! While the engine runs, a ticker writes progress snapshots (when 5 points were gained, or
@@ -18,7 +18,7 @@
 pub mod notification;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use db::tasks::{self, Snapshot, Summary, Task};
+use db::tasks::{self, Claimed, Snapshot, Status, Summary, Task};
 use db::{DbError, Pool};
 use notification::{CreatedObject, Notification};
 use std::io::{self, Read};
@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::reader::ChannelReader;
-use storage::{ObjectStore, StorageError};
+use storage::{ObjectStore, Queue, StorageError};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -53,6 +53,12 @@ pub const STREAM_BUFFER_BYTES: usize = 32 << 20;
 /// time to write the reports and mark the task. Past it the task ends `failed` with the reason,
 /// instead of the function being killed and the message redelivered until the DLQ.
 pub const ANALYSIS_TIME_BUDGET: Duration = Duration::from_secs(540);
+/// Analyses one user may have running at once. The trigger runs 5 at most
+/// (`MaximumConcurrency` in `template.yaml`): past 2, a user's next upload waits and the others'
+/// go first.
+pub const MAX_ANALYSES_PER_OWNER: i64 = 2;
+/// How long a task held back by [`MAX_ANALYSES_PER_OWNER`] waits before it is tried again.
+pub const OWNER_BUSY_DELAY: Duration = Duration::from_secs(30);
 /// Bytes read to check the magic number before the engine starts.
 const MAGIC_BYTES: usize = 4;
 
@@ -63,6 +69,9 @@ pub struct Config {
     pub stale_after: Duration,
     pub snapshot_interval: Duration,
     pub heartbeat_interval: Duration,
+    /// [`MAX_ANALYSES_PER_OWNER`].
+    pub max_per_owner: i64,
+    pub owner_busy_delay: Duration,
     pub engine: engine::Config,
 }
 
@@ -73,6 +82,8 @@ impl Config {
             stale_after: STALE_AFTER,
             snapshot_interval: SNAPSHOT_INTERVAL,
             heartbeat_interval: HEARTBEAT_INTERVAL,
+            max_per_owner: MAX_ANALYSES_PER_OWNER,
+            owner_busy_delay: OWNER_BUSY_DELAY,
             engine: engine::Config::default(),
         }
     }
@@ -82,6 +93,9 @@ pub struct State {
     pub pool: Pool,
     pub store: Arc<dyn ObjectStore>,
     pub config: Config,
+    /// Where a task held back for its owner's running analyses is sent again, delayed (the
+    /// analysis queue). Without it the message is retried through its visibility timeout.
+    pub requeue: Option<Arc<dyn Queue>>,
 }
 
 impl State {
@@ -90,7 +104,13 @@ impl State {
             pool,
             store,
             config,
+            requeue: None,
         }
+    }
+
+    pub fn with_requeue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.requeue = Some(queue);
+        self
     }
 }
 
@@ -127,6 +147,8 @@ pub enum Outcome {
     },
     /// Another delivery has (or had) the task, or no task has this key.
     Ignored,
+    /// The owner has [`MAX_ANALYSES_PER_OWNER`] analyses running: tried again later.
+    Deferred,
 }
 
 /// Handles one SQS batch and reports only the messages to retry.
@@ -157,12 +179,31 @@ async fn handle_message(state: &State, message: &SqsMessage) -> Result<(), Failu
             Ok(())
         }
         Notification::Created(objects) => {
+            let mut deferred = false;
             for object in &objects {
                 let outcome = process_object(state, object).await?;
                 tracing::info!(key = %object.key, ?outcome, "object handled");
+                deferred |= outcome == Outcome::Deferred;
+            }
+            if deferred {
+                defer(state, body).await?;
             }
             Ok(())
         }
+    }
+}
+
+/// Sends the message again, delayed, and lets this delivery go: its receive count starts
+/// again, so a long wait behind the owner's other analyses never ends in the dead-letter
+/// queue. Without a queue to send to, the delivery is retried through its visibility timeout.
+async fn defer(state: &State, body: &str) -> Result<(), Failure> {
+    match &state.requeue {
+        Some(queue) => Ok(queue
+            .send_later(body, state.config.owner_busy_delay)
+            .await?),
+        None => Err(Failure::Transient(
+            "the owner's other analyses go first".into(),
+        )),
     }
 }
 
@@ -174,18 +215,29 @@ pub async fn process_object(state: &State, object: &CreatedObject) -> Result<Out
         return Ok(Outcome::Ignored);
     }
     let claimed = {
-        let client = state.pool.get().await.map_err(DbError::from)?;
-        tasks::claim(
-            &client,
+        let mut client = state.pool.get().await.map_err(DbError::from)?;
+        tasks::claim_fairly(
+            &mut client,
             &object.key,
             object.etag.as_deref(),
             state.config.stale_after,
+            state.config.max_per_owner,
         )
         .await?
     };
-    let Some(task) = claimed else {
-        tracing::info!("no claimable task for this object (duplicate delivery or unknown key)");
-        return Ok(Outcome::Ignored);
+    let task = match claimed {
+        Claimed::Task(task) => task,
+        Claimed::OwnerBusy { analysing } => {
+            tracing::info!(
+                analysing,
+                "the owner's other analyses go first; the task waits"
+            );
+            return Ok(Outcome::Deferred);
+        }
+        Claimed::Nothing => {
+            discard_if_dead(state, object).await?;
+            return Ok(Outcome::Ignored);
+        }
     };
     let task_id = task.task_id;
     tracing::info!(%task_id, size_bytes = object.size_bytes, "analysis started");
@@ -194,7 +246,11 @@ pub async fn process_object(state: &State, object: &CreatedObject) -> Result<Out
         Ok(Analysis::Rejected(message)) => {
             tracing::info!(%task_id, %message, "not a capture");
             let client = state.pool.get().await.map_err(DbError::from)?;
-            tasks::fail(&client, task_id, &message).await?;
+            if !tasks::fail_claimed(&client, task.claim(), &message).await? {
+                // Another claim holds the task now: its upload is not ours to delete.
+                tracing::info!(%task_id, "task changed meanwhile; left as it is");
+                return Ok(Outcome::Ignored);
+            }
             if let Err(e) = state.store.delete(&object.key).await {
                 tracing::warn!(error = %e, "rejected upload not deleted (the janitor will)");
             }
@@ -205,12 +261,40 @@ pub async fn process_object(state: &State, object: &CreatedObject) -> Result<Out
             // problem this fails too, and the claim's stale-heartbeat rule takes over.
             if let Ok(client) = state.pool.get().await {
                 let why = "a temporary error interrupted the analysis; retrying";
-                if let Err(e) = tasks::release(&client, task_id, why).await {
+                if let Err(e) = tasks::release(&client, task.claim(), why).await {
                     tracing::warn!(error = %e, "task not released");
                 }
             }
             Err(failure)
         }
+    }
+}
+
+/// An object nobody will analyse: no task has its key, or its task was deleted, expired or
+/// failed (a presigned PUT stays valid after its task is deleted), or it was put again over a
+/// completed task's upload. It is deleted on arrival, so it is stored for and counted against
+/// nobody. A duplicate delivery of a task in hand is left alone.
+async fn discard_if_dead(state: &State, object: &CreatedObject) -> Result<(), Failure> {
+    let held = {
+        let client = state.pool.get().await.map_err(DbError::from)?;
+        tasks::upload_state(&client, &object.key).await?
+    };
+    let dead = match &held {
+        None => true,
+        Some((Status::Expired | Status::Failed, _)) => true,
+        Some((Status::Completed, analysed)) => {
+            object.etag.is_some() && analysed.as_deref() != object.etag.as_deref()
+        }
+        Some(_) => false,
+    };
+    if !dead {
+        tracing::info!("task already claimed (duplicate delivery)");
+        return Ok(());
+    }
+    tracing::warn!(status = ?held.map(|h| h.0), "object of no live task deleted on arrival");
+    match state.store.delete(&object.key).await {
+        Ok(()) | Err(StorageError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -239,7 +323,7 @@ async fn analyze_task(state: &State, task: &Task, key: &str) -> Result<Analysis,
     let (stop, stopped) = oneshot::channel();
     let ticker = tokio::spawn(tick(
         state.pool.clone(),
-        task.task_id,
+        task.claim(),
         size_bytes,
         progress.clone(),
         state.config.clone(),
@@ -415,7 +499,7 @@ pub fn percent(bytes: u64, total: u64) -> i32 {
 
 async fn tick(
     pool: Pool,
-    task_id: Uuid,
+    claim: tasks::Claim,
     size_bytes: u64,
     progress: Arc<Progress>,
     config: Config,
@@ -446,7 +530,7 @@ async fn tick(
             if snapshot {
                 tasks::record_progress(
                     &client,
-                    task_id,
+                    claim,
                     &Snapshot {
                         phase: "reading".into(),
                         progress_percent: pct,
@@ -459,26 +543,26 @@ async fn tick(
                 )
                 .await
             } else {
-                tasks::heartbeat(&client, task_id).await
+                tasks::heartbeat(&client, claim).await
             }
         }
         .await;
         // Progress is informative: a failed write must not stop the analysis.
         if let Err(e) = result {
-            tracing::warn!(%task_id, error = %e, "progress not recorded");
+            tracing::warn!(task_id = %claim.task_id, error = %e, "progress not recorded");
         }
     }
 }
 
-/// Keys of a task's reports.
+/// Keys of the reports of a claimed task. They name the claim's generation, so a worker that
+/// lost its claim writes, and on failing deletes, only its own objects, never the winner's.
 pub fn report_keys(task: &Task) -> (String, String) {
     let owner = task
         .owner_id
         .map_or_else(|| "legacy".to_string(), |o| o.to_string());
-    (
-        format!("reports/{owner}/{}.html", task.task_id),
-        format!("reports/{owner}/{}.json", task.task_id),
-    )
+    let claim = task.claim();
+    let stem = format!("reports/{owner}/{}-{}", claim.task_id, claim.generation);
+    (format!("{stem}.html"), format!("{stem}.json"))
 }
 
 async fn finish(
@@ -523,10 +607,11 @@ async fn finish(
     };
     let completed = {
         let client = state.pool.get().await.map_err(DbError::from)?;
-        tasks::complete(&client, task_id, &summary).await?
+        tasks::complete(&client, task.claim(), &summary).await?
     };
     if !completed {
-        // Deleted or expired while we worked: leave nothing behind.
+        // Deleted, expired or claimed by another worker while we worked: leave nothing behind
+        // (these keys are this claim's own).
         tracing::info!(%task_id, "task changed meanwhile; reports discarded");
         for key in [&html_key, &json_key] {
             let _ = state.store.delete(key).await;

@@ -17,11 +17,16 @@ async fn main() -> anyhow::Result<()> {
     let pool = db::connect(&settings.database)
         .await
         .context("building the database pool")?;
+    let queue_url = settings
+        .queue_url
+        .clone()
+        .context("QUEUE_URL is required (tasks held back for their owner are sent again)")?;
     let state = State::new(
         pool,
         Arc::new(storage::s3::S3Store::new(&aws, bucket)),
         analyzer::Config::from_settings(&settings),
-    );
+    )
+    .with_requeue(Arc::new(storage::sqs::SqsQueue::new(&aws, queue_url)));
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(analyzer::handle(state, event.payload).await)

@@ -93,6 +93,7 @@ pub async fn authenticate(state: &State, req: &Request) -> Result<AuthUser, ApiE
         source,
     };
     if source == AuthSource::Cookie && is_state_changing(req.method()) {
+        state.cors.admits_page_of(req)?;
         let ok = header_str(req, CSRF_HEADER)
             .is_some_and(|t| state.csrf.verify(t, &auth.csrf_subject()));
         if !ok {

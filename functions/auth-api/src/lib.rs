@@ -24,7 +24,7 @@ use common::http::{
     parse_form_or_json, parse_json, segments,
 };
 use common::ApiError;
-use db::rate_limits::{self, LOGIN_ACCOUNT, LOGIN_IP, REGISTER_IP};
+use db::rate_limits::{self, Attempt, LOGIN_ACCOUNT, LOGIN_ACCOUNT_ADDRESS, LOGIN_IP, REGISTER_IP};
 use db::users::{self, NewUser, Role};
 use guard::{authenticate, db_error, AuthSource};
 use lambda_http::http::header::SET_COOKIE;
@@ -167,17 +167,15 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, ApiErr
     let ip = common::http::client_ip(req);
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     let limit = state.settings.register_limit_per_ip_per_hour;
-    if let Some(wait) = rate_limits::blocked_for(&client, REGISTER_IP, &ip, 3600, limit)
+    if let Some(wait) = rate_limits::attempt(&client, REGISTER_IP, &ip, 3600, limit)
         .await
         .map_err(db_error)?
+        .retry_after()
     {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait,
         });
     }
-    rate_limits::hit(&client, REGISTER_IP, &ip, 3600)
-        .await
-        .map_err(db_error)?;
 
     let username = Username::parse(&body.username)?;
     let email = Email::parse(&body.email)?;
@@ -226,6 +224,29 @@ struct TokenResponse {
     password_must_change: bool,
 }
 
+/// The counter of one account's failures from one address. The address comes first: a clipped
+/// key (hostile lengths) loses the end of the account name, never the address.
+fn account_address(account: &str, ip: &str) -> String {
+    format!("{ip} {account}")
+}
+
+/// First step of the delay once an account's failures from every address pass the limit.
+const DELAY_STEP: std::time::Duration = std::time::Duration::from_millis(250);
+/// The longest delay: slow enough to blunt a guessing crowd, short enough that the owner, who
+/// is never refused for other addresses' failures, still gets in.
+const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The wait before verifying a password for an account with `failures` recent failures: none up
+/// to `limit`, then doubling from [`DELAY_STEP`] up to [`MAX_DELAY`] (OWASP ASVS 2.2.1: soft
+/// throttling that cannot become a lockout).
+fn progressive_delay(failures: u32, limit: u32) -> std::time::Duration {
+    if failures < limit.max(1) {
+        return std::time::Duration::ZERO;
+    }
+    let doublings = (failures - limit.max(1)).min(8);
+    (DELAY_STEP * 2u32.pow(doublings)).min(MAX_DELAY)
+}
+
 fn bad_credentials() -> ApiError {
     ApiError::Unauthorized {
         code: "invalid_credentials",
@@ -238,6 +259,8 @@ fn bad_credentials() -> ApiError {
 /// blocked or pending is told only after the password verified.
 #[tracing::instrument(skip_all)]
 async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    // It sets the session cookie: a form on another site must not sign the browser in.
+    state.cors.admits_page_of(req)?;
     let body: LoginRequest = parse_form_or_json(req)?;
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::Validation(
@@ -254,16 +277,10 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     let limits = &state.settings.login_limits;
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
 
-    let blocked_account = rate_limits::blocked_for(
-        &client,
-        LOGIN_ACCOUNT,
-        &account,
-        limits.window_seconds,
-        limits.max_failures_per_account,
-    )
-    .await
-    .map_err(db_error)?;
-    let blocked_ip = rate_limits::blocked_for(
+    // Both counters take this attempt before anything is verified, each in one statement, so
+    // parallel guesses are refused past the limit instead of all passing one early check.
+    let pair = account_address(&account, &ip);
+    let by_ip = rate_limits::attempt(
         &client,
         LOGIN_IP,
         &ip,
@@ -272,11 +289,36 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     )
     .await
     .map_err(db_error)?;
-    if let Some(wait) = blocked_account.max(blocked_ip) {
-        tracing::warn!(target: "audit", account = %account, ip = %ip, "login throttled");
+    let by_pair = match by_ip {
+        Attempt::Blocked { .. } => by_ip,
+        Attempt::Admitted { .. } => rate_limits::attempt(
+            &client,
+            LOGIN_ACCOUNT_ADDRESS,
+            &pair,
+            limits.window_seconds,
+            limits.max_failures_per_account,
+        )
+        .await
+        .map_err(db_error)?,
+    };
+    if let Some(wait) = by_pair.retry_after() {
+        if by_ip.retry_after().is_none() {
+            rate_limits::refund(&client, LOGIN_IP, &ip)
+                .await
+                .map_err(db_error)?;
+        }
+        tracing::warn!(target: "audit", ip = %ip, "login throttled");
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait,
         });
+    }
+    // Failures against the account from everywhere slow its logins down, never refuse them.
+    let failures = rate_limits::count(&client, LOGIN_ACCOUNT, &account, limits.window_seconds)
+        .await
+        .map_err(db_error)?;
+    let delay = progressive_delay(failures, limits.max_failures_per_account);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
 
     let user = users::find_by_username(&client, &account)
@@ -301,13 +343,11 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     let (verified, password) = verified;
 
     let (Some(user), Some(verified)) = (user, verified) else {
+        // The attempt stays counted on the address and the pair.
         rate_limits::hit(&client, LOGIN_ACCOUNT, &account, limits.window_seconds)
             .await
             .map_err(db_error)?;
-        rate_limits::hit(&client, LOGIN_IP, &ip, limits.window_seconds)
-            .await
-            .map_err(db_error)?;
-        tracing::warn!(target: "audit", account = %account, ip = %ip, "login failed");
+        tracing::warn!(target: "audit", ip = %ip, "login failed");
         return Err(bad_credentials());
     };
 
@@ -322,7 +362,12 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
         ));
     }
 
-    rate_limits::clear(&client, LOGIN_ACCOUNT, &account)
+    // The right password was not a failure: the address gets its attempt back, the pair starts
+    // again.
+    rate_limits::refund(&client, LOGIN_IP, &ip)
+        .await
+        .map_err(db_error)?;
+    rate_limits::clear(&client, LOGIN_ACCOUNT_ADDRESS, &pair)
         .await
         .map_err(db_error)?;
     if verified.needs_rehash {
@@ -368,6 +413,7 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
 /// CSRF token) is revoked along with every other token of the user.
 #[tracing::instrument(skip_all)]
 async fn logout(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
+    state.cors.admits_page_of(req)?;
     let revoked = match authenticate(state, req).await {
         Ok(auth) => {
             let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
@@ -428,15 +474,17 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
     let limits = &state.settings.login_limits;
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     // The current password is a credential: guessing it here counts like failed logins.
-    if let Some(wait) = rate_limits::blocked_for(
+    let pair = account_address(&user.username, &common::http::client_ip(req));
+    if let Some(wait) = rate_limits::attempt(
         &client,
-        LOGIN_ACCOUNT,
-        &user.username,
+        LOGIN_ACCOUNT_ADDRESS,
+        &pair,
         limits.window_seconds,
         limits.max_failures_per_account,
     )
     .await
     .map_err(db_error)?
+    .retry_after()
     {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait,
@@ -447,16 +495,11 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
         .await?
         .map_err(ApiError::internal)?;
     if ok.is_none() {
-        rate_limits::hit(
-            &client,
-            LOGIN_ACCOUNT,
-            &user.username,
-            limits.window_seconds,
-        )
-        .await
-        .map_err(db_error)?;
         return Err(ApiError::BadRequest("current password is incorrect".into()));
     }
+    rate_limits::refund(&client, LOGIN_ACCOUNT_ADDRESS, &pair)
+        .await
+        .map_err(db_error)?;
     if body.new_password == body.current_password {
         return Err(ApiError::BadRequest(
             "the new password must differ from the current one".into(),
@@ -530,4 +573,26 @@ async fn csrf_token(state: &State, req: &Request) -> Result<Response<Body>, ApiE
             "expires_in": CSRF_TTL_SECS,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_delay_starts_at_the_limit_doubles_and_stops_at_its_ceiling() {
+        assert_eq!(progressive_delay(0, 5), Duration::ZERO);
+        assert_eq!(progressive_delay(4, 5), Duration::ZERO);
+        assert_eq!(progressive_delay(5, 5), DELAY_STEP);
+        assert_eq!(progressive_delay(6, 5), DELAY_STEP * 2);
+        assert_eq!(progressive_delay(1000, 5), MAX_DELAY);
+        assert_eq!(progressive_delay(u32::MAX, 0), MAX_DELAY);
+    }
+
+    #[test]
+    fn the_address_survives_a_hostile_account_name() {
+        let long = "x".repeat(1000);
+        assert!(account_address(&long, "127.0.0.2").starts_with("127.0.0.2 "));
+    }
 }

@@ -262,6 +262,40 @@ impl Cors {
     }
 }
 
+impl Cors {
+    /// Whether a request that sets or spends the session cookie comes from a page we serve or
+    /// allow. A browser names the page's origin in `Origin` on every POST (and says
+    /// `Sec-Fetch-Site`): it must be the API's own origin (`Host`) or in `ALLOWED_ORIGINS`.
+    /// Without either header the client is not a browser page (curl, scripts), which a cross-site
+    /// form cannot forge, so it passes. This is what stops login CSRF: a form on another site
+    /// posting our login so the victim's browser holds the attacker's session.
+    pub fn admits_page_of(&self, req: &Request) -> Result<(), ApiError> {
+        let refused = || {
+            ApiError::forbidden(
+                "cross_site_request",
+                "cross-site requests may not sign in or use the session cookie",
+            )
+        };
+        match header_str(req, "origin") {
+            Some(origin) => {
+                let host = header_str(req, "host");
+                let same_origin = origin
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| Some(authority) == host);
+                if same_origin || self.allowed(Some(origin)).is_some() {
+                    Ok(())
+                } else {
+                    Err(refused())
+                }
+            }
+            None => match header_str(req, "sec-fetch-site") {
+                Some("cross-site" | "same-site") => Err(refused()),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
 /// Adds the security and CORS headers to a finished response.
 pub fn finalize(mut resp: Response<Body>, cors: &Cors, origin: Option<&str>) -> Response<Body> {
     apply_security_headers(resp.headers_mut());
@@ -478,6 +512,35 @@ mod tests {
         let body = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
         assert!(!body.contains("hunter2"));
         assert!(body.contains(r#""error":"internal_error""#));
+    }
+
+    #[test]
+    fn only_our_pages_and_non_browsers_may_use_the_session() {
+        let cors = Cors::new(vec!["https://ok.example".into()]);
+        let req = |headers: &[(&str, &str)]| {
+            let mut b = lambda_http::http::Request::builder()
+                .method("POST")
+                .uri("/api/token");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(Body::Empty).expect("request")
+        };
+        let admitted = |h: &[(&str, &str)]| cors.admits_page_of(&req(h)).is_ok();
+        assert!(admitted(&[]), "curl sends no Origin");
+        assert!(admitted(&[("origin", "https://ok.example")]));
+        assert!(admitted(&[
+            ("origin", "http://127.0.0.1:8000"),
+            ("host", "127.0.0.1:8000")
+        ]));
+        assert!(admitted(&[("sec-fetch-site", "same-origin")]));
+        assert!(!admitted(&[("origin", "https://evil.example")]));
+        assert!(!admitted(&[("origin", "null")]));
+        assert!(!admitted(&[
+            ("origin", "https://evil.example"),
+            ("host", "ok.example")
+        ]));
+        assert!(!admitted(&[("sec-fetch-site", "cross-site")]));
     }
 
     #[test]

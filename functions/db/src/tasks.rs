@@ -163,6 +163,40 @@ pub async fn insert_pending(c: &impl GenericClient, t: &NewTask) -> Result<(), D
     Ok(())
 }
 
+/// What one user may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Tasks pending, uploaded or processing.
+    pub max_active_tasks: i64,
+    /// Declared bytes of every task not yet expired.
+    pub max_stored_bytes: i64,
+}
+
+/// Inserts the pending task if its owner stays within `quota`, or says what the owner holds.
+/// The owner's row is locked for the check and the insert (one transaction), so parallel
+/// uploads of one user are decided one after the other and cannot all pass one early count.
+#[tracing::instrument(skip(client), fields(task_id = %t.task_id))]
+pub async fn insert_pending_within(
+    client: &mut crate::Client,
+    t: &NewTask,
+    quota: Quota,
+) -> Result<Result<(), Usage>, DbError> {
+    let tx = client.transaction().await?;
+    if let Some(owner) = t.owner_id {
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
+            .await?;
+        let held = usage(&tx, owner).await?;
+        if held.active_tasks >= quota.max_active_tasks
+            || held.stored_bytes.max(0).saturating_add(t.file_size_bytes) > quota.max_stored_bytes
+        {
+            return Ok(Err(held));
+        }
+    }
+    insert_pending(&tx, t).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
 #[tracing::instrument(skip(c))]
 pub async fn count_for_owner(c: &impl GenericClient, owner_id: Uuid) -> Result<i64, DbError> {
     Ok(c.query_one(
@@ -346,6 +380,47 @@ pub async fn progress_history(
         .collect()
 }
 
+/// The status of the task whose upload is `s3_key`, and the ETag of the object it analysed
+/// (`None` when no task has this key).
+#[tracing::instrument(skip(c))]
+pub async fn upload_state(
+    c: &impl GenericClient,
+    s3_key: &str,
+) -> Result<Option<(Status, Option<String>)>, DbError> {
+    let row = c
+        .query_opt(
+            "SELECT status, s3_etag FROM tasks WHERE s3_key = $1",
+            &[&s3_key],
+        )
+        .await?;
+    row.map(|r| {
+        let status: String = r.try_get(0)?;
+        let status = Status::parse(&status)
+            .ok_or_else(|| DbError::Data(format!("unknown task status {status}")))?;
+        Ok((status, r.try_get(1)?))
+    })
+    .transpose()
+}
+
+/// A worker's hold on a task: the task and the generation its claim made (the attempt count).
+/// Every write of the worker names it, so a worker whose claim was taken over after a stale
+/// heartbeat changes nothing: a fencing token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub task_id: Uuid,
+    pub generation: i32,
+}
+
+impl Task {
+    /// The claim this row records (meaningful on the row [`claim`] returned).
+    pub fn claim(&self) -> Claim {
+        Claim {
+            task_id: self.task_id,
+            generation: self.attempts,
+        }
+    }
+}
+
 /// Takes the task whose upload is `s3_key` for analysis. Only one caller ever gets it: the
 /// task must be `pending`/`uploaded`, or `processing` with a heartbeat older than `stale` (the
 /// previous attempt died without releasing it). A duplicate or concurrent delivery gets `None`.
@@ -376,14 +451,73 @@ pub async fn claim(
     row.as_ref().map(Task::try_from).transpose()
 }
 
+/// What [`claim_fairly`] got.
+#[derive(Debug)]
+pub enum Claimed {
+    Task(Box<Task>),
+    /// The owner already has this many analyses running: the task waits, others go first.
+    OwnerBusy {
+        analysing: i64,
+    },
+    /// Not claimable: a duplicate delivery, a task in other hands, or no task with this key.
+    Nothing,
+}
+
+/// [`claim`], unless the task's owner already has `per_owner` analyses running (heartbeats
+/// fresher than `stale`): one user's uploads cannot take every analyzer slot. The owner's row
+/// is locked for the count and the claim (one transaction), so parallel deliveries of one
+/// user's tasks are decided one after the other.
+#[tracing::instrument(skip(client))]
+pub async fn claim_fairly(
+    client: &mut crate::Client,
+    s3_key: &str,
+    etag: Option<&str>,
+    stale: Duration,
+    per_owner: i64,
+) -> Result<Claimed, DbError> {
+    let stale_secs = stale.as_secs_f64();
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "SELECT owner_id FROM tasks WHERE s3_key = $1 AND (status IN ('pending', 'uploaded')
+                 OR (status = 'processing'
+                     AND last_heartbeat < now() - make_interval(secs => $2::float8)))",
+            &[&s3_key, &stale_secs],
+        )
+        .await?;
+    let Some(row) = row else {
+        return Ok(Claimed::Nothing);
+    };
+    let owner: Option<Uuid> = row.try_get(0)?;
+    if let Some(owner) = owner {
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
+            .await?;
+        let analysing: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM tasks
+                 WHERE owner_id = $1 AND s3_key <> $2 AND status = 'processing'
+                   AND last_heartbeat >= now() - make_interval(secs => $3::float8)",
+                &[&owner, &s3_key, &stale_secs],
+            )
+            .await?
+            .try_get(0)?;
+        if analysing >= per_owner {
+            return Ok(Claimed::OwnerBusy { analysing });
+        }
+    }
+    let task = claim(&tx, s3_key, etag, stale).await?;
+    tx.commit().await?;
+    Ok(task.map_or(Claimed::Nothing, |t| Claimed::Task(Box::new(t))))
+}
+
 /// Gives a task back after a transient failure, so the retried delivery can claim it.
 #[tracing::instrument(skip(c))]
-pub async fn release(c: &impl GenericClient, task_id: Uuid, why: &str) -> Result<bool, DbError> {
+pub async fn release(c: &impl GenericClient, claim: Claim, why: &str) -> Result<bool, DbError> {
     Ok(c.execute(
         "UPDATE tasks SET status = 'uploaded', current_phase = 'retrying', error_message = $2,
                 updated_at = now()
-         WHERE task_id = $1 AND status = 'processing'",
-        &[&task_id, &why],
+         WHERE task_id = $1 AND status = 'processing' AND attempts = $3",
+        &[&claim.task_id, &why, &claim.generation],
     )
     .await?
         == 1)
@@ -393,15 +527,16 @@ pub async fn release(c: &impl GenericClient, task_id: Uuid, why: &str) -> Result
 #[tracing::instrument(skip(c, s))]
 pub async fn record_progress(
     c: &impl GenericClient,
-    task_id: Uuid,
+    claim: Claim,
     s: &Snapshot,
 ) -> Result<bool, DbError> {
+    let task_id = claim.task_id;
     let updated = c
         .execute(
             "UPDATE tasks SET progress_percent = $2, current_phase = $3, last_heartbeat = now(),
                     updated_at = now()
-             WHERE task_id = $1 AND status = 'processing'",
-            &[&task_id, &s.progress_percent, &s.phase],
+             WHERE task_id = $1 AND status = 'processing' AND attempts = $4",
+            &[&task_id, &s.progress_percent, &s.phase, &claim.generation],
         )
         .await?;
     if updated == 0 {
@@ -427,10 +562,11 @@ pub async fn record_progress(
 
 /// Only the heartbeat (a long phase without byte progress, e.g. writing reports).
 #[tracing::instrument(skip(c))]
-pub async fn heartbeat(c: &impl GenericClient, task_id: Uuid) -> Result<bool, DbError> {
+pub async fn heartbeat(c: &impl GenericClient, claim: Claim) -> Result<bool, DbError> {
     Ok(c.execute(
-        "UPDATE tasks SET last_heartbeat = now() WHERE task_id = $1 AND status = 'processing'",
-        &[&task_id],
+        "UPDATE tasks SET last_heartbeat = now()
+         WHERE task_id = $1 AND status = 'processing' AND attempts = $2",
+        &[&claim.task_id, &claim.generation],
     )
     .await?
         == 1)
@@ -450,7 +586,8 @@ pub struct Summary {
 
 /// Completes a task we are processing; `false` if it was expired, deleted or failed meanwhile.
 #[tracing::instrument(skip(c, s))]
-pub async fn complete(c: &impl GenericClient, task_id: Uuid, s: &Summary) -> Result<bool, DbError> {
+pub async fn complete(c: &impl GenericClient, claim: Claim, s: &Summary) -> Result<bool, DbError> {
+    let task_id = claim.task_id;
     let updated = c
         .execute(
             "UPDATE tasks SET status = 'completed', analyzed_at = now(), total_packets = $2,
@@ -458,7 +595,7 @@ pub async fn complete(c: &impl GenericClient, task_id: Uuid, s: &Summary) -> Res
                     report_json_key = $6, progress_percent = 100, current_phase = 'completed',
                     error_message = NULL, last_heartbeat = now(), updated_at = now(),
                     expires_at = now() + make_interval(secs => $7::float8)
-             WHERE task_id = $1 AND status = 'processing'",
+             WHERE task_id = $1 AND status = 'processing' AND attempts = $8",
             &[
                 &task_id,
                 &s.total_packets,
@@ -467,6 +604,7 @@ pub async fn complete(c: &impl GenericClient, task_id: Uuid, s: &Summary) -> Res
                 &s.report_html_key,
                 &s.report_json_key,
                 &s.keep_for.as_secs_f64(),
+                &claim.generation,
             ],
         )
         .await?;
@@ -481,15 +619,36 @@ pub async fn complete(c: &impl GenericClient, task_id: Uuid, s: &Summary) -> Res
     Ok(updated == 1)
 }
 
-/// Ends a task that has not finished with a message for its owner.
+/// Ends a task that has not finished with a message for its owner (the dead-letter queue, the
+/// janitor: whoever holds the task).
 #[tracing::instrument(skip(c))]
 pub async fn fail(c: &impl GenericClient, task_id: Uuid, message: &str) -> Result<bool, DbError> {
+    fail_held(c, task_id, None, message).await
+}
+
+/// [`fail`] by the worker holding `claim`: nothing changes once another claim took the task.
+#[tracing::instrument(skip(c))]
+pub async fn fail_claimed(
+    c: &impl GenericClient,
+    claim: Claim,
+    message: &str,
+) -> Result<bool, DbError> {
+    fail_held(c, claim.task_id, Some(claim.generation), message).await
+}
+
+async fn fail_held(
+    c: &impl GenericClient,
+    task_id: Uuid,
+    generation: Option<i32>,
+    message: &str,
+) -> Result<bool, DbError> {
     let updated = c
         .execute(
             "UPDATE tasks SET status = 'failed', error_message = $2, current_phase = 'failed',
                     analyzed_at = now(), updated_at = now()
-             WHERE task_id = $1 AND status IN ('pending', 'uploaded', 'processing')",
-            &[&task_id, &message],
+             WHERE task_id = $1 AND status IN ('pending', 'uploaded', 'processing')
+               AND ($3::int IS NULL OR (status = 'processing' AND attempts = $3))",
+            &[&task_id, &message, &generation],
         )
         .await?;
     if updated == 1 {

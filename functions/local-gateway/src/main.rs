@@ -112,11 +112,10 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "database upgrade skipped"),
     }
 
-    let analyzer = Arc::new(analyzer::State::new(
-        pool.clone(),
-        store.clone(),
-        analyzer_config,
-    ));
+    let analyzer = Arc::new(
+        analyzer::State::new(pool.clone(), store.clone(), analyzer_config)
+            .with_requeue(queue.clone()),
+    );
     tokio::spawn(local_gateway::pipeline::poll_queue(
         queue,
         analyzer,

@@ -219,6 +219,9 @@ pub trait Queue: Send + Sync {
 
     async fn send(&self, body: &str) -> Result<(), StorageError>;
 
+    /// Sends `body` to be received no sooner than `after` from now (SQS: at most 15 minutes).
+    async fn send_later(&self, body: &str, after: Duration) -> Result<(), StorageError>;
+
     async fn depth(&self) -> Result<QueueDepth, StorageError>;
 
     /// The queue's ARN, as Lambda puts it in `eventSourceARN`.

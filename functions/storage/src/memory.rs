@@ -144,6 +144,11 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
+    /// No clock here: the message is there at once.
+    async fn send_later(&self, body: &str, _after: Duration) -> Result<(), StorageError> {
+        self.send(body).await
+    }
+
     async fn send(&self, body: &str) -> Result<(), StorageError> {
         self.messages
             .lock()

@@ -110,6 +110,21 @@ impl Queue for SqsQueue {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn send_later(&self, body: &str, after: Duration) -> Result<(), StorageError> {
+        // SQS's ceiling for a message's delay.
+        let seconds = after.as_secs().clamp(0, 900) as i32;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(seconds)
+            .send()
+            .await
+            .map_err(|e| StorageError::service("SendMessage", DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn send(&self, body: &str) -> Result<(), StorageError> {
         self.client
             .send_message()

@@ -18,7 +18,7 @@ use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser
 use common::http::{json_response, parse_json, query_int, query_params, segments};
 use common::ApiError;
 use db::rate_limits::{self, UPLOAD_USER};
-use db::tasks::{self, NewTask, Status, Task, TaskFilter, Viewer};
+use db::tasks::{self, NewTask, Quota, Status, Task, TaskFilter, Viewer};
 use lambda_http::http::header::LOCATION;
 use lambda_http::http::{HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -248,6 +248,29 @@ pub fn upload_key(owner: Uuid, task: Uuid) -> String {
     format!("uploads/{owner}/{task}")
 }
 
+/// Refuses an upload of `size` bytes past what `usage` leaves (`quota_exceeded`).
+fn quota_check(usage: tasks::Usage, size: u64, quota_bytes: u64) -> Result<(), ApiError> {
+    if usage.active_tasks >= MAX_ACTIVE_TASKS_PER_USER {
+        return Err(ApiError::forbidden(
+            "quota_exceeded",
+            format!(
+                "you already have {} analyses waiting or running; wait for one to finish",
+                usage.active_tasks
+            ),
+        ));
+    }
+    if usage.stored_bytes.max(0) as u64 + size > quota_bytes {
+        return Err(ApiError::forbidden(
+            "quota_exceeded",
+            format!(
+                "storage quota of {} MB reached; delete old reports first",
+                quota_bytes / (1024 * 1024)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(user_id = %auth.user.id))]
 async fn create_upload(
     state: &State,
@@ -271,7 +294,7 @@ async fn create_upload(
         .map_err(|_| ApiError::Validation("size_bytes is too large".into()))?;
     let user_key = auth.user.id.to_string();
     let client = db_client(state).await?;
-    if let Some(retry_after_secs) = rate_limits::blocked_for(
+    if let Some(retry_after_secs) = rate_limits::attempt(
         &client,
         UPLOAD_USER,
         &user_key,
@@ -280,34 +303,16 @@ async fn create_upload(
     )
     .await
     .map_err(db_error)?
+    .retry_after()
     {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    rate_limits::hit(&client, UPLOAD_USER, &user_key, cfg.upload_rate_window_secs)
-        .await
-        .map_err(db_error)?;
-
+    // Cheap early refusal before presigning; the decision that counts is taken again with the
+    // owner locked when the task is inserted.
     let usage = tasks::usage(&client, auth.user.id)
         .await
         .map_err(db_error)?;
-    if usage.active_tasks >= MAX_ACTIVE_TASKS_PER_USER {
-        return Err(ApiError::forbidden(
-            "quota_exceeded",
-            format!(
-                "you already have {} analyses waiting or running; wait for one to finish",
-                usage.active_tasks
-            ),
-        ));
-    }
-    if usage.stored_bytes.max(0) as u64 + body.size_bytes > cfg.quota_bytes {
-        return Err(ApiError::forbidden(
-            "quota_exceeded",
-            format!(
-                "storage quota of {} MB reached; delete old reports first",
-                cfg.quota_bytes / (1024 * 1024)
-            ),
-        ));
-    }
+    quota_check(usage, body.size_bytes, cfg.quota_bytes)?;
 
     let task_id = Uuid::new_v4();
     let key = upload_key(auth.user.id, task_id);
@@ -321,8 +326,13 @@ async fn create_upload(
         )
         .await
         .map_err(storage_error)?;
-    tasks::insert_pending(
-        &client,
+    let quota = Quota {
+        max_active_tasks: MAX_ACTIVE_TASKS_PER_USER,
+        max_stored_bytes: i64::try_from(cfg.quota_bytes).unwrap_or(i64::MAX),
+    };
+    let mut client = client;
+    let inserted = tasks::insert_pending_within(
+        &mut client,
         &NewTask {
             task_id,
             owner_id: Some(auth.user.id),
@@ -331,9 +341,13 @@ async fn create_upload(
             s3_key: key.clone(),
             expires_at: OffsetDateTime::now_utc() + cfg.report_ttl,
         },
+        quota,
     )
     .await
     .map_err(db_error)?;
+    if let Err(usage) = inserted {
+        quota_check(usage, body.size_bytes, cfg.quota_bytes)?;
+    }
     tracing::info!(%task_id, size_bytes = body.size_bytes, "upload URL issued");
 
     let mut headers = serde_json::Map::new();

@@ -1,8 +1,9 @@
 //! Migrations, brise-glace admin and repositories against the real Postgres.
 
+use db::rate_limits::{self, Attempt};
+use db::tasks;
 use db::test_support::{fresh_database, fresh_database_unmigrated};
 use db::users::{self, NewUser, Role};
-use db::{rate_limits, tasks};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -193,41 +194,62 @@ async fn password_change_bumps_token_version_and_keeps_five_history_entries() {
 }
 
 #[tokio::test]
-async fn rate_limit_blocks_after_the_maximum_and_reports_the_wait() {
+async fn rate_limit_admits_up_to_the_maximum_then_blocks_and_reports_the_wait() {
     let db = fresh_database().await;
     let client = db.pool.get().await.unwrap();
-    for _ in 0..4 {
-        rate_limits::hit(&client, rate_limits::LOGIN_ACCOUNT, "gina", 900)
-            .await
-            .unwrap();
+    let bucket = rate_limits::LOGIN_ACCOUNT_ADDRESS;
+    for n in 1..=5 {
+        assert_eq!(
+            rate_limits::attempt(&client, bucket, "gina", 900, 5)
+                .await
+                .unwrap(),
+            Attempt::Admitted { hits: n }
+        );
     }
-    assert_eq!(
-        rate_limits::blocked_for(&client, rate_limits::LOGIN_ACCOUNT, "gina", 900, 5)
-            .await
-            .unwrap(),
-        None
-    );
-
-    rate_limits::hit(&client, rate_limits::LOGIN_ACCOUNT, "gina", 900)
+    let wait = rate_limits::attempt(&client, bucket, "gina", 900, 5)
         .await
-        .unwrap();
-    let wait = rate_limits::blocked_for(&client, rate_limits::LOGIN_ACCOUNT, "gina", 900, 5)
-        .await
-        .unwrap();
-
+        .unwrap()
+        .retry_after();
     assert!(
         matches!(wait, Some(s) if (890..=900).contains(&s)),
         "{wait:?}"
     );
-    rate_limits::clear(&client, rate_limits::LOGIN_ACCOUNT, "gina")
-        .await
-        .unwrap();
+    // A refused attempt is not counted; a refund gives one back.
+    rate_limits::refund(&client, bucket, "gina").await.unwrap();
     assert_eq!(
-        rate_limits::blocked_for(&client, rate_limits::LOGIN_ACCOUNT, "gina", 900, 5)
+        rate_limits::attempt(&client, bucket, "gina", 900, 5)
             .await
             .unwrap(),
-        None
+        Attempt::Admitted { hits: 5 }
     );
+    rate_limits::clear(&client, bucket, "gina").await.unwrap();
+    assert_eq!(
+        rate_limits::count(&client, bucket, "gina", 900)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn parallel_attempts_are_admitted_no_more_than_the_maximum() {
+    let db = fresh_database().await;
+    let attempts = (0..40).map(|_| {
+        let pool = db.pool.clone();
+        tokio::spawn(async move {
+            let client = pool.get().await.unwrap();
+            rate_limits::attempt(&client, rate_limits::LOGIN_IP, "10.9.9.9", 900, 5)
+                .await
+                .unwrap()
+        })
+    });
+    let mut admitted = 0;
+    for a in attempts.collect::<Vec<_>>() {
+        if a.await.unwrap().retry_after().is_none() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
 }
 
 #[tokio::test]
@@ -235,21 +257,129 @@ async fn an_elapsed_window_starts_counting_again() {
     let db = fresh_database().await;
     let client = db.pool.get().await.unwrap();
     for _ in 0..5 {
-        rate_limits::hit(&client, rate_limits::LOGIN_IP, "10.0.0.1", 1)
+        rate_limits::attempt(&client, rate_limits::LOGIN_IP, "10.0.0.1", 1, 5)
             .await
             .unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
-        rate_limits::blocked_for(&client, rate_limits::LOGIN_IP, "10.0.0.1", 1, 5)
+        rate_limits::attempt(&client, rate_limits::LOGIN_IP, "10.0.0.1", 1, 5)
             .await
             .unwrap(),
-        None
+        Attempt::Admitted { hits: 1 }
     );
-    assert_eq!(
-        rate_limits::hit(&client, rate_limits::LOGIN_IP, "10.0.0.1", 1)
+}
+
+/// A pending task of `owner`; returns its upload key.
+async fn pending_task(client: &impl db::GenericClient, owner: Uuid) -> String {
+    let task_id = Uuid::new_v4();
+    let key = format!("uploads/{owner}/{task_id}");
+    tasks::insert_pending(
+        client,
+        &tasks::NewTask {
+            task_id,
+            owner_id: Some(owner),
+            filename: "a.pcap".into(),
+            file_size_bytes: 100,
+            s3_key: key.clone(),
+            expires_at: OffsetDateTime::now_utc() + Duration::hours(24),
+        },
+    )
+    .await
+    .unwrap();
+    key
+}
+
+/// Claims `key` for analysis, two analyses per owner at most.
+async fn claim(client: &mut db::Client, key: &str) -> tasks::Claimed {
+    let stale = std::time::Duration::from_secs(120);
+    tasks::claim_fairly(client, key, None, stale, 2)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_owner_gets_two_analyses_at_once_and_the_others_go_first() {
+    let db = fresh_database().await;
+    let mut client = db.pool.get().await.unwrap();
+    let alice = users::insert(&client, &new_user("alice")).await.unwrap();
+    let bob = users::insert(&client, &new_user("bob")).await.unwrap();
+    let mut alices = Vec::new();
+    for _ in 0..3 {
+        alices.push(pending_task(&client, alice.id).await);
+    }
+    let bobs = pending_task(&client, bob.id).await;
+    let first = claim(&mut client, &alices[0]).await;
+    assert!(matches!(first, tasks::Claimed::Task(_)), "{first:?}");
+    assert!(matches!(
+        claim(&mut client, &alices[1]).await,
+        tasks::Claimed::Task(_)
+    ));
+    let third = claim(&mut client, &alices[2]).await;
+    assert!(
+        matches!(third, tasks::Claimed::OwnerBusy { analysing: 2 }),
+        "{third:?}"
+    );
+    assert!(matches!(
+        claim(&mut client, &bobs).await,
+        tasks::Claimed::Task(_)
+    ));
+    // A duplicate of a task in hand is nothing to claim, busy owner or not.
+    assert!(matches!(
+        claim(&mut client, &alices[0]).await,
+        tasks::Claimed::Nothing
+    ));
+    // One of alice's ends: her third goes.
+    let tasks::Claimed::Task(done) = first else {
+        unreachable!()
+    };
+    assert!(tasks::fail_claimed(&client, done.claim(), "done")
+        .await
+        .unwrap());
+    assert!(matches!(
+        claim(&mut client, &alices[2]).await,
+        tasks::Claimed::Task(_)
+    ));
+}
+
+#[tokio::test]
+async fn parallel_uploads_of_one_user_stay_within_the_active_task_quota() {
+    let db = fresh_database().await;
+    let client = db.pool.get().await.unwrap();
+    let alice = users::insert(&client, &new_user("alice")).await.unwrap();
+    let quota = tasks::Quota {
+        max_active_tasks: 3,
+        max_stored_bytes: i64::MAX,
+    };
+    let inserts = (0..12).map(|_| {
+        let pool = db.pool.clone();
+        tokio::spawn(async move {
+            let mut client = pool.get().await.unwrap();
+            let task_id = Uuid::new_v4();
+            tasks::insert_pending_within(
+                &mut client,
+                &tasks::NewTask {
+                    task_id,
+                    owner_id: Some(alice.id),
+                    filename: "a.pcap".into(),
+                    file_size_bytes: 100,
+                    s3_key: format!("uploads/{}/{task_id}", alice.id),
+                    expires_at: OffsetDateTime::now_utc() + Duration::hours(24),
+                },
+                quota,
+            )
             .await
-            .unwrap(),
-        1
+            .unwrap()
+            .is_ok()
+        })
+    });
+    let mut inserted = 0;
+    for i in inserts.collect::<Vec<_>>() {
+        inserted += usize::from(i.await.unwrap());
+    }
+    assert_eq!(inserted, 3);
+    assert_eq!(
+        tasks::usage(&client, alice.id).await.unwrap().active_tasks,
+        3
     );
 }
