@@ -88,10 +88,18 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
             None => return Err(ApiError::NotFound("no such route".into())),
         },
         (["api", "admin", "users", id], &Method::DELETE) => R::Delete(id.to_string()),
-        (["api", "users"], _)
-        | (["api", "admin", "users"], _)
-        | (["api", "admin", "users", _], _)
-        | (["api", "admin", "users", _, _], _) => return Err(ApiError::MethodNotAllowed),
+        (["api", "users"], _) => return Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (["api", "admin", "users"], _) => return Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (["api", "admin", "users", _], _) => {
+            return Err(ApiError::MethodNotAllowed { allow: "DELETE" })
+        }
+        (["api", "admin", "users", "bulk", _], _)
+        | (["api", "admin", "users", _, "reset-password"], _) => {
+            return Err(ApiError::MethodNotAllowed { allow: "POST" })
+        }
+        (["api", "admin", "users", _, _], _) => {
+            return Err(ApiError::MethodNotAllowed { allow: "PUT" })
+        }
         _ => return Err(ApiError::NotFound("no such route".into())),
     };
     let admin = authenticate(state, req).await?;

@@ -3,6 +3,7 @@
 //! | route | who |
 //! |---|---|
 //! | `GET /api/health` | anyone: 200 with `"database":"connected"`, 503 `"disconnected"` |
+//! | `GET /api/openapi.yaml` | anyone: the OpenAPI document |
 //! | `POST /api/register` | anyone (rate-limited per IP): 201 with the created user, not yet approved |
 //! | `POST /api/token` | anyone (rate-limited per account and IP): form or JSON `username`/`password` |
 //! | `POST /api/logout` | anyone: clears the cookie, revokes the presented token |
@@ -84,20 +85,36 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     let m = req.method();
     match segs.as_slice() {
         ["api", "health"] if m == Method::GET || m == Method::HEAD => Ok(health(state).await),
+        ["api", "openapi.yaml"] if m == Method::GET || m == Method::HEAD => Ok(openapi()),
         ["api", "register"] if m == Method::POST => register(state, req).await,
         ["api", "token"] if m == Method::POST => login(state, req).await,
         ["api", "logout"] if m == Method::POST => logout(state, req).await,
         ["api", "users", "me"] if m == Method::GET => me(state, req).await,
         ["api", "users", "me"] if m == Method::PUT => change_password(state, req).await,
         ["api", "csrf", "token"] if m == Method::GET => csrf_token(state, req).await,
-        ["api", "health"]
-        | ["api", "register"]
-        | ["api", "token"]
-        | ["api", "logout"]
-        | ["api", "users", "me"]
-        | ["api", "csrf", "token"] => Err(ApiError::MethodNotAllowed),
+        ["api", "health"] | ["api", "openapi.yaml"] => {
+            Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+        }
+        ["api", "register"] | ["api", "token"] | ["api", "logout"] => {
+            Err(ApiError::MethodNotAllowed { allow: "POST" })
+        }
+        ["api", "users", "me"] => Err(ApiError::MethodNotAllowed { allow: "GET, PUT" }),
+        ["api", "csrf", "token"] => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         _ => Err(ApiError::NotFound("no such route".into())),
     }
+}
+
+/// The API's OpenAPI document (`functions/openapi.yaml`), built into the function.
+const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+/// `GET /api/openapi.yaml`: the document clients are generated from (v5 offered `/docs`).
+fn openapi() -> Response<Body> {
+    let mut resp = Response::new(Body::from(OPENAPI));
+    resp.headers_mut().insert(
+        lambda_http::http::header::CONTENT_TYPE,
+        lambda_http::http::HeaderValue::from_static("application/yaml"),
+    );
+    resp
 }
 
 /// Runs CPU-heavy argon2 work off the async workers.

@@ -35,8 +35,10 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The route exists, not with this method; `allow` lists those it takes (the `Allow`
+    /// header RFC 9110 §15.5.6 requires).
+    #[error("method not allowed; this route takes {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{0}")]
     Conflict(String),
     #[error("request body too large")]
@@ -83,7 +85,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -99,7 +101,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_error",
             ApiError::Unauthorized { code, .. } | ApiError::Forbidden { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -126,6 +128,10 @@ impl ApiError {
             },
         );
         match self {
+            ApiError::MethodNotAllowed { allow } => {
+                resp.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
             ApiError::TooManyRequests { retry_after_secs } => {
                 resp.headers_mut().insert(
                     header::RETRY_AFTER,
@@ -293,6 +299,16 @@ impl Cors {
                 _ => Ok(()),
             },
         }
+    }
+}
+
+/// `Ok` when `method` is one of `allow` (a comma-separated list, as the `Allow` header says
+/// it), else the 405 that names them.
+pub fn allowed_method(method: &Method, allow: &'static str) -> Result<(), ApiError> {
+    if allow.split(',').any(|m| m.trim() == method.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
     }
 }
 

@@ -63,6 +63,7 @@ const fn route(method: &'static str, path: &'static str, function: Function) -> 
 /// this table, the template and `openapi.yaml` to the same set.
 pub const ROUTES: &[Route] = &[
     route("GET", "/api/health", Function::AuthApi),
+    route("GET", "/api/openapi.yaml", Function::AuthApi),
     route("POST", "/api/register", Function::AuthApi),
     route("POST", "/api/token", Function::AuthApi),
     route("POST", "/api/logout", Function::AuthApi),

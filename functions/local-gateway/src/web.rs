@@ -50,7 +50,10 @@ impl WebRoot {
     /// Answers a request for a UI path (anything outside `/api/`).
     pub fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         if method != Method::GET && method != Method::HEAD {
-            return self.plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            let mut resp = self.plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
         }
         let Some((file, content_type)) = self.resolve(path) else {
             return self.plain(StatusCode::NOT_FOUND, "not found");

@@ -15,7 +15,7 @@
 #![deny(unsafe_code)]
 
 use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser};
-use common::http::{json_response, parse_json, query_int, query_params, segments};
+use common::http::{allowed_method, json_response, parse_json, query_int, query_params, segments};
 use common::ApiError;
 use db::rate_limits::{self, UPLOAD_USER};
 use db::tasks::{self, NewTask, Quota, Status, Task, TaskFilter, Viewer};
@@ -125,21 +125,20 @@ enum ReportFormat {
 async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let segs = segments(req);
     let m = req.method();
-    // Shapes first, so that an unknown path is a 404 and a known one with another method a 405.
-    let known = matches!(
-        segs.as_slice(),
-        ["api", "uploads"]
-            | ["api", "tasks"]
-            | ["api", "history"]
-            | ["api", "queue", "status"]
-            | ["api", "status", _]
-            | ["api", "progress", _]
-            | ["api", "reports", _]
-            | ["api", "reports", _, "html" | "json"]
-    );
-    if !known {
-        return Err(ApiError::NotFound("no such route".into()));
-    }
+    // Shapes first, so that an unknown path is a 404 and a known one with another method a 405
+    // (with `Allow`), before any authentication.
+    let allow = match segs.as_slice() {
+        ["api", "uploads"] => "POST",
+        ["api", "tasks"]
+        | ["api", "history"]
+        | ["api", "queue", "status"]
+        | ["api", "status", _]
+        | ["api", "progress", _]
+        | ["api", "reports", _, "html" | "json"] => "GET",
+        ["api", "reports", _] => "DELETE",
+        _ => return Err(ApiError::NotFound("no such route".into())),
+    };
+    allowed_method(m, allow)?;
     let auth = authenticate(&state.auth, req).await?;
     require_password_current(&auth)?;
     match (segs.as_slice(), m) {
@@ -155,7 +154,7 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
             report(state, &auth, id, ReportFormat::Json).await
         }
         (["api", "reports", id], &Method::DELETE) => delete_report(state, &auth, id).await,
-        _ => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::MethodNotAllowed { allow }),
     }
 }
 

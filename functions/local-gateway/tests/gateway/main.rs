@@ -148,7 +148,7 @@ async fn every_route_in_the_openapi_document_is_served() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 26, "operations in openapi.yaml");
+    assert_eq!(checked, 27, "operations in openapi.yaml");
 }
 
 fn ui() -> local_gateway::WebRoot {
@@ -219,4 +219,62 @@ async fn api_paths_still_reach_the_functions_when_the_ui_is_served() {
     // The functions answer unknown API paths themselves, never the static files' plain 404.
     assert_eq!(unknown.status, 404, "{}", unknown.raw);
     assert_ne!(unknown.raw, "not found");
+}
+
+/// RFC 9110 §15.5.6: a 405 names the methods the route takes. For every path of the OpenAPI
+/// document, an undeclared method gets 405 with `Allow` listing exactly the documented ones
+/// (HEAD beside GET where the route answers it).
+#[tokio::test]
+async fn an_undeclared_method_gets_405_with_the_documented_methods_in_allow() {
+    let gw = Gateway::spawn().await;
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(doc_path).unwrap()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_mapping().expect("paths") {
+        let path = path
+            .as_str()
+            .unwrap()
+            .replace("{id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{action}", "approve");
+        let mut documented: Vec<String> = item
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(|m| m.as_str())
+            .filter(|m| m != &"parameters")
+            .map(str::to_uppercase)
+            .collect();
+        documented.sort();
+        for method in ["TRACE", "PATCH"] {
+            let r = gw.request(method, &path, &[], "").await;
+            assert_eq!(r.status, 405, "{method} {path}: {}", r.raw);
+            let allow = r
+                .headers
+                .get("allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
+                .to_str()
+                .unwrap();
+            let mut listed: Vec<String> = allow
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| m != "HEAD" || !documented.contains(&"GET".to_string()))
+                .collect();
+            listed.sort();
+            assert_eq!(listed, documented, "{path}: Allow {allow}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "{checked}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_as_it_is_in_the_repository() {
+    let gw = Gateway::spawn().await;
+    let r = gw.get("/api/openapi.yaml", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-type"], "application/yaml");
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
+    assert!(r.raw.ends_with(&doc), "the body is the document");
 }
