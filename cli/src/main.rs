@@ -151,10 +151,13 @@ fn run_db(command: DbCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Settings from the environment, with `DATABASE_URL` replaced when given.
+/// Settings from the environment, with `DATABASE_URL` replaced when given. The database
+/// commands use no signing key, so an unset `ENVIRONMENT` is development here (the functions
+/// take it as production); give `DATABASE_SSL_MODE` for a remote database.
 fn settings(database_url: Option<String>) -> anyhow::Result<common::Settings> {
     common::Settings::from_lookup(|k| match (k, &database_url) {
         ("DATABASE_URL", Some(url)) => Some(url.clone()),
+        ("ENVIRONMENT", _) => std::env::var(k).ok().or_else(|| Some("development".into())),
         _ => std::env::var(k).ok(),
     })
     .context("configuration")

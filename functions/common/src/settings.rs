@@ -148,11 +148,13 @@ impl Settings {
                 .filter(|v| !v.is_empty())
         };
 
+        // Unset is production: a function deployed without the variable must never get
+        // development's generated keys and unencrypted database connections.
         let environment = match get("ENVIRONMENT").as_deref() {
-            None | Some("development") | Some("dev") | Some("local") | Some("test") => {
+            Some("development") | Some("dev") | Some("local") | Some("test") => {
                 Environment::Development
             }
-            Some("production") | Some("prod") => Environment::Production,
+            None | Some("production") | Some("prod") => Environment::Production,
             Some(other) => {
                 return Err(SettingsError::Invalid {
                     var: "ENVIRONMENT",
@@ -375,12 +377,20 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Settings from `pairs`, development unless they say otherwise.
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = pairs
+        let mut map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        map.entry("ENVIRONMENT".into())
+            .or_insert_with(|| "development".into());
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn unset_environment(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        Settings::from_lookup(|k| map.get(k).map(|v| v.to_string()))
     }
 
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/d");
@@ -423,9 +433,21 @@ mod tests {
         assert_eq!(err.var(), "CSRF_SECRET_KEY");
     }
 
+    const DEV: (&str, &str) = ("ENVIRONMENT", "development");
+
+    #[test]
+    fn an_unset_environment_is_production() {
+        let err = unset_environment(&[DB]).unwrap_err();
+        assert_eq!(err.var(), "SECRET_KEY");
+        let s =
+            unset_environment(&[DB, ("SECRET_KEY", STRONG), ("CSRF_SECRET_KEY", STRONG2)]).unwrap();
+        assert!(s.is_production());
+        assert_eq!(s.database.ssl_mode, SslMode::VerifyFull);
+    }
+
     #[test]
     fn development_without_secrets_gets_random_ones() {
-        let s = settings(&[DB]).unwrap();
+        let s = settings(&[DB, DEV]).unwrap();
         assert_eq!(s.secret_key.expose().len(), 64);
         assert_ne!(s.secret_key, s.csrf_secret_key);
     }

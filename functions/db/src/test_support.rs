@@ -59,6 +59,7 @@ impl TestDatabase {
     /// Settings for a function under test pointing at this database, with stable test keys.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
         let mut map: HashMap<String, String> = HashMap::from([
+            ("ENVIRONMENT".into(), "development".into()),
             ("DATABASE_URL".into(), self.url.clone()),
             ("DATABASE_MIN_SIZE".into(), "0".into()),
             ("DATABASE_MAX_SIZE".into(), "4".into()),
@@ -126,6 +127,7 @@ async fn create_database() -> (String, String) {
 
 async fn pool_for(url: &str) -> Pool {
     let map = HashMap::from([
+        ("ENVIRONMENT".to_string(), "development".to_string()),
         ("DATABASE_URL".to_string(), url.to_string()),
         ("DATABASE_MIN_SIZE".to_string(), "0".to_string()),
         ("DATABASE_MAX_SIZE".to_string(), "4".to_string()),

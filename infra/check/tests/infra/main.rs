@@ -231,3 +231,95 @@ fn analyzer_queue_settings_follow_the_pipeline_guarantees() {
     let dlq = &resources["AnalysisDeadLetterQueue"]["Properties"];
     assert_eq!(dlq["MessageRetentionPeriod"].as_u64(), Some(14 * 24 * 3600));
 }
+
+/// `!Sub "..."`, `!Ref X` and the like: the value under the tag.
+fn untagged(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+#[test]
+fn every_deployed_stage_runs_as_production() {
+    let template = yaml("template.yaml");
+    let env = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        env["ENVIRONMENT"].as_str(),
+        Some("production"),
+        "ENVIRONMENT must be the literal production for every stage, not a condition"
+    );
+    for (id, _, props) in template_functions(&template) {
+        let own = &props["Environment"]["Variables"]["ENVIRONMENT"];
+        assert!(own.is_null(), "{id} overrides ENVIRONMENT");
+    }
+}
+
+#[test]
+fn the_web_csp_admits_only_its_own_origin_and_the_capture_bucket() {
+    let web = yaml("infra/web.yaml");
+    let csp = untagged(
+        &web["Resources"]["SecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+            ["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"],
+    )
+    .as_str()
+    .expect("CSP");
+    let connect = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("connect-src"))
+        .expect("connect-src");
+    assert_eq!(connect, "connect-src 'self' ${UploadOrigin}", "{csp}");
+    assert!(!csp.contains('*'), "no wildcard origin: {csp}");
+    let pattern = web["Parameters"]["UploadOrigin"]["AllowedPattern"]
+        .as_str()
+        .expect("UploadOrigin pattern");
+    assert!(pattern.contains(r"\.s3\."), "{pattern}");
+    let output = untagged(&yaml("template.yaml")["Outputs"]["UploadOrigin"]["Value"])
+        .as_str()
+        .expect("UploadOrigin output")
+        .to_string();
+    assert_eq!(
+        output,
+        "https://${CaptureBucket}.s3.${AWS::Region}.${AWS::URLSuffix}"
+    );
+}
+
+#[test]
+fn cloudfront_sends_api_paths_to_the_http_api_uncached_with_cookies() {
+    let web = yaml("infra/web.yaml");
+    let dist = &web["Resources"]["WebDistribution"]["Properties"]["DistributionConfig"];
+    // CacheBehaviors: !If [HasApi, [behaviour], !Ref AWS::NoValue]
+    let behaviours = untagged(&dist["CacheBehaviors"]);
+    let api = &behaviours[1][0];
+    assert_eq!(api["PathPattern"].as_str(), Some("/api/*"));
+    assert_eq!(api["TargetOriginId"].as_str(), Some("api"));
+    assert_eq!(
+        api["CachePolicyId"].as_str(),
+        Some("4135ea2d-6df8-44a3-9df3-4b5a84be39ad"),
+        "CachingDisabled"
+    );
+    assert_eq!(
+        api["OriginRequestPolicyId"].as_str(),
+        Some("b689b0a8-53d0-40ab-baf2-68738e2966ac"),
+        "AllViewerExceptHostHeader: cookies, Authorization, Origin and queries reach the API"
+    );
+    let methods: Vec<&str> = api["AllowedMethods"]
+        .as_sequence()
+        .expect("methods")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for m in ["GET", "POST", "PUT", "DELETE", "OPTIONS"] {
+        assert!(methods.contains(&m), "{m}");
+    }
+    let origins = dist["Origins"].as_sequence().expect("origins");
+    let api_origin = untagged(&origins[1])[1].clone();
+    assert_eq!(api_origin["Id"].as_str(), Some("api"));
+    assert_eq!(
+        api_origin["CustomOriginConfig"]["OriginProtocolPolicy"].as_str(),
+        Some("https-only")
+    );
+    let deploy = std::fs::read_to_string(root().join("infra/deploy")).expect("infra/deploy");
+    assert!(deploy.contains("\"ApiDomain=$(output \"$APP_STACK\" ApiDomain)\""));
+}
