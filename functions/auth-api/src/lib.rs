@@ -247,6 +247,23 @@ fn account_address(account: &str, ip: &str) -> String {
     format!("{ip} {account}")
 }
 
+/// One attempt on the (account, address) counter of `pair`.
+async fn pair_attempt(
+    client: &impl db::GenericClient,
+    limits: &common::settings::LoginLimits,
+    pair: &str,
+) -> Result<Attempt, ApiError> {
+    rate_limits::attempt(
+        client,
+        LOGIN_ACCOUNT_ADDRESS,
+        pair,
+        limits.window_seconds,
+        limits.max_failures_per_account,
+    )
+    .await
+    .map_err(db_error)
+}
+
 /// First step of the delay once an account's failures from every address pass the limit.
 const DELAY_STEP: std::time::Duration = std::time::Duration::from_millis(250);
 /// The longest delay: slow enough to blunt a guessing crowd, short enough that the owner, who
@@ -308,15 +325,7 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     .map_err(db_error)?;
     let by_pair = match by_ip {
         Attempt::Blocked { .. } => by_ip,
-        Attempt::Admitted { .. } => rate_limits::attempt(
-            &client,
-            LOGIN_ACCOUNT_ADDRESS,
-            &pair,
-            limits.window_seconds,
-            limits.max_failures_per_account,
-        )
-        .await
-        .map_err(db_error)?,
+        Attempt::Admitted { .. } => pair_attempt(&client, limits, &pair).await?,
     };
     if let Some(wait) = by_pair.retry_after() {
         if by_ip.retry_after().is_none() {
@@ -492,17 +501,7 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     // The current password is a credential: guessing it here counts like failed logins.
     let pair = account_address(&user.username, &common::http::client_ip(req));
-    if let Some(wait) = rate_limits::attempt(
-        &client,
-        LOGIN_ACCOUNT_ADDRESS,
-        &pair,
-        limits.window_seconds,
-        limits.max_failures_per_account,
-    )
-    .await
-    .map_err(db_error)?
-    .retry_after()
-    {
+    if let Some(wait) = pair_attempt(&client, limits, &pair).await?.retry_after() {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait,
         });
