@@ -217,11 +217,7 @@ async fn the_same_s3_event_delivered_twice_and_concurrently_makes_one_report_and
     let alice = stack.user("alice").await;
     let task = stack.upload(&alice, CAPTURE, capture(CAPTURE)).await;
     let message = stack.next_notification().await;
-    let event: SqsEvent = serde_json::from_value(json!({"Records": [{
-        "messageId": message.message_id, "receiptHandle": "r", "body": message.body,
-        "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
-    }]}))
-    .unwrap();
+    let event = sqs_event(&message);
 
     // Two concurrent deliveries, then a late third one; plus the same body through the queue.
     let (a, b) = tokio::join!(
@@ -439,6 +435,15 @@ async fn the_analyzer_binary_under_cargo_lambda_watch_completes_the_task_of_an_i
 }
 
 /// `len` bytes cycling through a prime period: a part out of place or cut short shows.
+/// The SQS event Lambda would deliver for `message`.
+fn sqs_event(message: &storage::QueueMessage) -> SqsEvent {
+    serde_json::from_value(json!({"Records": [{
+        "messageId": message.message_id, "receiptHandle": "r", "body": message.body,
+        "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
+    }]}))
+    .expect("SQS event")
+}
+
 fn cyclic_bytes(len: u32) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
@@ -555,11 +560,7 @@ async fn a_stale_workers_completion_changes_nothing() {
         )
         .await
         .expect("stall");
-    let event: SqsEvent = serde_json::from_value(json!({"Records": [{
-        "messageId": message.message_id, "receiptHandle": "r", "body": message.body,
-        "eventSource": "aws:sqs", "attributes": {}, "messageAttributes": {}
-    }]}))
-    .expect("event");
+    let event = sqs_event(&message);
     let r = analyzer::handle(&stack.analyzer, event).await;
     assert!(r.batch_item_failures.is_empty());
     let winner = stack.task_row(&task).await;

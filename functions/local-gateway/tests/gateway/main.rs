@@ -115,14 +115,17 @@ fn production_start_without_secret_key_exits_naming_the_variable() {
     assert!(stderr.contains("SECRET_KEY is required"), "{stderr}");
 }
 
+/// `functions/openapi.yaml` as the repository holds it.
+fn openapi_text() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap()
+}
+
 /// Keeps `functions/openapi.yaml` in step with the routes: every documented operation is
 /// served (an anonymous call gets an answer other than 404/405).
 #[tokio::test]
 async fn every_route_in_the_openapi_document_is_served() {
     let gw = Gateway::spawn().await;
-    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(doc_path).unwrap()).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&openapi_text()).unwrap();
     let paths = doc["paths"].as_mapping().expect("paths");
     let mut checked = 0;
     for (path, item) in paths {
@@ -227,9 +230,7 @@ async fn api_paths_still_reach_the_functions_when_the_ui_is_served() {
 #[tokio::test]
 async fn an_undeclared_method_gets_405_with_the_documented_methods_in_allow() {
     let gw = Gateway::spawn().await;
-    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(doc_path).unwrap()).unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&openapi_text()).unwrap();
     let mut checked = 0;
     for (path, item) in doc["paths"].as_mapping().expect("paths") {
         let path = path
@@ -274,7 +275,6 @@ async fn the_openapi_document_is_served_as_it_is_in_the_repository() {
     let r = gw.get("/api/openapi.yaml", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "application/yaml");
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
+    let doc = openapi_text();
     assert!(r.raw.ends_with(&doc), "the body is the document");
 }
