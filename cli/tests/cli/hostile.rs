@@ -101,7 +101,9 @@ fn three_million_flows_forwards_or_backwards_stay_under_the_memory_bound() {
         assert_eq!(reversal.is_some(), backwards, "{:?}", causes(&report));
         assert_eq!(report["conversations"]["counts_estimated"], true);
         let udp = report["conversations"]["udp"].as_f64().expect("udp count");
-        assert!((udp / 3e6 - 1.0).abs() < 0.02, "{udp}");
+        // The sketch's standard error is 0.8 % and its hash seed changes from run to run: 4 %
+        // is five of them (2.2 % was seen once).
+        assert!((udp / 3e6 - 1.0).abs() < 0.04, "{udp}");
     }
     assert!(wall[1] <= 2.0 * wall[0], "backwards {:?}", wall);
 }

@@ -40,7 +40,7 @@ pub struct ConversationsReport {
     pub udp: u64,
     /// Distinct IPv4 and IPv6 address pairs.
     pub ip: u64,
-    /// `udp` and `ip` are estimates (within about 1 %): past a million distinct conversations
+    /// `udp` and `ip` are estimates (standard error 0.8 %): past a million distinct conversations
     /// they are counted by a sketch, so memory stays bounded. Absent when exact.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub counts_estimated: bool,
