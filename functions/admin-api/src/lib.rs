@@ -77,8 +77,13 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
     let r = match (segs.as_slice(), &m) {
         (["api", "users"], &Method::GET) => R::List,
         (["api", "admin", "users"], &Method::POST) => R::Create,
-        (["api", "admin", "users", "bulk", a], &Method::POST) => {
-            R::Bulk(Action::parse(a).ok_or_else(|| ApiError::NotFound("no such route".into()))?)
+        // A concrete path before the templated ones (OpenAPI 3.1, path templating matching):
+        // `bulk/approve` is never user `bulk`, whatever the method.
+        (["api", "admin", "users", "bulk", a], _) if Action::parse(a).is_some() => {
+            match (Action::parse(a), &m) {
+                (Some(action), &Method::POST) => R::Bulk(action),
+                _ => return Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            }
         }
         (["api", "admin", "users", id, "reset-password"], &Method::POST) => {
             R::Reset(id.to_string())
@@ -93,8 +98,7 @@ async fn route(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
         (["api", "admin", "users", _], _) => {
             return Err(ApiError::MethodNotAllowed { allow: "DELETE" })
         }
-        (["api", "admin", "users", "bulk", _], _)
-        | (["api", "admin", "users", _, "reset-password"], _) => {
+        (["api", "admin", "users", _, "reset-password"], _) => {
             return Err(ApiError::MethodNotAllowed { allow: "POST" })
         }
         (["api", "admin", "users", _, _], _) => {
@@ -126,18 +130,13 @@ struct Page {
 async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> {
     let q = query_params(req)?;
     let status = match q.get("status").map(String::as_str) {
-        None | Some("") => None,
-        Some("pending") => Some(StatusFilter::Pending),
-        Some("approved") => Some(StatusFilter::Approved),
-        Some("blocked") => Some(StatusFilter::Blocked),
-        Some(_) => {
-            return Err(ApiError::Validation(
-                "status must be pending, approved or blocked".into(),
-            ))
-        }
+        None => None,
+        Some(s) => Some(StatusFilter::parse(s).ok_or_else(|| {
+            ApiError::Validation("status must be pending, approved or blocked".into())
+        })?),
     };
     let role = match q.get("role").map(String::as_str) {
-        None | Some("") => None,
+        None => None,
         Some(r) => Some(
             Role::parse(r)
                 .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
@@ -179,8 +178,17 @@ async fn list(state: &State, req: &Request) -> Result<Response<Body>, ApiError> 
 struct CreateUserRequest {
     username: String,
     email: String,
+    /// Absent is a user; `null` or another name is refused (422), as the document says.
     #[serde(default)]
-    role: Option<String>,
+    role: RoleName,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RoleName {
+    Admin,
+    #[default]
+    User,
 }
 
 #[tracing::instrument(skip_all)]
@@ -192,10 +200,9 @@ async fn create(
     let body: CreateUserRequest = parse_json(req)?;
     let username = Username::parse(&body.username)?;
     let email = Email::parse(&body.email)?;
-    let role = match body.role.as_deref() {
-        None => Role::User,
-        Some(r) => Role::parse(r)
-            .ok_or_else(|| ApiError::Validation("role must be admin or user".into()))?,
+    let role = match body.role {
+        RoleName::Admin => Role::Admin,
+        RoleName::User => Role::User,
     };
     let temporary = password::generate_password(password::GENERATED_PASSWORD_CHARS);
     let to_hash = temporary.clone();
@@ -220,7 +227,7 @@ async fn create(
     {
         Ok(u) => u,
         Err(db::DbError::Duplicate(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::Conflict(
                 "username or email already registered".into(),
             ))
         }
@@ -237,36 +244,62 @@ async fn create(
     ))
 }
 
-/// Why an action cannot apply to `target`, if it cannot (v5's 400 cases).
-fn refusal(admin: &AuthUser, target: &User, action: Action) -> Option<String> {
-    match action {
-        Action::Approve if target.is_approved => Some("user is already approved".into()),
-        Action::Block if target.id == admin.user.id => Some("you cannot block yourself".into()),
-        Action::Block if target.role == Role::Admin => {
-            Some("administrators cannot be blocked".into())
+/// Why an action does not apply to a user; the text is shown to the admin.
+enum Refusal {
+    NotFound,
+    /// Not for this target, whatever its state (oneself, an administrator): 403.
+    Forbidden(&'static str),
+    /// The user's state already is what the action would make it (RFC 9110 §15.5.10): 409.
+    Conflict(&'static str),
+}
+
+impl Refusal {
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NotFound => "user not found",
+            Refusal::Forbidden(r) | Refusal::Conflict(r) => r,
         }
-        Action::Block if !target.is_active => Some("user is already blocked".into()),
-        Action::Unblock if target.is_active => Some("user is not blocked".into()),
+    }
+
+    fn into_error(self) -> ApiError {
+        match self {
+            Refusal::NotFound => ApiError::NotFound(self.reason().into()),
+            Refusal::Forbidden(r) => ApiError::forbidden("forbidden", r),
+            Refusal::Conflict(r) => ApiError::Conflict(r.into()),
+        }
+    }
+}
+
+/// Why an action cannot apply to `target`, if it cannot.
+fn refusal(admin: &AuthUser, target: &User, action: Action) -> Option<Refusal> {
+    match action {
+        Action::Approve if target.is_approved => {
+            Some(Refusal::Conflict("user is already approved"))
+        }
+        Action::Block if target.id == admin.user.id => {
+            Some(Refusal::Forbidden("you cannot block yourself"))
+        }
+        Action::Block if target.role == Role::Admin => {
+            Some(Refusal::Forbidden("administrators cannot be blocked"))
+        }
+        Action::Block if !target.is_active => Some(Refusal::Conflict("user is already blocked")),
+        Action::Unblock if target.is_active => Some(Refusal::Conflict("user is not blocked")),
         _ => None,
     }
 }
 
-/// Applies one action; `Err` is the refusal reason shown to the admin.
+/// Applies one action; `Err` is the refusal, with the target's name when it exists.
 async fn apply(
     client: &db::Client,
     admin: &AuthUser,
     id: Uuid,
     action: Action,
-) -> Result<Result<User, (StatusCode, String, Option<String>)>, ApiError> {
+) -> Result<Result<User, (Refusal, Option<String>)>, ApiError> {
     let Some(target) = users::find_by_id(client, id).await.map_err(db_error)? else {
-        return Ok(Err((StatusCode::NOT_FOUND, "user not found".into(), None)));
+        return Ok(Err((Refusal::NotFound, None)));
     };
-    if let Some(reason) = refusal(admin, &target, action) {
-        return Ok(Err((
-            StatusCode::BAD_REQUEST,
-            reason,
-            Some(target.username),
-        )));
+    if let Some(refused) = refusal(admin, &target, action) {
+        return Ok(Err((refused, Some(target.username))));
     }
     let updated = match action {
         Action::Approve => users::approve(client, id, admin.user.id).await,
@@ -279,7 +312,7 @@ async fn apply(
             tracing::warn!(target: "audit", admin_id = %admin.user.id, user_id = %u.id, action = ?action, "admin action");
             Ok(Ok(u))
         }
-        None => Ok(Err((StatusCode::NOT_FOUND, "user not found".into(), None))),
+        None => Ok(Err((Refusal::NotFound, None))),
     }
 }
 
@@ -293,8 +326,7 @@ async fn act_one(
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     match apply(&client, admin, id, action).await? {
         Ok(user) => Ok(json_response(StatusCode::OK, &UserResponse::from(&user))),
-        Err((StatusCode::NOT_FOUND, m, _)) => Err(ApiError::NotFound(m)),
-        Err((_, m, _)) => Err(ApiError::BadRequest(m)),
+        Err((refused, _)) => Err(refused.into_error()),
     }
 }
 
@@ -306,11 +338,15 @@ async fn delete(state: &State, admin: &AuthUser, id: Uuid) -> Result<Response<Bo
         .map_err(db_error)?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))?;
     if target.id == admin.user.id {
-        return Err(ApiError::BadRequest("you cannot delete yourself".into()));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "you cannot delete yourself",
+        ));
     }
     if target.role == Role::Admin {
-        return Err(ApiError::BadRequest(
-            "administrators cannot be deleted".into(),
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "administrators cannot be deleted",
         ));
     }
     let (user, tasks_deleted) = users::delete(&client, id)
@@ -356,15 +392,17 @@ async fn bulk(
             "user_ids must hold 1 to {MAX_BULK_IDS} ids"
         )));
     }
-    let mut ids = Vec::with_capacity(body.user_ids.len());
+    // Unique as JSON Schema's `uniqueItems` says it: as strings. The same id spelt in two cases
+    // is applied twice, and the second gets its refusal in the results.
     let mut seen = HashSet::new();
-    for raw in &body.user_ids {
-        let id = parse_user_id(raw)?;
-        if !seen.insert(id) {
-            return Err(ApiError::Validation("user_ids must be unique".into()));
-        }
-        ids.push(id);
+    if !body.user_ids.iter().all(|raw| seen.insert(raw.as_str())) {
+        return Err(ApiError::Validation("user_ids must be unique".into()));
     }
+    let ids = body
+        .user_ids
+        .iter()
+        .map(|raw| parse_user_id(raw))
+        .collect::<Result<Vec<_>, _>>()?;
     let client = state.pool.get().await.map_err(|e| db_error(e.into()))?;
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
@@ -375,11 +413,11 @@ async fn bulk(
                 status: "success",
                 reason: None,
             },
-            Err((_, reason, username)) => BulkResult {
+            Err((refused, username)) => BulkResult {
                 user_id: id.to_string(),
                 username,
                 status: "failed",
-                reason: Some(reason),
+                reason: Some(refused.reason().into()),
             },
         });
     }

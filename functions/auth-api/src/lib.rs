@@ -39,9 +39,15 @@ use serde_json::json;
 use std::time::Instant;
 
 /// Longest password accepted at login before hashing anything (the policy caps new ones at 128).
-const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
+pub const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
 /// Longest username accepted at login; longer ones cannot exist.
-const MAX_LOGIN_USERNAME_CHARS: usize = 255;
+pub const MAX_LOGIN_USERNAME_CHARS: usize = 255;
+
+/// A character no username given at login may hold: NUL, which no account name has and Postgres
+/// text cannot store (the name is a key of the attempt counters).
+pub fn is_refused_at_login(c: char) -> bool {
+    c == '\0'
+}
 
 /// Serves one request: routing, error mapping, security and CORS headers, access log.
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
@@ -213,8 +219,9 @@ async fn register(state: &State, req: &Request) -> Result<Response<Body>, ApiErr
     };
     let user = match users::insert(&client, &new).await {
         Ok(u) => u,
+        // RFC 9110 §15.5.10: the request conflicts with an existing account.
         Err(db::DbError::Duplicate(_)) => {
-            return Err(ApiError::BadRequest(
+            return Err(ApiError::Conflict(
                 "username or email already registered".into(),
             ))
         }
@@ -305,6 +312,11 @@ async fn login(state: &State, req: &Request) -> Result<Response<Body>, ApiError>
         || body.password.chars().count() > MAX_LOGIN_PASSWORD_CHARS
     {
         return Err(ApiError::Validation("username or password too long".into()));
+    }
+    if body.username.chars().any(is_refused_at_login) {
+        return Err(ApiError::Validation(
+            "username may not contain a NUL character".into(),
+        ));
     }
     let account = body.username.trim().to_lowercase();
     let ip = common::http::client_ip(req);
@@ -511,7 +523,12 @@ async fn change_password(state: &State, req: &Request) -> Result<Response<Body>,
         .await?
         .map_err(ApiError::internal)?;
     if ok.is_none() {
-        return Err(ApiError::BadRequest("current password is incorrect".into()));
+        // The session is valid, the credential offered for this change is not (RFC 9110
+        // §15.5.4); a 401 would tell clients to sign in again.
+        return Err(ApiError::forbidden(
+            "invalid_current_password",
+            "current password is incorrect",
+        ));
     }
     rate_limits::refund(&client, LOGIN_ACCOUNT_ADDRESS, &pair)
         .await

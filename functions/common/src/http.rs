@@ -373,8 +373,9 @@ pub fn query_params(req: &Request) -> Result<HashMap<String, String>, ApiError> 
     }
 }
 
-/// An integer query parameter: `default` when absent, otherwise it must parse and lie in
-/// `min..=max` (pagination bounds are named by the callers).
+/// An integer query parameter: `default` when absent, otherwise decimal digits with an optional
+/// `-` (not `+5`, which `i64::from_str` would take and JSON Schema's `integer` does not) lying
+/// in `min..=max` (pagination bounds are named by the callers).
 pub fn query_int(
     q: &HashMap<String, String>,
     name: &str,
@@ -384,9 +385,12 @@ pub fn query_int(
 ) -> Result<i64, ApiError> {
     match q.get(name) {
         None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
+        Some(v) => Some(v)
+            .filter(|v| {
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|v| v.parse::<i64>().ok())
             .filter(|n| (min..=max).contains(n))
             .ok_or_else(|| {
                 ApiError::Validation(format!("{name} must be an integer in {min}..={max}"))
@@ -440,6 +444,25 @@ pub fn parse_form_or_json<T: DeserializeOwned>(req: &Request) -> Result<T, ApiEr
         Some("application/x-www-form-urlencoded") | None => serde_urlencoded::from_bytes(bytes)
             .map_err(|e| ApiError::Validation(format!("invalid form body: {e}"))),
         Some(_) => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// `#[serde(deserialize_with = "json_integer")]` for a count in a JSON body: any JSON number
+/// with no fractional part, as JSON Schema's `integer` says (`160.0` is 160), not only the
+/// numbers written without a point that `u64`'s own deserializer takes.
+pub fn json_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    use serde::de::{Deserialize, Error};
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    // Integral floats up to 2^53 are exact; past that a count of bytes is out of every range.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=EXACT).contains(&f) => Ok(f as u64),
+        _ => Err(D::Error::custom(format!(
+            "invalid value: {n}, expected a non-negative integer"
+        ))),
     }
 }
 
@@ -512,6 +535,24 @@ mod tests {
             parse_json::<Creds>(&r).unwrap_err().status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Count {
+        #[serde(deserialize_with = "json_integer")]
+        n: u64,
+    }
+
+    #[test]
+    fn a_json_integer_may_be_written_with_a_zero_fraction() {
+        let n = |body: &str| serde_json::from_str::<Count>(body).map(|c| c.n).ok();
+        assert_eq!(n(r#"{"n": 160}"#), Some(160));
+        assert_eq!(n(r#"{"n": 160.0}"#), Some(160));
+        assert_eq!(n(r#"{"n": 1.6e2}"#), Some(160));
+        assert_eq!(n(r#"{"n": 160.5}"#), None);
+        assert_eq!(n(r#"{"n": -1}"#), None);
+        assert_eq!(n(r#"{"n": 1e300}"#), None);
+        assert_eq!(n(r#"{"n": "160"}"#), None);
     }
 
     #[test]

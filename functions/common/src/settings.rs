@@ -11,6 +11,10 @@ use thiserror::Error;
 /// characters, i.e. 256 bits, is what `localstack/up` and the deploy docs generate).
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// Largest declared upload without `MAX_UPLOAD_SIZE_MB`, in MiB (v5's limit; the maximum
+/// `openapi.yaml` states for `size_bytes`).
+pub const DEFAULT_MAX_UPLOAD_SIZE_MB: u64 = 500;
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error("{var} is required but not set")]
@@ -239,7 +243,13 @@ impl Settings {
             },
             secret_key,
             csrf_secret_key,
-            max_upload_size_mb: number(&get, "MAX_UPLOAD_SIZE_MB", 500, 1, 100 * 1024)?,
+            max_upload_size_mb: number(
+                &get,
+                "MAX_UPLOAD_SIZE_MB",
+                DEFAULT_MAX_UPLOAD_SIZE_MB,
+                1,
+                100 * 1024,
+            )?,
             report_ttl_hours: number(&get, "REPORT_TTL_HOURS", 24, 1, 24 * 365)?,
             log_level: get("LOG_LEVEL")
                 .unwrap_or_else(|| "info".into())

@@ -25,6 +25,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order of the pipeline.
+    pub const ALL: [Status; 6] = [
+        Status::Pending,
+        Status::Uploaded,
+        Status::Processing,
+        Status::Completed,
+        Status::Failed,
+        Status::Expired,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",

@@ -17,6 +17,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::User];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -251,6 +253,26 @@ pub enum StatusFilter {
     /// Active and approved.
     Approved,
     Blocked,
+}
+
+impl StatusFilter {
+    pub const ALL: [StatusFilter; 3] = [
+        StatusFilter::Pending,
+        StatusFilter::Approved,
+        StatusFilter::Blocked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Pending => "pending",
+            StatusFilter::Approved => "approved",
+            StatusFilter::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StatusFilter> {
+        StatusFilter::ALL.into_iter().find(|f| f.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -13,6 +13,9 @@
 pub mod pipeline;
 pub mod web;
 
+#[cfg(test)]
+mod openapi_contract;
+
 use common::http::{finalize, ClientIp, MAX_BODY_BYTES};
 use common::ApiError;
 use http_body_util::{BodyExt, Full, Limited};

@@ -112,9 +112,17 @@ pub fn dummy_verify(password: &str) {
 #[error("{0}")]
 pub struct PolicyViolation(pub String);
 
+/// Fewest distinct characters a password may be made of ("aaaaaaaaaaaa" is long, not strong).
+pub const MIN_DISTINCT_CHARS: usize = 6;
+
+/// Characters no password may hold: control characters (a paste accident, or worse).
+pub fn is_refused_char(c: char) -> bool {
+    c.is_control()
+}
+
 /// Passwords seen in every breach list. The check is on the password with digits and symbols
 /// stripped and lower-cased, which also catches "Password2024!" and friends.
-const COMMON_WORDS: &[&str] = &[
+pub const COMMON_WORDS: &[&str] = &[
     "password",
     "passwort",
     "motdepasse",
@@ -169,7 +177,7 @@ pub fn check_policy(password: &str, username: &str, email: &str) -> Result<(), P
             "password must be at most {MAX_PASSWORD_CHARS} characters"
         )));
     }
-    if password.chars().any(char::is_control) {
+    if password.chars().any(is_refused_char) {
         return Err(PolicyViolation(
             "password must not contain control characters".into(),
         ));
@@ -177,7 +185,7 @@ pub fn check_policy(password: &str, username: &str, email: &str) -> Result<(), P
     let mut distinct: Vec<char> = password.chars().collect();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() < 6 {
+    if distinct.len() < MIN_DISTINCT_CHARS {
         return Err(PolicyViolation("password is too repetitive".into()));
     }
     let lower = password.to_lowercase();

@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 use auth_api::guard::{authenticate, db_error, require_password_current, AuthUser};
+use auth_api::model::parse_uuid;
 use common::http::{allowed_method, json_response, parse_json, query_int, query_params, segments};
 use common::ApiError;
 use db::rate_limits::{self, UPLOAD_USER};
@@ -174,15 +175,15 @@ fn storage_error(e: StorageError) -> ApiError {
     ApiError::Unavailable("storage unavailable, try again shortly".into())
 }
 
-/// A task id from the path; anything that is not a UUID cannot be a task (404, like a
-/// missing one, so ids are not probed by their error).
 /// A connection from the shared pool; an exhausted or unreachable pool is a 503.
 async fn db_client(state: &State) -> Result<db::Client, ApiError> {
     state.auth.pool.get().await.map_err(|e| db_error(e.into()))
 }
 
+/// A task id from the path; anything that is not a UUID cannot be a task (404, like a
+/// missing one, so ids are not probed by their error).
 fn task_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| not_found())
+    parse_uuid(raw).ok_or_else(not_found)
 }
 
 async fn visible_task(state: &State, auth: &AuthUser, raw_id: &str) -> Result<Task, ApiError> {
@@ -199,6 +200,7 @@ async fn visible_task(state: &State, auth: &AuthUser, raw_id: &str) -> Result<Ta
 #[derive(Debug, Deserialize)]
 struct UploadRequest {
     filename: String,
+    #[serde(deserialize_with = "common::http::json_integer")]
     size_bytes: u64,
 }
 
@@ -212,9 +214,16 @@ struct UploadResponse {
     s3_key: String,
 }
 
-/// The file name as stored and shown: trimmed, one path component, a known capture extension.
+/// A character no file name may hold: control characters and path separators.
+pub fn is_refused_in_filename(c: char) -> bool {
+    c.is_control() || c == '/' || c == '\\'
+}
+
+/// The file name as stored and shown: one path component, not hidden, a known capture
+/// extension in any case. Taken as sent, without trimming, so `openapi.yaml`'s pattern admits
+/// exactly the names accepted.
 pub fn validate_filename(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
+    let name = raw;
     if name.is_empty() {
         return Err(ApiError::Validation("filename is required".into()));
     }
@@ -223,16 +232,12 @@ pub fn validate_filename(raw: &str) -> Result<String, ApiError> {
             "filename is longer than {MAX_FILENAME_CHARS} characters"
         )));
     }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c == '\\')
-        || name.starts_with('.')
-    {
+    if name.chars().any(is_refused_in_filename) || name.starts_with('.') {
         return Err(ApiError::Validation(
             "filename must be a plain file name (no path, no control characters)".into(),
         ));
     }
-    let lower = name.to_lowercase();
+    let lower = name.to_ascii_lowercase();
     if !ALLOWED_EXTENSIONS.iter().any(|ext| lower.ends_with(ext)) {
         return Err(ApiError::Validation(format!(
             "filename must end with one of {}",
@@ -393,7 +398,7 @@ async fn list(state: &State, auth: &AuthUser, req: &Request) -> Result<Response<
     let q = query_params(req)?;
     let filter = TaskFilter {
         status: match q.get("status").map(String::as_str) {
-            None | Some("") | Some("all") => None,
+            None | Some("all") => None,
             Some(s) => Some(
                 Status::parse(s)
                     .ok_or_else(|| ApiError::Validation(format!("unknown status '{s}'")))?,
@@ -600,7 +605,9 @@ mod tests {
 
     #[test]
     fn capture_names_are_accepted_and_paths_refused() {
-        assert_eq!(validate_filename(" a b.pcapng ").unwrap(), "a b.pcapng");
+        assert_eq!(validate_filename("a b.pcapng").unwrap(), "a b.pcapng");
+        assert!(validate_filename("a.pcap ").is_err());
+        assert!(validate_filename(".a.pcap").is_err());
         assert!(validate_filename("trace.PCAP").is_ok());
         assert!(validate_filename("x.pcap.gz").is_ok());
         assert!(validate_filename("../etc/passwd.pcap").is_err());

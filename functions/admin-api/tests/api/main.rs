@@ -224,7 +224,7 @@ async fn blocking_revokes_tokens_at_once_and_unblocking_lets_the_user_back() {
         Req::new("PUT", &format!("/api/admin/users/{}/block", u.id)).bearer(&admin),
     )
     .await;
-    assert_eq!(again.status, 400);
+    assert_eq!(again.status, 409);
 
     let unblocked = send(
         &app,
@@ -248,7 +248,7 @@ async fn admins_cannot_block_or_delete_themselves_or_other_admins() {
             send(&app, Req::new("PUT", &path).bearer(&admin))
                 .await
                 .status,
-            400,
+            403,
             "{path}"
         );
     }
@@ -258,7 +258,7 @@ async fn admins_cannot_block_or_delete_themselves_or_other_admins() {
             Req::new("DELETE", &format!("/api/admin/users/{id}")).bearer(&admin),
         )
         .await;
-        assert_eq!(r.status, 400);
+        assert_eq!(r.status, 403);
     }
     let reset = send(
         &app,

@@ -99,10 +99,12 @@ async fn register_returns_the_created_user_with_its_id_pending_approval() {
 }
 
 #[tokio::test]
-async fn register_refuses_duplicates_and_weak_passwords_with_400() {
+async fn register_refuses_duplicates_with_409_and_weak_passwords_with_400() {
     let app = TestApp::spawn().await;
     assert_eq!(app.register("bob", "SecurePassword123!").await.status, 201);
-    assert_eq!(app.register("BOB", "SecurePassword123!").await.status, 400);
+    let duplicate = app.register("BOB", "SecurePassword123!").await;
+    assert_eq!(duplicate.status, 409);
+    assert_eq!(duplicate.body["error"], "conflict");
     let weak = app.register("carol", "password1234").await;
     assert_eq!(weak.status, 400);
     assert_error_shape(&weak);
@@ -394,7 +396,8 @@ async fn password_change_refuses_a_wrong_current_password_and_recent_reuse() {
         .send(put("Brand-New-Passphrase-42", PASSWORD).bearer(&token))
         .await;
 
-    assert_eq!(wrong.status, 400);
+    assert_eq!(wrong.status, 403);
+    assert_eq!(wrong.body["error"], "invalid_current_password");
     assert_eq!(first.status, 200);
     assert_eq!(back.status, 400, "{}", back.raw);
     assert!(back.raw.contains("last 5"));
