@@ -223,7 +223,7 @@ impl<'a> Core<'a> {
             self.undecoded += 1;
         }
         if let Some(ip) = pkt.ip() {
-            meta.duplicate_of = self.dedup.check(&pkt).unwrap_or(0);
+            // `meta.duplicate_of` is found a batch at a time (`Batch::find_copies`).
             meta.flow = FlowKey::of_packet(&pkt);
             meta.layer4 = match ip.fragment {
                 Some(frag) => self
@@ -259,6 +259,7 @@ impl<'a> Core<'a> {
 
     /// Hands the queued packets to the analyses.
     fn flush(&mut self) {
+        self.batch.find_copies(&mut self.dedup);
         self.batch.track_tcp(&mut self.tcp);
         self.batch.index(&self.kinds);
         match &mut self.pool {

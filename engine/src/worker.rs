@@ -23,6 +23,7 @@ use std::thread::JoinHandle;
 
 use crate::analysis::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::decode::{Packet, Payloads};
+use crate::dedup::{fingerprint, Dedup, Fingerprint};
 use crate::flow::FlowRecord;
 use crate::report::Report;
 use crate::tcp::TcpTracker;
@@ -45,6 +46,8 @@ pub(crate) type Analyses = Vec<(usize, Box<dyn Analyzer>)>;
 
 struct Queued {
     packet: Packet<'static>,
+    /// For the duplicate check of the batch ([`Batch::find_copies`]).
+    fingerprint: Option<Fingerprint>,
     /// The payloads' copies in the batch's bytes.
     tcp_payload: (u32, u32),
     transport_payload: (u32, u32),
@@ -82,6 +85,7 @@ impl Batch {
         let transport_payload = self.copy(transport);
         self.packets.push(Queued {
             packet,
+            fingerprint: fingerprint(pkt),
             tcp_payload,
             transport_payload,
             meta,
@@ -92,6 +96,26 @@ impl Batch {
     /// A flow ended after the last queued packet.
     pub(crate) fn flow_ended(&mut self, record: FlowRecord) {
         self.ended.push((self.packets.len(), record));
+    }
+
+    /// Finds the copies among the queued IP packets (`meta.duplicate_of`), in order, each
+    /// bucket of the table prefetched a few packets ahead.
+    pub(crate) fn find_copies(&mut self, dedup: &mut Dedup) {
+        for i in 0..self.packets.len() {
+            if let Some(fp) = self
+                .packets
+                .get(i + PREFETCH_DISTANCE)
+                .and_then(|q| q.fingerprint)
+            {
+                dedup.prefetch(fp);
+            }
+            let q = &mut self.packets[i];
+            if let Some(fp) = q.fingerprint {
+                q.meta.duplicate_of = dedup
+                    .check_fingerprint(fp, q.packet.ts_ns, q.packet.number)
+                    .unwrap_or(0);
+            }
+        }
     }
 
     /// Runs the TCP tracker over the queued packets, in order and with the flow ends at their

@@ -17,8 +17,8 @@
 //!
 //! Beacons inside one long-lived TCP session (new, `beacon_type` "in_session"): an implant that
 //! keeps its connection open checks in with a small data segment at a steady interval, which the
-//! tuple view above cannot see (one connection, ACKs in between). Per directed TCP flow from the
-//! client (higher port) side, a beacon is a burst of data segments of at most
+//! tuple view above cannot see (one connection, ACKs in between). Per TCP flow, from its client
+//! side (the higher port; with equal ports, the side that sent data first), a beacon is a burst of data segments of at most
 //! [`MAX_BEACON_BYTES`] payload after at least [`BEACON_GAP_NS`] without data from that side
 //! (not the first burst: that is the session's greeting or login);
 //! pure ACKs and keep-alives (0 or 1 byte) are not data, retransmissions are not counted, larger
@@ -26,7 +26,8 @@
 //! heartbeat rule does not apply (implants use round intervals), but a flow whose check-ins are
 //! mostly answered with data within [`REPLY_NS`] is a request/response keep-alive of the
 //! application and is set aside. Same score, +10 when interval and size CVs are both at most
-//! [`VERY_REGULAR_CV`].
+//! [`VERY_REGULAR_CV`]. A session lives as long as its flow: when the flow ends, only a session
+//! with enough beacons to be reported is kept, so memory follows the live flows.
 //!
 //! Never beacons, in either view: group destinations (multicast, broadcast: SSDP, mDNS, NetBIOS
 //! announcements) and the monitoring ports (DNS, NTP...) on either side.
@@ -37,11 +38,11 @@ use super::security::{
     addr_key, excluded, ip_field, is_group, is_internal, key_addr, worst_first, Severity,
     SeverityBreakdown,
 };
-use super::{Analyzer, Finish, Kinds, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::config::Config;
 use crate::decode::{Packet, TcpInfo};
 use crate::finding::{Cause, Evidence, Finding, MAX_FINDING_FRAMES};
-use crate::flow::{fast_map, FastMap};
+use crate::flow::{fast_map, FastMap, FlowRecord, PerSlot};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::stats::round3;
 use crate::Options;
@@ -66,8 +67,6 @@ const MIN_SCORE: u32 = 60;
 /// not followed.
 const MAX_TUPLES: usize = 50_000;
 const IDLE_NS: i64 = 600 * 1_000_000_000;
-/// A session without two beacons yet, silent this long, is dropped when the table is full.
-const SESSION_IDLE_NS: i64 = 60 * 1_000_000_000;
 /// In-session beacons: the most payload bytes of one check-in burst.
 const MAX_BEACON_BYTES: u64 = 256;
 /// Data from the peer this soon after a check-in answers it.
@@ -162,9 +161,11 @@ struct Tuple {
     sizes: Welford,
 }
 
-/// Check-ins of one directed TCP flow (client side → server side).
+/// Check-ins of one TCP flow from its client side.
 #[derive(Default, Clone)]
 struct Session {
+    /// The client's side of the flow (`Direction::index`).
+    client: usize,
     first_ns: i64,
     first_frame: u64,
     /// Last data segment from the client side.
@@ -215,12 +216,25 @@ impl Session {
 /// (client, server, client port, server port).
 type SessionKey = (u128, u128, u16, u16);
 
+/// The key of a flow's session, from its flow record.
+fn session_key(flow: &FlowRecord, s: &Session) -> SessionKey {
+    let k = &flow.key;
+    let (a, b) = (addr_key(k.a), addr_key(k.b));
+    if s.client == 0 {
+        (a, b, k.a_port, k.b_port)
+    } else {
+        (b, a, k.b_port, k.a_port)
+    }
+}
+
 pub struct C2BeaconingDetection {
     min_beacons: u64,
     include_localhost: bool,
     tuples: FastMap<(u128, u128, u16, u8), Tuple>,
-    sessions: FastMap<SessionKey, Session>,
-    last_prune_ns: Option<i64>,
+    /// The live flows' sessions.
+    sessions: PerSlot<Session>,
+    /// Sessions of ended flows with enough beacons to be reported.
+    ended: Vec<(SessionKey, Session)>,
     not_tracked: u64,
     /// No new pruning of a full table before this frame: a prune that frees nothing is not
     /// tried again on every packet (a flood of new tuples made that quadratic).
@@ -233,23 +247,31 @@ impl C2BeaconingDetection {
             min_beacons: config.thresholds.c2_min_beacons,
             include_localhost: options.include_localhost,
             tuples: fast_map(),
-            sessions: fast_map(),
-            last_prune_ns: None,
+            sessions: PerSlot::default(),
+            ended: Vec::new(),
             not_tracked: 0,
             prune_after: 0,
         }
     }
 
     /// Follows the data segments of a TCP flow for in-session beacons.
-    fn on_session_packet(&mut self, src: u128, dst: u128, tcp: &TcpInfo, pkt: &Packet<'_>) {
+    fn on_session_packet(&mut self, tcp: &TcpInfo, pkt: &Packet<'_>, meta: &PacketMeta) {
         let now = pkt.ts_ns;
+        let Some((_, dir)) = meta.flow else { return };
         if tcp.seg_len == 0 {
             return;
         }
-        if tcp.src_port < tcp.dst_port {
+        let dir = dir.index();
+        let from_client = match tcp.src_port.cmp(&tcp.dst_port) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Less => false,
+            std::cmp::Ordering::Equal => {
+                self.sessions.get_mut(meta).is_none_or(|s| s.client == dir)
+            }
+        };
+        if !from_client {
             // From the server side: data soon after a check-in answers it.
-            let key = (dst, src, tcp.dst_port, tcp.src_port);
-            if let Some(s) = self.sessions.get_mut(&key) {
+            if let Some(s) = self.sessions.get_mut(meta) {
                 if s.burst_bytes > 0 && now - s.last_data_ns <= REPLY_NS {
                     s.burst_answered = true;
                 }
@@ -259,24 +281,13 @@ impl C2BeaconingDetection {
         if tcp.seg_len < 2 {
             return;
         }
-        let key = (src, dst, tcp.src_port, tcp.dst_port);
-        if self.sessions.len() >= MAX_TUPLES && !self.sessions.contains_key(&key) {
-            // At most one sweep per second of capture: a table full of live flows would
-            // otherwise be swept on every packet.
-            if self
-                .last_prune_ns
-                .is_none_or(|t| now - t >= BEACON_GAP_NS || now < t)
-            {
-                self.last_prune_ns = Some(now);
-                self.sessions
-                    .retain(|_, s| s.beacons >= 2 || now - s.last_data_ns < SESSION_IDLE_NS);
-            }
-            if self.sessions.len() >= MAX_TUPLES {
-                self.not_tracked += 1;
-                return;
-            }
-        }
-        let s = self.sessions.entry(key).or_default();
+        let new = || Session {
+            client: dir,
+            ..Session::default()
+        };
+        let Some(s) = self.sessions.get_or_insert_with(meta, new) else {
+            return;
+        };
         if s.data_packets == 0 {
             s.first_ns = now;
             s.first_frame = pkt.number;
@@ -289,6 +300,14 @@ impl C2BeaconingDetection {
         s.data_packets += 1;
         s.burst_bytes += u64::from(tcp.seg_len);
         s.last_data_ns = now;
+    }
+
+    /// Keeps a session of a flow that ended when it has enough beacons to be reported.
+    fn end_session(&mut self, flow: &FlowRecord, mut s: Session) {
+        s.close_burst();
+        if s.beacons >= self.min_beacons {
+            self.ended.push((session_key(flow, &s), s));
+        }
     }
 
     /// The in-session event of a flow, `Err(())` when it is a keep-alive exchange.
@@ -442,7 +461,7 @@ impl Analyzer for C2BeaconingDetection {
         }
         if let Some(tcp) = pkt.tcp() {
             if !meta.tcp.is_retransmission() {
-                self.on_session_packet(addr_key(ip.src), addr_key(ip.dst), tcp, pkt);
+                self.on_session_packet(tcp, pkt, meta);
             }
         }
         // The side with the lower port is the service: replies toward an ephemeral port are not
@@ -481,10 +500,31 @@ impl Analyzer for C2BeaconingDetection {
         t.last_ns = now;
     }
 
-    fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.sessions.prefetch(ahead);
+    }
+
+    fn prefetch_end(&self, ending: &FlowRecord) {
+        self.sessions.prefetch_slot(ending.slot);
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        if let Some(s) = self.sessions.take(flow.slot) {
+            self.end_session(flow, s);
+        }
+    }
+
+    fn finish(mut self: Box<Self>, end: &Finish<'_>, report: &mut Report) {
+        for (flow, s) in self.sessions.drain_live(end.flows) {
+            self.end_session(flow, s);
+        }
         let mut skipped = 0;
         let mut events = Vec::new();
-        for (k, s) in &self.sessions {
+        for (k, s) in &self.ended {
             match self.session_event(k, s) {
                 Ok(Some(e)) => events.push(e),
                 Ok(None) => {}
