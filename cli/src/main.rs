@@ -33,6 +33,9 @@ struct Cli {
 enum Command {
     /// Analyze a capture and write its reports.
     Analyze(AnalyzeArgs),
+    /// Cut one TCP stream's packets out of a capture (Wireshark's `tcp.stream == N`), as a
+    /// capture of the same format, link type and time precision.
+    Slice(SliceArgs),
     /// Print the thresholds in effect.
     ShowConfig {
         /// v5 config.yaml with a `thresholds:` section.
@@ -64,6 +67,22 @@ enum DbCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct SliceArgs {
+    /// Capture file (pcap or pcapng, optionally gzip-compressed: the cut is then uncompressed).
+    file: PathBuf,
+    /// The stream, as the report and Wireshark number it (`tcp.stream`).
+    #[arg(long, value_name = "N")]
+    stream: u64,
+    /// Where to write the cut (`-`: stdout); default `<file stem>.stream<N>.pcap` (or
+    /// `.pcapng`) in the current directory.
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +141,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Analyze(args) => analyze(args),
+        Command::Slice(args) => slice(args),
         Command::ShowConfig { config } => match load_config(config.as_deref()) {
             Ok(c) => {
                 print!("{}", summary::config_table(&c));
@@ -133,6 +153,67 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, &e),
         },
+    }
+}
+
+/// `slice`: exit 1 when the capture cannot be read or holds no such stream, 4 when the cut
+/// cannot be written.
+fn slice(args: SliceArgs) -> ExitCode {
+    let open =
+        || File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()));
+    let cut = match open().and_then(|f| {
+        engine::slice::locate(std::io::BufReader::new(f), args.stream)
+            .with_context(|| format!("cannot read {}", args.file.display()))
+    }) {
+        Ok(cut) if cut.frames > 0 => cut,
+        Ok(_) => {
+            let e = anyhow::anyhow!(
+                "{} holds no TCP stream {}",
+                args.file.display(),
+                args.stream
+            );
+            return fail(1, &e);
+        }
+        Err(e) => return fail(1, &e),
+    };
+    let extension = if cut.format == "pcapng" {
+        "pcapng"
+    } else {
+        "pcap"
+    };
+    let output = args.output.clone().unwrap_or_else(|| {
+        let stem = args.file.file_stem().unwrap_or_default().to_string_lossy();
+        let stem = stem.trim_end_matches(".pcap").trim_end_matches(".pcapng");
+        PathBuf::from(format!("{stem}.stream{}.{extension}", args.stream))
+    });
+    let written = open().and_then(|mut capture| {
+        let to_stdout = output.as_os_str() == "-";
+        let mut out: Box<dyn Write> = match to_stdout {
+            true => Box::new(std::io::stdout().lock()),
+            false => Box::new(std::io::BufWriter::new(
+                File::create(&output)
+                    .with_context(|| format!("cannot create {}", output.display()))?,
+            )),
+        };
+        engine::slice::write(&cut, &mut capture, &mut out)
+            .with_context(|| format!("cannot write {}", output.display()))
+    });
+    match written {
+        Ok(bytes) => {
+            if !args.quiet && output.as_os_str() != "-" {
+                eprintln!(
+                    "{}: {} frames of TCP stream {} (frames {} to {}), {bytes} bytes, {}",
+                    output.display(),
+                    cut.frames,
+                    args.stream,
+                    cut.first_frame,
+                    cut.last_frame,
+                    cut.format
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(4, &e),
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Frame<'a> {
     pub data: &'a [u8],
     /// Length of the frame on the wire.
     pub wire_len: u32,
+    /// Where the frame's record (block) lies in the (decompressed) file: its first byte and
+    /// its length, header included. A copy of those bytes is the frame as the file holds it.
+    pub record: (u64, u32),
 }
 
 /// What the reader learnt about the file besides its frames.
@@ -145,7 +148,15 @@ pub struct ReadSummary {
     pub bytes_read: u64,
     /// Human-readable problems that did not stop the analysis (truncated file, corrupt tail).
     pub warnings: Vec<String>,
+    /// The blocks that describe the frames rather than hold one (the pcap file header; pcapng
+    /// section headers and interface descriptions), as (first byte, length): what a capture
+    /// cut from this one starts with ([`crate::slice`]). At most [`MAX_HEADER_BLOCKS`].
+    pub header_blocks: Vec<(u64, u32)>,
 }
+
+/// Header blocks listed in [`ReadSummary::header_blocks`]; a file with more (a section and an
+/// interface each a few packets, or a hostile one) cannot be sliced.
+pub const MAX_HEADER_BLOCKS: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
 struct Interface {
@@ -261,6 +272,19 @@ impl<'r> CaptureReader<'r> {
             let consumed_before = self.inner.consumed() as u64;
             match self.inner.next() {
                 Ok((len, block)) => {
+                    let describes = matches!(
+                        block,
+                        PcapBlockOwned::LegacyHeader(_)
+                            | PcapBlockOwned::NG(
+                                Block::SectionHeader(_) | Block::InterfaceDescription(_)
+                            )
+                    );
+                    if describes {
+                        let blocks = &mut self.summary.header_blocks;
+                        if blocks.len() < MAX_HEADER_BLOCKS {
+                            blocks.push((consumed_before, len as u32));
+                        }
+                    }
                     let frame = match block {
                         PcapBlockOwned::LegacyHeader(h) => {
                             self.summary.format = if h.is_modified_format() {
@@ -337,6 +361,7 @@ impl<'r> CaptureReader<'r> {
                             linktype,
                             data,
                             wire_len,
+                            record: (consumed_before, len as u32),
                         };
                         on_frame(&f, consumed_before + len as u64)?;
                     }

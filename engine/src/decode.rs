@@ -852,6 +852,7 @@ mod tests {
             linktype,
             data,
             wire_len: data.len() as u32,
+            record: (0, 0),
         }
     }
 

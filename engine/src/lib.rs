@@ -38,6 +38,7 @@ pub mod flow;
 pub mod render;
 pub mod report;
 pub mod sample;
+pub mod slice;
 pub mod stats;
 pub mod tcp;
 pub mod time;

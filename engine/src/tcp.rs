@@ -475,6 +475,7 @@ mod tests {
                     linktype: linktype::RAW,
                     data: &data,
                     wire_len: data.len() as u32,
+                    record: (0, 0),
                 };
                 let pkt = decode(&frame);
                 let (key, dir) = crate::flow::FlowKey::of_packet(&pkt).expect("flow");

@@ -733,6 +733,7 @@ mod tests {
                         linktype: linktype::ETHERNET,
                         data,
                         wire_len: data.len() as u32,
+                        record: (0, 0),
                     };
                     let pkt = decode(&frame);
                     batch.push(&pkt, PacketMeta::default(), false);

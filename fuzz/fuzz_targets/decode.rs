@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         linktype: u32::from(u16::from_le_bytes([data[0], data[1]])),
         data: &data[2..],
         wire_len: (data.len() - 2) as u32,
+        record: (0, 0),
     };
     let _ = engine::decode::decode(&frame);
 });

@@ -134,3 +134,66 @@ fn the_console_summary_lists_the_worst_flows_in_an_aligned_table() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn slice_cuts_one_stream_into_a_capture_that_analyses_as_that_stream_alone() {
+    let dir = temp_dir("slice");
+    let sample = sample();
+    let out = run(&["slice", sample.to_str().unwrap(), "--stream", "1"], &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cut = dir.join("sample.stream1.pcap");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("frames of TCP stream 1"), "{said}");
+    // The cut is a capture of one TCP stream: numbered 0 there.
+    let json = run(
+        &[
+            "analyze",
+            cut.to_str().unwrap(),
+            "--no-report",
+            "--json",
+            "-",
+            "-q",
+        ],
+        &dir,
+    );
+    assert!(
+        json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(
+        report["tcp_handshake"]["total_handshakes"]
+            .as_u64()
+            .map(|n| n <= 1),
+        Some(true)
+    );
+    let wanted = said
+        .split(" frames")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(report["metadata"]["total_packets"].to_string(), wanted);
+    // No such stream: exit 1, nothing written.
+    let none = run(
+        &[
+            "slice",
+            sample.to_str().unwrap(),
+            "--stream",
+            "999999",
+            "-o",
+            "x.pcap",
+        ],
+        &dir,
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(!dir.join("x.pcap").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,16 +20,21 @@
 //! MAC with several addresses and nothing else. ARP refreshes
 //! from the same MAC, probes from 0.0.0.0 (RFC 5227) and IPv6 (neighbour discovery) are not
 //! evidence.
+//!
+//! Cost: the bindings are one hash map by address, too large to stay cached on a busy
+//! capture. Each direction of a flow remembers the MACs of its last frame and the bindings'
+//! [`generation`](ArpSpoofingDetection::generation) then: a frame with the same MACs while no
+//! binding or claim changed needs no look-up of its addresses.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
 use super::security::{addr_key, is_loopback, worst_first, Severity, SeverityBreakdown};
-use super::{Analyzer, Finish, Kinds, PacketMeta};
+use super::{Analyzer, Finish, Kinds, PacketMeta, Prefetch};
 use crate::decode::{mac_text, ArpInfo, Network, Packet};
 use crate::finding::{Cause, Evidence, Finding, MAX_FINDING_FRAMES};
-use crate::flow::{fast_map, table_cap, FastMap};
+use crate::flow::{fast_map, table_cap, FastMap, FlowRecord, PerFlow};
 use crate::report::{Report, MAX_FINDINGS};
 use crate::Options;
 
@@ -120,11 +125,25 @@ pub struct ArpSpoofingDetection {
     claimants: FastMap<[u8; 6], Claimant>,
     /// (asker, asked address) → time of the request.
     requests: FastMap<(Ipv4Addr, Ipv4Addr), i64>,
+    /// Counts the changes that can alter what a frame's addresses are found bound to: every
+    /// ARP packet, every binding that changes, and a new binding once some MAC claims.
+    generation: u64,
+    /// Per direction of a flow, the MACs of its last frame, checked at this generation.
+    checked: PerFlow<Checked>,
     arp: u64,
     requests_seen: u64,
     replies: u64,
     gratuitous: u64,
     include_localhost: bool,
+}
+
+/// The MACs a flow direction's last frame came from and went to, and the bindings'
+/// generation when its addresses were checked against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checked {
+    src: [u8; 6],
+    dst: [u8; 6],
+    generation: u64,
 }
 
 fn unicast_mac(m: &[u8; 6]) -> bool {
@@ -137,6 +156,8 @@ impl ArpSpoofingDetection {
             bindings: fast_map(),
             claimants: fast_map(),
             requests: fast_map(),
+            generation: 0,
+            checked: PerFlow::default(),
             arp: 0,
             requests_seen: 0,
             replies: 0,
@@ -149,11 +170,18 @@ impl ArpSpoofingDetection {
         if self.bindings.len() >= MAX_BINDINGS && !self.bindings.contains_key(&ip) {
             return None;
         }
-        self.bindings.insert(ip, mac)
+        let previous = self.bindings.insert(ip, mac);
+        if previous.is_some_and(|old| old != mac)
+            || (previous.is_none() && !self.claimants.is_empty())
+        {
+            self.generation += 1;
+        }
+        previous
     }
 
     fn on_arp(&mut self, a: &ArpInfo, pkt: &Packet<'_>) {
         self.arp += 1;
+        self.generation += 1;
         let now = pkt.ts_ns;
         let unsolicited = match a.op {
             ArpInfo::REQUEST => {
@@ -237,16 +265,43 @@ impl ArpSpoofingDetection {
         }
     }
 
-    fn on_ip(&mut self, src: IpAddr, dst: IpAddr, pkt: &Packet<'_>) {
+    fn on_ip(&mut self, src: IpAddr, dst: IpAddr, pkt: &Packet<'_>, meta: &PacketMeta) {
         let (smac, dmac) = (pkt.eth_src, pkt.eth_dst);
         if !unicast_mac(&smac) {
             return;
         }
+        let now = Checked {
+            src: smac,
+            dst: dmac,
+            generation: self.generation,
+        };
+        let unchanged = matches!(self.checked.direction(meta), Some(Some(c)) if *c == now);
+        if !unchanged {
+            self.check_bindings(src, dst, pkt);
+            // Checking may itself change a binding (this frame's, seen at once).
+            if let Some(last) = self.checked.direction(meta) {
+                *last = Some(Checked {
+                    generation: self.generation,
+                    ..now
+                });
+            }
+        }
+        if self.claimants.is_empty() {
+            return;
+        }
+        // Every frame of a taken-over address through the claimant counts.
+        self.count_taken_over(smac, dmac, src, dst, pkt);
+    }
+
+    /// Checks a frame's source address against the MAC it is bound to (binding it if new), and
+    /// its destination when it goes to a claimant.
+    fn check_bindings(&mut self, src: IpAddr, dst: IpAddr, pkt: &Packet<'_>) {
+        let (smac, dmac) = (pkt.eth_src, pkt.eth_dst);
         let src_key = addr_key(src);
         match self.bindings.get(&src_key).copied() {
             Some(old) if old != smac => {
                 self.taken_over(smac, old, src, pkt);
-                self.bindings.insert(src_key, smac);
+                self.bind(src_key, smac);
             }
             Some(_) => {}
             None => {
@@ -265,7 +320,17 @@ impl ArpSpoofingDetection {
                 }
             }
         }
-        // Every frame of a taken-over address through the claimant counts.
+    }
+
+    /// Counts a frame of a taken-over address that goes through its claimant.
+    fn count_taken_over(
+        &mut self,
+        smac: [u8; 6],
+        dmac: [u8; 6],
+        src: IpAddr,
+        dst: IpAddr,
+        pkt: &Packet<'_>,
+    ) {
         for (mac, ip) in [(smac, src), (dmac, dst)] {
             if let Some(c) = self.claimants.get_mut(&mac) {
                 if c.taken_ips.contains(&ip) {
@@ -344,17 +409,29 @@ impl Analyzer for ArpSpoofingDetection {
         Kinds::ALL
     }
 
-    fn on_packet(&mut self, pkt: &Packet<'_>, _meta: &PacketMeta) {
+    fn on_packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta) {
         match &pkt.network {
             Network::Arp(Some(a)) => self.on_arp(a, pkt),
             Network::Ip(ip) => {
                 if !self.include_localhost && (is_loopback(ip.src) || is_loopback(ip.dst)) {
                     return;
                 }
-                self.on_ip(ip.src, ip.dst, pkt);
+                self.on_ip(ip.src, ip.dst, pkt, meta);
             }
             _ => {}
         }
+    }
+
+    fn prefetches(&self) -> Prefetch {
+        Prefetch::Near
+    }
+
+    fn prefetch(&self, ahead: &PacketMeta) {
+        self.checked.prefetch(ahead);
+    }
+
+    fn on_flow_end(&mut self, flow: &FlowRecord) {
+        self.checked.take(flow.slot);
     }
 
     fn finish(self: Box<Self>, _end: &Finish<'_>, report: &mut Report) {
