@@ -92,7 +92,7 @@ pub trait Analyzer: Send {
     /// says so, for the packets the analysis reads.
     fn prefetch(&self, _ahead: &PacketMeta) {}
     /// The first step of a two-step prefetch, twice as far ahead as [`Analyzer::prefetch`]
-    /// (e.g. a per-flow pointer that `prefetch` then follows, see [`crate::flow::ByKey`]).
+    /// (e.g. a per-flow pointer that `prefetch` then follows, such as a state behind a box).
     fn prefetch_far(&self, _ahead: &PacketMeta) {}
     /// A flow ending a few flow ends ahead of the next `on_flow_end`: as [`Analyzer::prefetch`],
     /// for an analysis that reads its state of the flow when it ends. Called when

@@ -16,7 +16,7 @@
 //! The table is larger than a core's L2 cache, so that one access waited for memory, two
 //! thirds of the reading thread's own work per frame: the engine fingerprints a packet as it
 //! queues it, and checks a batch's fingerprints at once, each bucket prefetched
-//! [`crate::worker`]'s prefetch distance ahead ([`Dedup::prefetch`]).
+//! the batch's prefetch distance ahead ([`Dedup::prefetch`]).
 
 use std::hash::Hasher;
 

@@ -190,7 +190,7 @@ pub struct FlowRecord {
     pub first_dir: Direction,
     /// Unique over the capture, also across evictions (0-based, in order of appearance).
     pub id: u64,
-    /// Packets and bytes (frame length) from `a` to `b` ([0]) and back ([1]).
+    /// Packets and bytes (frame length) from `a` to `b` (`[0]`) and back (`[1]`).
     pub packets: [u64; 2],
     pub bytes: [u64; 2],
     pub first_ts: i64,

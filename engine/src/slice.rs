@@ -6,7 +6,7 @@
 //! 1. [`locate`] reads the capture through and numbers the TCP streams exactly as the analysis
 //!    does (`tcp.stream`, Wireshark's numbering, from the same flow table and TCP tracker). It
 //!    returns a [`Cut`]: where the header blocks and the stream's records lie in the file.
-//! 2. [`write`] copies those byte ranges, in file order. A plain file is read only where the
+//! 2. [`write()`] copies those byte ranges, in file order. A plain file is read only where the
 //!    ranges are (seeks); a gzip capture is read through, because its offsets are those of the
 //!    decompressed stream; the cut is then an uncompressed capture of the same format.
 

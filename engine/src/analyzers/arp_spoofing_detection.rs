@@ -23,7 +23,7 @@
 //!
 //! Cost: the bindings are one hash map by address, too large to stay cached on a busy
 //! capture. Each direction of a flow remembers the MACs of its last frame and the bindings'
-//! [`generation`](ArpSpoofingDetection::generation) then: a frame with the same MACs while no
+//! generation then: a frame with the same MACs while no
 //! binding or claim changed needs no look-up of its addresses.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -45,10 +45,10 @@ const MAX_CLAIMANTS: usize = 4096;
 /// Addresses listed per claimant.
 const MAX_LISTED: usize = 20;
 /// Frames through the new MAC that make a takeover.
-const MIN_TAKEOVER_FRAMES: u64 = 3;
+pub const MIN_TAKEOVER_FRAMES: u64 = 3;
 /// Gratuitous or unsolicited replies from one MAC within [`STORM_WINDOW_NS`] that make a storm.
-const STORM_GRATUITOUS: usize = 10;
-const STORM_WINDOW_NS: i64 = 60 * 1_000_000_000;
+pub const STORM_GRATUITOUS: usize = 10;
+pub const STORM_WINDOW_NS: i64 = 60 * 1_000_000_000;
 /// A reply within this time of a request for its address is solicited.
 const SOLICITED_NS: i64 = 5 * 1_000_000_000;
 

@@ -23,7 +23,7 @@ use crate::time::iso_utc;
 use crate::Options;
 
 /// v5 kept at most 100 000 intervals; here that bounds the intervals that may be bursts.
-const MAX_CANDIDATES: usize = 100_000;
+pub const MAX_CANDIDATES: usize = 100_000;
 /// v5 merges bursts closer than this.
 const MERGE_GAP_NS: i64 = 200 * 1_000_000;
 /// v5 lists at most 50 bursts (the largest ones are kept, in time order).

@@ -48,7 +48,7 @@ use crate::stats::round3;
 use crate::Options;
 
 /// Silence that separates two beacons on one tuple.
-const BEACON_GAP_NS: i64 = 1_000_000_000;
+pub const BEACON_GAP_NS: i64 = 1_000_000_000;
 /// v5: shorter mean intervals are interactive traffic, not beacons.
 const MIN_MEAN_INTERVAL_S: f64 = 2.0;
 /// v5's common heartbeats and its ±20 % tolerance.
@@ -68,11 +68,11 @@ const MIN_SCORE: u32 = 60;
 const MAX_TUPLES: usize = 50_000;
 const IDLE_NS: i64 = 600 * 1_000_000_000;
 /// In-session beacons: the most payload bytes of one check-in burst.
-const MAX_BEACON_BYTES: u64 = 256;
+pub const MAX_BEACON_BYTES: u64 = 256;
 /// Data from the peer this soon after a check-in answers it.
-const REPLY_NS: i64 = 1_000_000_000;
+pub const REPLY_NS: i64 = 1_000_000_000;
 /// Both CVs at most this: a machine's clock, not a person.
-const VERY_REGULAR_CV: f64 = 0.05;
+pub const VERY_REGULAR_CV: f64 = 0.05;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BeaconEvent {

@@ -52,7 +52,7 @@ const WEB_PORTS: [u16; 6] = [8080, 8443, 8888, 9000, 3128, 8123];
 
 /// The most a finding can be for the bytes uploaded: low under 50 MB, medium from 50, high from
 /// 200, critical from 500.
-fn volume_severity(bytes: u64) -> Severity {
+pub fn volume_severity(bytes: u64) -> Severity {
     Severity::by_thresholds(
         bytes as f64 / MB,
         [Some(0.0), Some(50.0), Some(200.0), Some(500.0)],

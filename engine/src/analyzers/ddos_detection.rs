@@ -45,10 +45,10 @@ const LARGE_VOLUME: u64 = 10_000;
 const SCAN_PORTS: u64 = 50;
 /// A UDP "flood" from this few sources is one stream (media, a bulk transfer, a benchmark):
 /// at most low, the distributed attack the cause names needs many sources.
-const FEW_UDP_SOURCES: u64 = 2;
+pub const FEW_UDP_SOURCES: u64 = 2;
 /// A UDP "flood" whose destination sends back at least this share of datagrams is a two-way
 /// exchange (peer-to-peer transfers, games, VPNs): at most low.
-const TWO_WAY_REPLY_RATIO: f64 = 0.1;
+pub const TWO_WAY_REPLY_RATIO: f64 = 0.1;
 /// SYN flood only while the victim answers at most this share of SYNs.
 const MAX_SYNACK_RATIO: f64 = 0.1;
 

@@ -55,7 +55,7 @@ const AFTER_RST_FIN_GAP_NS: i64 = 100_000_000;
 /// defaults of `jitter_warning`/`jitter_critical`).
 pub const TCP_TOLERANCE: f64 = 4.0;
 /// Samples kept per flow for its quantiles.
-const MAX_SAMPLES_PER_FLOW: usize = 32;
+pub const MAX_SAMPLES_PER_FLOW: usize = 32;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FlowJitter {

@@ -39,7 +39,7 @@ const DEDUP_NS: i64 = 5_000_000_000;
 const MIN_PROTOCOLS: u32 = 3;
 const MIN_SPREAD_TARGETS: usize = 2;
 /// Targets from which a mostly unanswered source is a sweep.
-const SWEEP_TARGETS: usize = 10;
+pub const SWEEP_TARGETS: usize = 10;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LateralEvent {

@@ -56,9 +56,9 @@ const MAX_OPEN: usize = 50;
 const MAX_PROBED: usize = table_cap(1 << 14);
 /// Distinct sources and ports remembered per probed host.
 const MAX_PROBE_SET: usize = 64;
-const INBOUND_MIN_SOURCES: usize = 10;
-const INBOUND_MIN_PORTS: usize = 5;
-const INBOUND_MANY_SOURCES: usize = 50;
+pub const INBOUND_MIN_SOURCES: usize = 10;
+pub const INBOUND_MIN_PORTS: usize = 5;
+pub const INBOUND_MANY_SOURCES: usize = 50;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanEvent {

@@ -8,7 +8,7 @@
 //! "Streaming" flow); DNS is recognised by its port (v5 looked for a port in a dictionary that
 //! never held one, so it always said "Control").
 //!
-//! Memory: a flow keeps a handful of counters; flows idle for [`FLOW_IDLE_NS`] are classified
+//! Memory: a flow keeps a handful of counters; flows idle for [`crate::flow::DATAGRAM_IDLE_NS`] (UDP) or [`crate::flow::TCP_IDLE_NS`] (TCP) are classified
 //! and dropped when the table grows, and only the ranked lists keep per-flow detail.
 
 use std::collections::BTreeMap;

@@ -27,7 +27,7 @@ use crate::Options;
 
 const NS: i64 = 1_000_000_000;
 /// Slots kept before neighbours are merged (v5 had no bound).
-const MAX_SLOTS: usize = 100_000;
+pub const MAX_SLOTS: usize = 100_000;
 /// Shortest slot accepted (a configured 0 would make one slot per frame).
 const MIN_SLOT_NS: i64 = NS;
 /// v5's report limits.
