@@ -75,15 +75,39 @@ type TaskRow = (
     Option<String>,
 );
 
-fn temp_file(name: &str) -> PathBuf {
+/// A file in a directory of its own, removed with the directory when dropped.
+struct TempFile(PathBuf);
+
+impl std::ops::Deref for TempFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn temp_file(name: &str) -> TempFile {
     let dir = std::env::temp_dir().join(format!("pcap-analyzer-import-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    TempFile(dir.join(name))
 }
 
 /// A v5 database: approved and pending users (one admin named like the brise-glace account),
 /// tasks with and without owner, one still running, snapshots, and one snapshot of no task.
-fn v5_database() -> PathBuf {
+fn v5_database() -> TempFile {
     let path = temp_file("pcap_analyzer.db");
     let c = Connection::open(&path).unwrap();
     c.execute_batch(V5_SCHEMA).unwrap();
