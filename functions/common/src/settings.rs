@@ -14,6 +14,11 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Largest declared upload without `MAX_UPLOAD_SIZE_MB`, in MiB (v5's limit; the maximum
 /// `openapi.yaml` states for `size_bytes`).
 pub const DEFAULT_MAX_UPLOAD_SIZE_MB: u64 = 500;
+/// Largest `MAX_UPLOAD_SIZE_MB`: 50 GiB, what a multipart upload takes in parts small enough
+/// to list in one answer (one S3 PUT stops at 5 GB).
+pub const MAX_UPLOAD_SIZE_MB_LIMIT: u64 = 50 * 1024;
+/// Uploads above this size, in MiB, are multipart (`MULTIPART_THRESHOLD_MB`).
+pub const DEFAULT_MULTIPART_THRESHOLD_MB: u64 = 100;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SettingsError {
@@ -104,6 +109,8 @@ pub struct Settings {
     pub secret_key: Secret,
     pub csrf_secret_key: Secret,
     pub max_upload_size_mb: u64,
+    /// Uploads above this many MiB go up as S3 multipart uploads (`MULTIPART_THRESHOLD_MB`).
+    pub multipart_threshold_mb: u64,
     pub report_ttl_hours: u32,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -248,7 +255,14 @@ impl Settings {
                 "MAX_UPLOAD_SIZE_MB",
                 DEFAULT_MAX_UPLOAD_SIZE_MB,
                 1,
-                100 * 1024,
+                MAX_UPLOAD_SIZE_MB_LIMIT,
+            )?,
+            multipart_threshold_mb: number(
+                &get,
+                "MULTIPART_THRESHOLD_MB",
+                DEFAULT_MULTIPART_THRESHOLD_MB,
+                1,
+                MAX_UPLOAD_SIZE_MB_LIMIT,
             )?,
             report_ttl_hours: number(&get, "REPORT_TTL_HOURS", 24, 1, 24 * 365)?,
             log_level: get("LOG_LEVEL")
