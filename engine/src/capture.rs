@@ -10,7 +10,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
 
-use crate::error::Error;
+use crate::error::{Error, NotACapture};
 
 /// Initial block buffer. Grows on demand for larger blocks, up to [`MAX_BLOCK_BYTES`].
 const INITIAL_BUFFER_BYTES: usize = 1 << 20;
@@ -195,9 +195,9 @@ impl<'r> CaptureReader<'r> {
         }
         head.truncate(filled);
         if head.is_empty() {
-            return Err(Error::NotACapture("the file is empty".into()));
+            return Err(NotACapture::Empty.into());
         }
-        let gz = head.starts_with(&[0x1f, 0x8b]);
+        let gz = sniff(&head)? == Format::Gzip;
         let stream = std::io::Cursor::new(head).chain(input);
         let inflate_stopped = Arc::new(Mutex::new(None));
         let reader: Box<dyn Read + Send + 'r> = if gz {
@@ -221,17 +221,13 @@ impl<'r> CaptureReader<'r> {
         } else {
             Box::new(FullReads(stream))
         };
-        let inner = create_reader(INITIAL_BUFFER_BYTES, reader).map_err(|e| match e {
-            PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
-                Error::NotACapture("the file is too short to hold a capture header".into())
-            }
-            PcapError::ReadError => Error::NotACapture(if gz {
-                "the gzip stream could not be decompressed".into()
-            } else {
-                "the file could not be read".into()
-            }),
-            _ => {
-                Error::NotACapture("no pcap or pcapng magic number at the start of the file".into())
+        let inner = create_reader(INITIAL_BUFFER_BYTES, reader).map_err(|e| -> Error {
+            match e {
+                PcapError::Eof | PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
+                    NotACapture::TooShort.into()
+                }
+                PcapError::ReadError if gz => NotACapture::BadGzip.into(),
+                _ => NotACapture::BadHeader.into(),
             }
         })?;
         Ok(CaptureReader {
@@ -392,7 +388,7 @@ impl<'r> CaptureReader<'r> {
                     }
                     capacity *= 2;
                     if !self.inner.grow(capacity) {
-                        return Err(Error::Corrupt("could not grow the block buffer".into()));
+                        return Err(self.corrupt("could not grow the block buffer".into()));
                     }
                     self.refill()?;
                 }
@@ -407,10 +403,9 @@ impl<'r> CaptureReader<'r> {
                     break;
                 }
                 Err(PcapError::ReadError) => {
-                    return Err(Error::Corrupt(format!(
-                        "read error after frame {} (a compressed stream may be corrupt)",
-                        self.summary.frames
-                    )))
+                    return Err(
+                        self.corrupt("read error (a compressed stream may be corrupt)".into())
+                    )
                 }
                 Err(e) => {
                     let reason = format!("{e:?}");
@@ -445,12 +440,20 @@ impl<'r> CaptureReader<'r> {
     }
 
     fn refill(&mut self) -> Result<(), Error> {
-        self.inner.refill().map_err(|e| {
-            Error::Corrupt(format!(
-                "could not read after frame {}: {e:?}",
-                self.summary.frames
-            ))
-        })
+        let reason = match self.inner.refill() {
+            Ok(()) => return Ok(()),
+            Err(e) => format!("could not read on: {e:?}"),
+        };
+        Err(self.corrupt(reason))
+    }
+
+    /// The capture broke here: after the frames read so far, at the byte reached.
+    fn corrupt(&self, reason: String) -> Error {
+        Error::Corrupt {
+            frame: self.summary.frames,
+            offset: self.inner.consumed() as u64,
+            reason,
+        }
     }
 }
 
@@ -462,6 +465,57 @@ struct Record<'b> {
     wire_len: u32,
     /// The snap length of its interface (0: unknown or not to check).
     snaplen: u32,
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One of the six pcap magics: µs or ns, or the "modified" format, in either byte order.
+    Pcap,
+    /// A pcapng section header block.
+    Pcapng,
+    /// gzip around a capture (what is inside is known once it is inflated).
+    Gzip,
+}
+
+/// Bytes [`sniff`] needs.
+pub const SNIFF_BYTES: usize = 4;
+
+/// What a file is, from its first [`SNIFF_BYTES`] bytes (fewer when the file is shorter): the
+/// check the reader makes, for a caller that wants to refuse a file before streaming it.
+pub fn sniff(head: &[u8]) -> Result<Format, NotACapture> {
+    const PCAP_MAGICS: [[u8; 4]; 6] = [
+        [0xa1, 0xb2, 0xc3, 0xd4],
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0x3c, 0x4d],
+        [0x4d, 0x3c, 0xb2, 0xa1],
+        [0xa1, 0xb2, 0xcd, 0x34],
+        [0x34, 0xcd, 0xb2, 0xa1],
+    ];
+    const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    if head.is_empty() {
+        return Err(NotACapture::Empty);
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Format::Gzip);
+    }
+    if head.starts_with(&PCAPNG_MAGIC) {
+        return Ok(Format::Pcapng);
+    }
+    if PCAP_MAGICS.iter().any(|m| head.starts_with(m)) {
+        return Ok(Format::Pcap);
+    }
+    let known_prefix = PCAP_MAGICS
+        .iter()
+        .chain([&PCAPNG_MAGIC])
+        .any(|m| m.starts_with(head));
+    if head.len() < SNIFF_BYTES && known_prefix {
+        return Err(NotACapture::TooShort);
+    }
+    let looks_like_text = head
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    Err(NotACapture::UnknownMagic { looks_like_text })
 }
 
 fn ng_block<'b>(interfaces: &mut Vec<Interface>, block: Block<'b>) -> Option<Record<'b>> {
@@ -562,6 +616,46 @@ fn units_to_ns(units: u64, resolution: u64, offset_s: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sniffing_names_each_format_and_why_a_file_is_not_one() {
+        assert_eq!(sniff(&[0xd4, 0xc3, 0xb2, 0xa1]), Ok(Format::Pcap));
+        assert_eq!(sniff(&[0xa1, 0xb2, 0x3c, 0x4d, 0]), Ok(Format::Pcap));
+        assert_eq!(sniff(&[0x0a, 0x0d, 0x0d, 0x0a, 1]), Ok(Format::Pcapng));
+        assert_eq!(sniff(&[0x1f, 0x8b, 8]), Ok(Format::Gzip));
+        assert_eq!(sniff(b""), Err(NotACapture::Empty));
+        assert_eq!(sniff(&[0xd4, 0xc3]), Err(NotACapture::TooShort));
+        let text = NotACapture::UnknownMagic {
+            looks_like_text: true,
+        };
+        assert_eq!(sniff(b"GET / HTTP/1.1"), Err(text));
+        let binary = NotACapture::UnknownMagic {
+            looks_like_text: false,
+        };
+        assert_eq!(sniff(&[0, 1, 2, 3]), Err(binary));
+    }
+
+    #[test]
+    fn the_reader_says_why_a_file_is_not_a_capture() {
+        let why = |bytes: &[u8]| match CaptureReader::new(bytes) {
+            Err(Error::NotACapture(why)) => why,
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("read as a capture"),
+        };
+        assert_eq!(why(b""), NotACapture::Empty);
+        let text = NotACapture::UnknownMagic {
+            looks_like_text: true,
+        };
+        assert_eq!(why(b"2024-03-01 12:00:00 a log line\n"), text);
+        assert_eq!(
+            why(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]),
+            NotACapture::TooShort
+        );
+        let not_deflate = [
+            0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert_eq!(why(&not_deflate), NotACapture::BadGzip);
+    }
 
     /// `members` gzip members of 1 MiB of `byte` each, one after the other (as `cat a.gz b.gz`).
     fn gzip_members(byte: u8, members: usize) -> Vec<u8> {

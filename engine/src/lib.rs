@@ -49,7 +49,7 @@ use std::io::Read;
 use analysis::{Finish, Layer4, PacketMeta};
 pub use config::Config;
 use decode::{Network, Transport};
-pub use error::Error;
+pub use error::{Error, NotACapture};
 use flow::{FastMap, FlowKey};
 pub use report::Report;
 

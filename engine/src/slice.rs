@@ -75,10 +75,14 @@ pub fn locate(input: impl Read + Send, stream: u64) -> Result<Cut, Error> {
         flows.sweep(pkt.ts_ns, |_, record| tcp.forget(record.slot));
     })?;
     if summary.header_blocks.len() >= crate::capture::MAX_HEADER_BLOCKS {
-        return Err(Error::Corrupt(format!(
-            "more than {} pcapng sections and interfaces: the capture cannot be cut",
-            crate::capture::MAX_HEADER_BLOCKS
-        )));
+        return Err(Error::Corrupt {
+            frame: cut.last_frame,
+            offset: 0,
+            reason: format!(
+                "more than {} pcapng sections and interfaces: the capture cannot be cut",
+                crate::capture::MAX_HEADER_BLOCKS
+            ),
+        });
     }
     cut.header_blocks = summary.header_blocks;
     cut.format = summary.format;

@@ -59,8 +59,6 @@ pub const ANALYSIS_TIME_BUDGET: Duration = Duration::from_secs(540);
 pub const MAX_ANALYSES_PER_OWNER: i64 = 2;
 /// How long a task held back by [`MAX_ANALYSES_PER_OWNER`] waits before it is tried again.
 pub const OWNER_BUSY_DELAY: Duration = Duration::from_secs(30);
-/// Bytes read to check the magic number before the engine starts.
-const MAGIC_BYTES: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -377,25 +375,29 @@ fn run_engine(
     config: &engine::Config,
     options: &engine::Options,
 ) -> Result<engine::Report, EngineFailure> {
-    let mut head = Vec::with_capacity(MAGIC_BYTES);
+    let mut head = Vec::with_capacity(engine::capture::SNIFF_BYTES);
     (&mut reader)
-        .take(MAGIC_BYTES as u64)
+        .take(engine::capture::SNIFF_BYTES as u64)
         .read_to_end(&mut head)
         .map_err(EngineFailure::Io)?;
-    if !notification::looks_like_capture(&head) {
+    if let Err(why) = engine::capture::sniff(&head) {
         return Err(EngineFailure::NotACapture(
-            notification::not_a_capture_message(&head),
+            notification::not_a_capture_message(why),
         ));
     }
     let input = FullReads(io::Cursor::new(head).chain(reader));
     engine::analyze(input, config, options).map_err(|e| match e {
         engine::Error::Io(io) => EngineFailure::Io(io),
-        engine::Error::NotACapture(m) => {
-            EngineFailure::NotACapture(format!("This file is not a usable capture: {m}."))
+        engine::Error::NotACapture(why) => {
+            EngineFailure::NotACapture(notification::not_a_capture_message(why))
         }
-        engine::Error::Corrupt(m) => {
-            EngineFailure::NotACapture(format!("The capture is damaged: {m}."))
-        }
+        engine::Error::Corrupt {
+            frame,
+            offset,
+            reason,
+        } => EngineFailure::NotACapture(format!(
+            "The capture is damaged after frame {frame} (byte {offset}): {reason}."
+        )),
         engine::Error::Config(m) => EngineFailure::NotACapture(format!("Analysis settings: {m}")),
         engine::Error::OverBudget(m) => EngineFailure::NotACapture(format!(
             "The analysis stopped: {m}. Cut the capture into parts (editcap -c or -i) or filter it (tshark -w), and upload those."

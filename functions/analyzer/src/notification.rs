@@ -97,37 +97,20 @@ pub fn decode_key(raw: &str) -> String {
     percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
-/// Magic numbers of the formats the engine reads: the six pcap variants (µs, ns, modified; both
-/// byte orders), pcapng's section header, and gzip around either.
-pub fn looks_like_capture(head: &[u8]) -> bool {
-    const MAGICS: [[u8; 4]; 7] = [
-        [0xa1, 0xb2, 0xc3, 0xd4],
-        [0xd4, 0xc3, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0x3c, 0x4d],
-        [0x4d, 0x3c, 0xb2, 0xa1],
-        [0xa1, 0xb2, 0xcd, 0x34],
-        [0x34, 0xcd, 0xb2, 0xa1],
-        [0x0a, 0x0d, 0x0d, 0x0a],
-    ];
-    head.starts_with(&[0x1f, 0x8b]) || MAGICS.iter().any(|m| head.starts_with(m))
-}
-
-/// A message for the owner of a file that is not a capture.
-pub fn not_a_capture_message(head: &[u8]) -> String {
-    if head.is_empty() {
-        return "The uploaded file is empty.".into();
-    }
-    let text = head
-        .iter()
-        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
-    if text {
-        "This file is not a packet capture: it looks like text. Upload a pcap or pcapng file \
-         (e.g. saved by Wireshark or tcpdump -w)."
-            .into()
-    } else {
-        "This file is not a packet capture: it does not start with a pcap or pcapng header. \
-         Upload a pcap or pcapng file (e.g. saved by Wireshark or tcpdump -w)."
-            .into()
+/// A message for the owner of a file that is not a capture, from the engine's reason.
+pub fn not_a_capture_message(why: engine::NotACapture) -> String {
+    const UPLOAD: &str = "Upload a pcap or pcapng file (e.g. saved by Wireshark or tcpdump -w).";
+    match why {
+        engine::NotACapture::Empty => "The uploaded file is empty.".into(),
+        engine::NotACapture::UnknownMagic {
+            looks_like_text: true,
+        } => format!("This file is not a packet capture: it looks like text. {UPLOAD}"),
+        engine::NotACapture::UnknownMagic {
+            looks_like_text: false,
+        } => format!(
+            "This file is not a packet capture: it does not start with a pcap or pcapng header. {UPLOAD}"
+        ),
+        why => format!("This file is not a usable capture: {why}."),
     }
 }
 
@@ -192,17 +175,13 @@ mod tests {
     }
 
     #[test]
-    fn every_pcap_magic_pcapng_and_gzip_pass_and_text_does_not() {
-        for head in [
-            &[0xd4, 0xc3, 0xb2, 0xa1][..],
-            &[0x4d, 0x3c, 0xb2, 0xa1],
-            &[0xa1, 0xb2, 0xcd, 0x34],
-            &[0x0a, 0x0d, 0x0d, 0x0a],
-            &[0x1f, 0x8b, 0x08, 0x00],
-        ] {
-            assert!(looks_like_capture(head), "{head:x?}");
-        }
-        assert!(!looks_like_capture(b"hello world"));
-        assert!(not_a_capture_message(b"hello").contains("text"));
+    fn the_owner_is_told_why_a_file_is_not_a_capture() {
+        let text = engine::NotACapture::UnknownMagic {
+            looks_like_text: true,
+        };
+        assert!(not_a_capture_message(text).contains("looks like text"));
+        assert!(not_a_capture_message(engine::NotACapture::Empty).contains("empty"));
+        let gz = not_a_capture_message(engine::NotACapture::BadGzip);
+        assert!(gz.contains("gzip"), "{gz}");
     }
 }
