@@ -43,6 +43,8 @@ pub struct PacketMeta {
     pub flow_prev: Option<(i64, u64)>,
     /// The frame this packet is a recorded copy of (0 when it is not one; see [`crate::dedup`]).
     pub duplicate_of: u64,
+    /// Where the frame's record lies in the (decompressed) file: first byte and length.
+    pub record: (u64, u32),
 }
 
 /// What the analyses get at the end.

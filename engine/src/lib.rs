@@ -134,11 +134,35 @@ pub fn analyze_with_progress<R: Read + Send>(
     input: R,
     config: &Config,
     options: &Options,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<Report, Error> {
+    analyze_inner(input, config, options, None, progress).map(|(report, _)| report)
+}
+
+/// As [`analyze_with_progress`], also building the [`slice::Index`] of the capture's TCP
+/// streams (`capture_bytes`, when known, sizes its budget: see [`slice::INDEX_MAX_SHARE`]).
+pub fn analyze_indexed<R: Read + Send>(
+    input: R,
+    config: &Config,
+    options: &Options,
+    progress: impl FnMut(u64),
+) -> Result<(Report, slice::Index), Error> {
+    let index = slice::IndexBuilder::new(options.file_size);
+    let (report, index) = analyze_inner(input, config, options, Some(index), progress)?;
+    Ok((report, index.expect("an index was asked for")))
+}
+
+fn analyze_inner<R: Read + Send>(
+    input: R,
+    config: &Config,
+    options: &Options,
+    index: Option<slice::IndexBuilder>,
+    mut progress: impl FnMut(u64),
+) -> Result<(Report, Option<slice::Index>), Error> {
     let started = std::time::Instant::now();
     let reader = capture::CaptureReader::new(input)?;
     let mut core = Core::new(config, options);
+    core.index = index;
     let budget = options.budget;
     let read = reader.try_for_each_frame(|frame, pos| {
         budget.check(frame.number, pos, started)?;
@@ -149,7 +173,14 @@ pub fn analyze_with_progress<R: Read + Send>(
         Ok(())
     })?;
     progress(read.bytes_read);
-    Ok(core.finish(read, started.elapsed()))
+    // The last packets reach the index with the last batch.
+    if !core.batch.is_empty() {
+        core.flush();
+    }
+    let index = core.index.take();
+    let header_blocks = read.header_blocks.clone();
+    let report = core.finish(read, started.elapsed());
+    Ok((report, index.map(|ix| ix.finish(&header_blocks))))
 }
 
 /// The per-packet pipeline shared by every analysis.
@@ -172,6 +203,8 @@ struct Core<'a> {
     last_ts: Option<i64>,
     undecoded: u64,
     link_types: Vec<u32>,
+    /// Where each TCP stream's records lie, when asked for ([`analyze_indexed`]).
+    index: Option<slice::IndexBuilder>,
 }
 
 impl<'a> Core<'a> {
@@ -207,6 +240,7 @@ impl<'a> Core<'a> {
             last_ts: None,
             undecoded: 0,
             link_types: Vec::new(),
+            index: None,
         }
     }
 
@@ -219,7 +253,10 @@ impl<'a> Core<'a> {
             self.first_ts = Some(pkt.ts_ns);
         }
         self.last_ts = Some(pkt.ts_ns);
-        let mut meta = PacketMeta::default();
+        let mut meta = PacketMeta {
+            record: frame.record,
+            ..PacketMeta::default()
+        };
         if pkt.network == Network::None {
             self.undecoded += 1;
         }
@@ -262,6 +299,9 @@ impl<'a> Core<'a> {
     fn flush(&mut self) {
         self.batch.find_copies(&mut self.dedup);
         self.batch.track_tcp(&mut self.tcp);
+        if let Some(index) = &mut self.index {
+            self.batch.index_streams(index);
+        }
         self.batch.index(&self.kinds);
         match &mut self.pool {
             Some(pool) => self.batch = pool.push(std::mem::take(&mut self.batch)),

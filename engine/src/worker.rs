@@ -118,6 +118,23 @@ impl Batch {
         }
     }
 
+    /// Adds the queued TCP packets' records to a stream index (after [`Batch::track_tcp`]).
+    pub(crate) fn index_streams(&self, index: &mut crate::slice::IndexBuilder) {
+        for q in self
+            .packets
+            .iter()
+            .filter(|q| q.packet.tcp().is_some() && q.meta.flow.is_some())
+        {
+            let (start, len) = q.meta.record;
+            index.add(
+                q.meta.tcp.stream,
+                q.packet.number,
+                q.meta.record,
+                start + u64::from(len),
+            );
+        }
+    }
+
     /// Runs the TCP tracker over the queued packets, in order and with the flow ends at their
     /// places, and puts its findings in their meta: done a batch at a time, the tracker can
     /// prefetch each conversation's state (two steps: the table entry, then the state behind it).

@@ -115,6 +115,27 @@ fn child(mode: &str, path: &str) {
         "floor" => floor(path),
         "core" => full(path, &engine::analyzers::CORE, false).0,
         "full1" => full(path, &[], true).0,
+        // The full analysis building the stream index, as the service runs it.
+        "indexed" => {
+            let options = engine::Options {
+                file_name: path.to_string(),
+                file_size: std::fs::metadata(path).ok().map(|m| m.len()),
+                ..Default::default()
+            };
+            let (report, index) =
+                engine::analyze_indexed(open(path), &engine::Config::default(), &options, |_| {})
+                    .expect("analysis");
+            let size = options.file_size.unwrap_or(0).max(1);
+            match index.abandoned() {
+                Some(why) => eprintln!("  index: none ({why})"),
+                None => eprintln!(
+                    "  index: {} bytes, {:.3} % of the capture",
+                    index.as_bytes().len(),
+                    index.as_bytes().len() as f64 * 100.0 / size as f64
+                ),
+            }
+            report.metadata.total_packets
+        }
         // `only:a,b,c`: just those analyses (two threads), to measure one part alone.
         m if m.starts_with("only:") => full(path, &m[5..].split(',').collect::<Vec<_>>(), false).0,
         _ => {

@@ -101,3 +101,35 @@ fn every_stream_cut_holds_exactly_tsharks_frames_in_the_same_format() {
     println!("slices: {streams_cut} streams, {frames_cut} frames, all equal to tshark's");
     assert!(streams_cut > 300, "the fixtures hold {streams_cut} streams");
 }
+
+#[test]
+fn the_index_the_analysis_builds_gives_the_same_cut_as_reading_through() {
+    let (mut streams, mut index_bytes, mut capture_bytes) = (0, 0, 0);
+    for (capture, tsv) in cases() {
+        let bytes = std::fs::read(&capture).unwrap();
+        let options = engine::Options {
+            file_size: Some(bytes.len() as u64),
+            ..Default::default()
+        };
+        let (report, index) =
+            engine::analyze_indexed(&bytes[..], &engine::Config::default(), &options, |_| {})
+                .expect("analysis");
+        assert!(index.abandoned().is_none(), "{}", capture.display());
+        assert!(report.metadata.total_packets > 0);
+        let index = slice::Index::from_bytes(index.as_bytes().to_vec()).expect("index");
+        for &stream in fixture(&tsv).keys() {
+            let at = format!("{} stream {stream}", capture.display());
+            let read_through = slice::locate(&bytes[..], stream).expect("locate");
+            let mut from_index = index.cut(stream).expect("in the index");
+            from_index.format = read_through.format;
+            assert_eq!(from_index, read_through, "{at}");
+            streams += 1;
+        }
+        index_bytes += index.as_bytes().len();
+        capture_bytes += bytes.len();
+    }
+    println!(
+        "index: {streams} streams, {index_bytes} bytes for {capture_bytes} bytes of captures ({:.2} %)",
+        index_bytes as f64 * 100.0 / capture_bytes as f64
+    );
+}
