@@ -13,7 +13,7 @@
 //! The service does not read a capture twice: the analysis itself can build an [`Index`]
 //! (`engine::analyze_indexed`), where every TCP stream's records lie, kept beside the report.
 //! [`Index::cut`] then gives the [`Cut`] of a stream without reading the capture, and
-//! [`write`] reads only those ranges (ranged GETs on a kept capture). A gzip capture is indexed
+//! [`write()`] reads only those ranges (ranged GETs on a kept capture). A gzip capture is indexed
 //! by its decompressed offsets, so its cut still reads it through.
 
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
