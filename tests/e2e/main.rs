@@ -2,6 +2,8 @@
 //! reports, janitor, against the real Postgres and LocalStack (each test its own database,
 //! bucket and queues).
 
+mod multipart;
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use e2e::{capture, oracle_packets, CuttingProxy, Options, Stack};
 use serde_json::json;

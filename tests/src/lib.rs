@@ -63,6 +63,10 @@ pub struct Options {
     /// How long reports are kept after completion (the analyzer's `REPORT_TTL_HOURS`).
     pub report_ttl: Option<Duration>,
     pub janitor_stale_after: Option<Duration>,
+    /// Uploads above this size go up in parts (`MULTIPART_THRESHOLD_MB`, in bytes here).
+    pub multipart_threshold_bytes: Option<u64>,
+    /// Age from which the janitor aborts a multipart upload without a task.
+    pub janitor_orphan_upload_after: Option<Duration>,
     /// Leave the queue alone (the test delivers messages itself).
     pub no_poller: bool,
 }
@@ -256,6 +260,9 @@ impl Stack {
         if let Some(ttl) = options.upload_url_ttl {
             tasks.config.upload_url_ttl = ttl;
         }
+        if let Some(threshold) = options.multipart_threshold_bytes {
+            tasks.config.multipart_threshold_bytes = threshold;
+        }
         let analyzer = Arc::new(
             analyzer::State::new(db.pool.clone(), store.clone(), analyzer_config)
                 .with_requeue(queue.clone()),
@@ -263,6 +270,9 @@ impl Stack {
         let mut janitor_config = janitor::Config::default();
         if let Some(stale) = options.janitor_stale_after {
             janitor_config.stale_after = stale;
+        }
+        if let Some(age) = options.janitor_orphan_upload_after {
+            janitor_config.orphan_upload_after = age;
         }
         let janitor = Arc::new(janitor::State {
             pool: db.pool.clone(),

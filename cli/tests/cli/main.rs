@@ -2,4 +2,5 @@
 
 mod exports;
 mod hostile;
+#[cfg(feature = "services")]
 mod import_v4;

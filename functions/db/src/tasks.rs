@@ -110,12 +110,23 @@ pub struct Task {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The S3 multipart upload of the capture, while it goes up in parts.
+    #[serde(skip)]
+    pub multipart: Option<Multipart>,
+}
+
+/// An S3 multipart upload and the part size its URLs are signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Multipart {
+    pub upload_id: String,
+    pub part_bytes: i64,
 }
 
 const COLUMNS: &str = "t.task_id, t.owner_id, u.username AS owner_username, t.filename, t.status, \
     t.file_size_bytes, t.s3_key, t.uploaded_at, t.analyzed_at, t.total_packets, t.health_score, \
     t.capture_duration, t.report_html_key, t.report_json_key, t.error_message, t.progress_percent, \
-    t.current_phase, t.attempts, t.last_heartbeat, t.created_at, t.expires_at";
+    t.current_phase, t.attempts, t.last_heartbeat, t.created_at, t.expires_at, \
+    t.multipart_upload_id, t.multipart_part_bytes";
 
 impl TryFrom<&Row> for Task {
     type Error = DbError;
@@ -145,6 +156,16 @@ impl TryFrom<&Row> for Task {
             last_heartbeat: r.try_get("last_heartbeat")?,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
+            multipart: match (
+                r.try_get::<_, Option<String>>("multipart_upload_id")?,
+                r.try_get::<_, Option<i64>>("multipart_part_bytes")?,
+            ) {
+                (Some(upload_id), Some(part_bytes)) => Some(Multipart {
+                    upload_id,
+                    part_bytes,
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -163,10 +184,28 @@ pub struct Viewer {
 
 #[tracing::instrument(skip(c), fields(task_id = %t.task_id))]
 pub async fn insert_pending(c: &impl GenericClient, t: &NewTask) -> Result<(), DbError> {
+    insert(c, t, None).await
+}
+
+async fn insert(
+    c: &impl GenericClient,
+    t: &NewTask,
+    multipart: Option<&Multipart>,
+) -> Result<(), DbError> {
     c.execute(
-        "INSERT INTO tasks (task_id, owner_id, filename, file_size_bytes, s3_key, expires_at, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending')",
-        &[&t.task_id, &t.owner_id, &t.filename, &t.file_size_bytes, &t.s3_key, &t.expires_at],
+        "INSERT INTO tasks (task_id, owner_id, filename, file_size_bytes, s3_key, expires_at, status,
+                            multipart_upload_id, multipart_part_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+        &[
+            &t.task_id,
+            &t.owner_id,
+            &t.filename,
+            &t.file_size_bytes,
+            &t.s3_key,
+            &t.expires_at,
+            &multipart.map(|m| m.upload_id.as_str()),
+            &multipart.map(|m| m.part_bytes),
+        ],
     )
     .await
     .map_err(crate::map_unique)?;
@@ -191,6 +230,26 @@ pub async fn insert_pending_within(
     t: &NewTask,
     quota: Quota,
 ) -> Result<Result<(), Usage>, DbError> {
+    insert_within(client, t, None, quota).await
+}
+
+/// [`insert_pending_within`] for a capture going up as the multipart upload `multipart`.
+#[tracing::instrument(skip(client, multipart), fields(task_id = %t.task_id))]
+pub async fn insert_multipart_within(
+    client: &mut crate::Client,
+    t: &NewTask,
+    multipart: &Multipart,
+    quota: Quota,
+) -> Result<Result<(), Usage>, DbError> {
+    insert_within(client, t, Some(multipart), quota).await
+}
+
+async fn insert_within(
+    client: &mut crate::Client,
+    t: &NewTask,
+    multipart: Option<&Multipart>,
+    quota: Quota,
+) -> Result<Result<(), Usage>, DbError> {
     let tx = client.transaction().await?;
     if let Some(owner) = t.owner_id {
         tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&owner])
@@ -202,7 +261,7 @@ pub async fn insert_pending_within(
             return Ok(Err(held));
         }
     }
-    insert_pending(&tx, t).await?;
+    insert(&tx, t, multipart).await?;
     tx.commit().await?;
     Ok(Ok(()))
 }
@@ -717,6 +776,40 @@ pub async fn expire(c: &impl GenericClient, task_id: Uuid) -> Result<Option<Task
         .await?;
     }
     Ok(task)
+}
+
+/// Deletes a task still `pending` (its owner cancelled the upload); returns it as it was, with
+/// the key and the multipart upload to clean up. `None` when it is no longer pending.
+#[tracing::instrument(skip(c))]
+pub async fn delete_pending(
+    c: &impl GenericClient,
+    task_id: Uuid,
+) -> Result<Option<Task>, DbError> {
+    let row = c
+        .query_opt(
+            &format!(
+                "WITH t AS (DELETE FROM tasks WHERE task_id = $1 AND status = 'pending' RETURNING *)
+                 SELECT {COLUMNS} FROM t LEFT JOIN users u ON u.id = t.owner_id"
+            ),
+            &[&task_id],
+        )
+        .await?;
+    row.as_ref().map(Task::try_from).transpose()
+}
+
+/// The task whose upload is `s3_key`, whoever owns it (the janitor's sweep of uploads).
+#[tracing::instrument(skip(c))]
+pub async fn find_by_key(c: &impl GenericClient, s3_key: &str) -> Result<Option<Task>, DbError> {
+    let row = c
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM tasks t LEFT JOIN users u ON u.id = t.owner_id
+                 WHERE t.s3_key = $1"
+            ),
+            &[&s3_key],
+        )
+        .await?;
+    row.as_ref().map(Task::try_from).transpose()
 }
 
 /// Tasks whose time is up (not processing, not already expired), oldest first.

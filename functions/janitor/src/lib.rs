@@ -8,9 +8,14 @@
 //! 3. Messages in the analysis queue's DLQ (deliveries that failed five times) end their task
 //!    `failed` and are deleted.
 //! 4. Rate-limit counters whose window ended long ago are purged.
+//! 5. Multipart uploads under `uploads/` that nobody will complete are aborted (their parts
+//!    cost storage until then): those of a task no longer pending (expired, failed, deleted),
+//!    and those without a task once they are older than an upload URL's lifetime (a younger
+//!    one may be waiting for its task to be written). The bucket's
+//!    `AbortIncompleteMultipartUpload` rule is the backstop.
 #![deny(unsafe_code)]
 
-use db::tasks;
+use db::tasks::{self, Status};
 use db::{DbError, Pool};
 use serde::Serialize;
 use std::sync::Arc;
@@ -44,12 +49,16 @@ pub struct Config {
     /// A heartbeat older than this means the analyzer is gone. Longer than the analyzer's
     /// [`analyzer::STALE_AFTER`], so a retried delivery gets the first chance to take over.
     pub stale_after: Duration,
+    /// A multipart upload without a task is abandoned once this old: `POST /api/uploads`
+    /// creates the upload just before the task.
+    pub orphan_upload_after: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             stale_after: analyzer::STALE_AFTER * 3,
+            orphan_upload_after: tasks_api::UPLOAD_URL_TTL,
         }
     }
 }
@@ -68,6 +77,7 @@ pub struct RunReport {
     pub stalled_failed: usize,
     pub dead_letters: usize,
     pub rate_limits_purged: u64,
+    pub uploads_aborted: usize,
 }
 
 #[tracing::instrument(skip_all)]
@@ -94,8 +104,42 @@ pub async fn run_once(state: &State) -> Result<RunReport, JanitorError> {
     }
 
     report.rate_limits_purged = db::rate_limits::purge(&client, RATE_LIMIT_RETENTION_SECS).await?;
+    report.uploads_aborted = abort_abandoned_uploads(state, &client).await?;
     tracing::info!(?report, "janitor run");
     Ok(report)
+}
+
+/// Aborts the multipart uploads under `uploads/` that no pending task is waiting for.
+async fn abort_abandoned_uploads(
+    state: &State,
+    client: &db::Client,
+) -> Result<usize, JanitorError> {
+    let mut aborted = 0;
+    for upload in state.store.list_multiparts("uploads/").await? {
+        let task = tasks::find_by_key(client, &upload.key).await?;
+        let awaited = match &task {
+            Some(t) if t.status == Status::Pending => t
+                .multipart
+                .as_ref()
+                .is_some_and(|m| m.upload_id == upload.upload_id),
+            Some(_) => false,
+            // Its task may not be written yet; an upload of unknown age is not.
+            None => upload.initiated.is_some_and(|at| {
+                at.elapsed()
+                    .is_ok_and(|age| age < state.config.orphan_upload_after)
+            }),
+        };
+        if awaited {
+            continue;
+        }
+        state
+            .store
+            .abort_multipart(&upload.key, &upload.upload_id)
+            .await?;
+        tracing::info!(key = %upload.key, status = ?task.map(|t| t.status), "abandoned multipart upload aborted");
+        aborted += 1;
+    }
+    Ok(aborted)
 }
 
 async fn drain_dead_letters(

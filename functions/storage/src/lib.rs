@@ -187,6 +187,59 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
 
     async fn exists(&self, key: &str) -> Result<bool, StorageError>;
+
+    /// Starts a multipart upload of `key` (its parts are PUT to [`ObjectStore::presign_part`]
+    /// URLs); the upload id names it in every later call.
+    async fn create_multipart(&self, key: &str, content_type: &str)
+        -> Result<String, StorageError>;
+
+    /// A PUT URL for part `part_number` (1-based) of an upload, pinning its exact size.
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError>;
+
+    /// The parts the store holds of an upload, by part number; [`StorageError::NotFound`] when
+    /// the upload is gone (completed or aborted).
+    async fn list_parts(&self, key: &str, upload_id: &str)
+        -> Result<Vec<StoredPart>, StorageError>;
+
+    /// Joins the parts into the object `key`. [`StorageError::Invalid`] when the store refuses
+    /// the list (a part missing, an ETag that does not match, a part too small); NotFound when
+    /// the upload is gone.
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<(), StorageError>;
+
+    /// Discards an upload and its parts; aborting one that is gone succeeds.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError>;
+
+    /// Every multipart upload in progress under `prefix`.
+    async fn list_multiparts(&self, prefix: &str) -> Result<Vec<MultipartUpload>, StorageError>;
+}
+
+/// A part of a multipart upload: its number (1-based), size and the ETag S3 answered its PUT
+/// with (what completion names it by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub part_number: u32,
+    pub size_bytes: u64,
+    pub etag: String,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<std::time::SystemTime>,
 }
 
 /// One received queue message.

@@ -1,9 +1,14 @@
 //! S3 adapter of [`ObjectStore`].
 
-use crate::{ChunkSender, Download, ObjectStore, ObjectStream, PresignedRequest, StorageError};
+use crate::{
+    ChunkSender, Download, MultipartUpload, ObjectStore, ObjectStream, PresignedRequest,
+    StorageError, StoredPart,
+};
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::presigning::{PresignedRequest as SdkPresigned, PresigningConfig};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -63,6 +68,51 @@ fn presigning(expires_in: Duration) -> Result<PresigningConfig, StorageError> {
         .map_err(|e| StorageError::Invalid(e.to_string()))
 }
 
+fn presigned(req: SdkPresigned) -> PresignedRequest {
+    PresignedRequest {
+        url: req.uri().to_string(),
+        method: req.method().to_string(),
+        headers: req
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// S3's error codes for an upload id that names no upload in progress (completed or aborted).
+fn is_no_such_upload(code: Option<&str>) -> bool {
+    matches!(code, Some("NoSuchUpload"))
+}
+
+/// A failed multipart call: NotFound for a finished upload, Invalid for a part list S3 refuses
+/// (CompleteMultipartUpload's client errors), Service otherwise.
+fn multipart_error<E, R>(
+    operation: &'static str,
+    key: &str,
+    e: aws_sdk_s3::error::SdkError<E, R>,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e.as_service_error().and_then(|se| se.code());
+    if is_no_such_upload(code) {
+        return StorageError::NotFound(key.to_string());
+    }
+    if let (
+        Some(code @ ("InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "MalformedXML")),
+        Some(se),
+    ) = (code, e.as_service_error())
+    {
+        return StorageError::Invalid(format!("{code}: {}", se.message().unwrap_or("")));
+    }
+    StorageError::service(operation, DisplayErrorContext(e))
+}
+
+fn part_number_of(n: u32) -> Result<i32, StorageError> {
+    i32::try_from(n).map_err(|_| StorageError::Invalid(format!("part number {n}")))
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     #[tracing::instrument(skip(self))]
@@ -87,14 +137,7 @@ impl ObjectStore for S3Store {
             .presigned(presigning(expires_in)?)
             .await
             .map_err(|e| StorageError::service("presign PutObject", e))?;
-        Ok(PresignedRequest {
-            url: req.uri().to_string(),
-            method: req.method().to_string(),
-            headers: req
-                .headers()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
+        Ok(presigned(req))
     }
 
     #[tracing::instrument(skip(self))]
@@ -192,6 +235,184 @@ impl ObjectStore for S3Store {
                 aws_sdk_s3::error::DisplayErrorContext(e),
             )),
         }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| StorageError::service("CreateMultipartUpload", DisplayErrorContext(e)))?;
+        out.upload_id
+            .ok_or_else(|| StorageError::service("CreateMultipartUpload", "no upload id"))
+    }
+
+    #[tracing::instrument(skip(self, upload_id))]
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let length = i64::try_from(content_length)
+            .map_err(|_| StorageError::Invalid("content length too large".into()))?;
+        // As for the single PUT, Content-Length is a signed header: S3 refuses (403) a part of
+        // another size, so every part, and the whole, is exactly the size declared.
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number_of(part_number)?)
+            .content_length(length)
+            .presigned(presigning(expires_in)?)
+            .await
+            .map_err(|e| StorageError::service("presign UploadPart", e))?;
+        Ok(presigned(req))
+    }
+
+    #[tracing::instrument(skip(self, upload_id))]
+    async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<StoredPart>, StorageError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| multipart_error("ListParts", key, e))?;
+            for p in out.parts() {
+                let (Some(number), Some(etag)) = (p.part_number(), p.e_tag()) else {
+                    continue;
+                };
+                parts.push(StoredPart {
+                    part_number: u32::try_from(number).unwrap_or(0),
+                    size_bytes: p.size().unwrap_or(0).max(0) as u64,
+                    etag: etag.to_string(),
+                });
+            }
+            match (out.is_truncated(), out.next_part_number_marker()) {
+                (Some(true), Some(next)) if !next.is_empty() => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    #[tracing::instrument(skip(self, upload_id, parts), fields(parts = parts.len()))]
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<(), StorageError> {
+        let completed = parts
+            .iter()
+            .map(|p| {
+                Ok(CompletedPart::builder()
+                    .part_number(part_number_of(p.part_number)?)
+                    .e_tag(&p.etag)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| multipart_error("CompleteMultipartUpload", key, e))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, upload_id))]
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match multipart_error("AbortMultipartUpload", key, e) {
+                StorageError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_multiparts(&self, prefix: &str) -> Result<Vec<MultipartUpload>, StorageError> {
+        let mut uploads = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(markers.0.take())
+                .set_upload_id_marker(markers.1.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    StorageError::service("ListMultipartUploads", DisplayErrorContext(e))
+                })?;
+            for u in out.uploads() {
+                let (Some(key), Some(upload_id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                uploads.push(MultipartUpload {
+                    key: key.to_string(),
+                    upload_id: upload_id.to_string(),
+                    initiated: u
+                        .initiated()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                });
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            markers = (
+                out.next_key_marker().map(str::to_string),
+                out.next_upload_id_marker().map(str::to_string),
+            );
+            if markers.0.is_none() && markers.1.is_none() {
+                break;
+            }
+        }
+        Ok(uploads)
     }
 }
 
