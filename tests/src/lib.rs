@@ -255,7 +255,7 @@ impl Stack {
         if let Some(ttl) = options.report_ttl {
             analyzer_config.report_ttl = ttl;
         }
-        let auth = auth_api::State::with_pool(settings, db.pool.clone());
+        let auth = auth_api::State::with_pool(settings, &db.api_keys(), db.app_pool.clone());
         let mut tasks = tasks_api::State::new(auth, store.clone(), queue.clone());
         if let Some(ttl) = options.upload_url_ttl {
             tasks.config.upload_url_ttl = ttl;
@@ -264,7 +264,7 @@ impl Stack {
             tasks.config.multipart_threshold_bytes = threshold;
         }
         let analyzer = Arc::new(
-            analyzer::State::new(db.pool.clone(), store.clone(), analyzer_config)
+            analyzer::State::new(db.app_pool.clone(), store.clone(), analyzer_config)
                 .with_requeue(queue.clone()),
         );
         let mut janitor_config = janitor::Config::default();
@@ -275,7 +275,7 @@ impl Stack {
             janitor_config.orphan_upload_after = age;
         }
         let janitor = Arc::new(janitor::State {
-            pool: db.pool.clone(),
+            pool: db.app_pool.clone(),
             store: store.clone(),
             dlq: Some(dlq.clone()),
             config: janitor_config,

@@ -1,4 +1,5 @@
-//! Lambda entry point of `admin-api`: settings, logs and pool once, then the runtime loop.
+//! Lambda entry point of `admin-api`: settings, keys (read from Secrets Manager), logs and pool
+//! once, then the runtime loop.
 
 use anyhow::Context;
 use auth_api::State;
@@ -7,8 +8,11 @@ use std::convert::Infallible;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = common::Settings::load_or_exit("admin-api");
-    let state = State::new(settings)
+    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
+    let secrets = storage::secrets::SecretsManager::new(&aws);
+    let settings = common::Settings::load_or_exit("admin-api", &secrets).await;
+    let keys = common::ApiKeys::load_or_exit("admin-api", settings.environment, &secrets).await;
+    let state = State::new(settings, &keys)
         .await
         .context("building the database pool")?;
     let state = &state;

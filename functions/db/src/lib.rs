@@ -1,5 +1,6 @@
 //! Database access of pcap-analyzer: the pool ([`connect`]), the embedded forward-only
-//! migrations ([`migrate`], [`upgrade`]) and the repositories, the only place with SQL.
+//! migrations ([`migrate`], [`upgrade`]), the application role with DML rights only
+//! ([`upgrade_as_owner`], [`ensure_app_role`]) and the repositories, the only place with SQL.
 //!
 //! ```no_run
 //! # async fn f(settings: common::Settings) -> Result<(), db::DbError> {
@@ -14,6 +15,7 @@
 pub mod import;
 mod pool;
 pub mod rate_limits;
+mod roles;
 pub mod tasks;
 mod upgrade;
 pub mod users;
@@ -23,8 +25,9 @@ pub mod test_support;
 
 pub use deadpool_postgres::{GenericClient, Object as Client, Pool};
 pub use pool::connect;
+pub use roles::ensure_app_role;
 pub use upgrade::outcome as upgrade_outcome;
-pub use upgrade::{migrate, upgrade, BriseGlace, ADMIN_BANNER};
+pub use upgrade::{migrate, upgrade, upgrade_as_owner, BriseGlace, ADMIN_BANNER};
 
 use std::time::Duration;
 use thiserror::Error;

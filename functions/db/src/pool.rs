@@ -19,6 +19,11 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn connect(settings: &DatabaseSettings) -> Result<Pool, DbError> {
     let mut pg = tokio_postgres::Config::from_str(settings.url.expose())
         .map_err(|e| DbError::Config(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?;
+    if let Some(login) = &settings.credentials {
+        // From the database secret; the URL then names only the host and the database.
+        pg.user(&login.username);
+        pg.password(login.password.expose());
+    }
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.application_name("pcap-analyzer");
     let manager_config = ManagerConfig {

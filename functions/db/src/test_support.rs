@@ -3,8 +3,12 @@
 //!
 //! The server comes from `DATABASE_URL`, else from `localstack/local.env`. When it cannot be
 //! reached the test fails with a message saying so; it is never skipped.
+//!
+//! As deployed, the migrations run as the owner (`pool`) and the functions under test serve
+//! as the application role with DML rights only (`app_pool`, [`TestDatabase::settings`]).
 
 use crate::{DbError, Pool};
+use common::settings::{ApiKeys, DatabaseCredentials, Environment, Secret};
 use common::Settings;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,7 +35,13 @@ pub fn local_env() -> HashMap<String, String> {
             }
         }
     }
-    for key in ["DATABASE_URL", "PG_BIN", "PGDATA"] {
+    for key in [
+        "DATABASE_URL",
+        "PG_BIN",
+        "PGDATA",
+        "APP_DATABASE_USER",
+        "APP_DATABASE_PASSWORD",
+    ] {
         if let Ok(v) = std::env::var(key) {
             map.insert(key.to_string(), v);
         }
@@ -49,35 +59,69 @@ pub fn base_database_url() -> String {
     })
 }
 
+/// The application role of the local stack (`localstack/up` writes its password); it is
+/// created, or its password set, by the first test database of a run.
+pub fn app_role() -> DatabaseCredentials {
+    let env = local_env();
+    DatabaseCredentials {
+        username: env
+            .get("APP_DATABASE_USER")
+            .cloned()
+            .unwrap_or_else(|| "pcap_app".into()),
+        password: Secret::new(
+            env.get("APP_DATABASE_PASSWORD")
+                .cloned()
+                .unwrap_or_else(|| "pcap-app-local-dev".into()),
+        ),
+    }
+}
+
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The owner's pool: migrations, and tests arranging rows.
     pub pool: Pool,
+    /// The application role's pool (DML only), what the functions under test serve with.
+    pub app_pool: Pool,
 }
 
 impl TestDatabase {
-    /// Settings for a function under test pointing at this database, with stable test keys.
+    /// Settings for a function under test pointing at this database as the application role.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
         let mut map: HashMap<String, String> = HashMap::from([
             ("ENVIRONMENT".into(), "development".into()),
             ("DATABASE_URL".into(), self.url.clone()),
             ("DATABASE_MIN_SIZE".into(), "0".into()),
             ("DATABASE_MAX_SIZE".into(), "4".into()),
-            (
-                "SECRET_KEY".into(),
-                "test-secret-key-0123456789abcdef0123456789abcdef".into(),
-            ),
-            (
-                "CSRF_SECRET_KEY".into(),
-                "test-csrf-key-fedcba9876543210fedcba9876543210".into(),
-            ),
             ("ALLOWED_ORIGINS".into(), "http://localhost:8000".into()),
             ("LOG_FORMAT".into(), "text".into()),
         ]);
         for (k, v) in overrides {
             map.insert(k.to_string(), v.to_string());
         }
-        Settings::from_lookup(|k| map.get(k).cloned()).expect("test settings are valid")
+        let mut settings =
+            Settings::from_lookup(|k| map.get(k).cloned()).expect("test settings are valid");
+        settings.database = settings.database.as_role(&app_role());
+        settings
+    }
+
+    /// Stable keys for the API functions under test.
+    pub fn api_keys(&self) -> ApiKeys {
+        let keys = HashMap::from([
+            (
+                "SECRET_KEY",
+                "test-secret-key-0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "CSRF_SECRET_KEY",
+                "test-csrf-key-fedcba9876543210fedcba9876543210",
+            ),
+        ]);
+        ApiKeys::from_lookup(
+            |k| keys.get(k).map(|v| v.to_string()),
+            Environment::Development,
+        )
+        .expect("test keys are valid")
     }
 }
 
@@ -125,7 +169,7 @@ async fn create_database() -> (String, String) {
     (name, url)
 }
 
-async fn pool_for(url: &str) -> Pool {
+async fn pool_for(url: &str, login: Option<&DatabaseCredentials>) -> Pool {
     let map = HashMap::from([
         ("ENVIRONMENT".to_string(), "development".to_string()),
         ("DATABASE_URL".to_string(), url.to_string()),
@@ -133,22 +177,37 @@ async fn pool_for(url: &str) -> Pool {
         ("DATABASE_MAX_SIZE".to_string(), "4".to_string()),
     ]);
     let settings = Settings::from_lookup(|k| map.get(k).cloned()).expect("settings");
-    crate::connect(&settings.database).await.expect("pool")
+    let database = match login {
+        Some(login) => settings.database.as_role(login),
+        None => settings.database,
+    };
+    crate::connect(&database).await.expect("pool")
 }
 
 /// A new, empty database (no migrations applied).
 pub async fn fresh_database_unmigrated() -> TestDatabase {
     let (name, url) = create_database().await;
-    let pool = pool_for(&url).await;
-    TestDatabase { name, url, pool }
+    let pool = pool_for(&url, None).await;
+    let app_pool = pool_for(&url, Some(&app_role())).await;
+    TestDatabase {
+        name,
+        url,
+        pool,
+        app_pool,
+    }
 }
 
-/// A new database with every migration applied.
+/// A new database with every migration applied and the application role's grants, as
+/// `migrate` leaves it.
 pub async fn fresh_database() -> TestDatabase {
     let db = fresh_database_unmigrated().await;
     crate::migrate(&db.pool)
         .await
         .unwrap_or_else(|e: DbError| panic!("migrations failed on {}: {e}", db.name));
+    let client = db.pool.get().await.expect("owner connection");
+    crate::ensure_app_role(&client, &app_role())
+        .await
+        .unwrap_or_else(|e| panic!("application role grants failed on {}: {e}", db.name));
     db
 }
 

@@ -2,6 +2,7 @@
 
 use crate::users::{self, NewUser, Role};
 use crate::{DbError, Pool};
+use common::settings::DatabaseCredentials;
 use security::password;
 
 mod embedded {
@@ -54,7 +55,9 @@ impl BriseGlace {
 #[tracing::instrument(skip_all)]
 pub async fn migrate(pool: &Pool) -> Result<(), DbError> {
     let mut client = pool.get().await?;
-    with_migration_lock(&mut client, None).await.map(|_| ())
+    with_migration_lock(&mut client, None, None)
+        .await
+        .map(|_| ())
 }
 
 /// What an upgrade tells the operator on a terminal: the created admin's banner (shown once),
@@ -77,15 +80,29 @@ pub async fn upgrade(
     pool: &Pool,
     admin_password: Option<&str>,
 ) -> Result<Option<BriseGlace>, DbError> {
-    let mut client = pool.get().await?;
-    with_migration_lock(&mut client, Some(admin_password)).await
+    upgrade_as_owner(pool, admin_password, None).await
 }
 
-/// Runs the migrations, and the admin creation when `admin` is `Some`, holding the lock so
-/// two concurrent runs neither apply a migration twice nor create two admins.
+/// [`upgrade`] run as the owner of the tables (`migrate`, the dev server), which then creates
+/// or updates `app_role`, the login the functions serve with, with DML rights only
+/// ([`crate::ensure_app_role`]).
+#[tracing::instrument(skip_all)]
+pub async fn upgrade_as_owner(
+    pool: &Pool,
+    admin_password: Option<&str>,
+    app_role: Option<&DatabaseCredentials>,
+) -> Result<Option<BriseGlace>, DbError> {
+    let mut client = pool.get().await?;
+    with_migration_lock(&mut client, Some(admin_password), app_role).await
+}
+
+/// Runs the migrations, the application role's grants when `app_role` is given, and the admin
+/// creation when `admin` is `Some`, holding the lock so two concurrent runs neither apply a
+/// migration twice nor create two admins.
 async fn with_migration_lock(
     client: &mut crate::Client,
     admin: Option<Option<&str>>,
+    app_role: Option<&DatabaseCredentials>,
 ) -> Result<Option<BriseGlace>, DbError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
@@ -98,6 +115,9 @@ async fn with_migration_lock(
             .await?;
         for m in report.applied_migrations() {
             tracing::info!(migration = %m, "applied");
+        }
+        if let Some(role) = app_role {
+            crate::roles::ensure_app_role(client, role).await?;
         }
         match admin {
             Some(password) => ensure_admin(client, password).await,

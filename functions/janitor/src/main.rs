@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = common::Settings::load_or_exit("janitor");
+    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
+    // The database login only: the pipeline holds no API key.
+    let settings =
+        common::Settings::load_or_exit("janitor", &storage::secrets::SecretsManager::new(&aws))
+            .await;
     let bucket = settings
         .bucket_name
         .clone()
         .context("BUCKET_NAME is required")?;
-    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
     let pool = db::connect(&settings.database)
         .await
         .context("building the database pool")?;

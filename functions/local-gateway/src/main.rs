@@ -2,7 +2,9 @@
 //!
 //! Settings come from the environment; when `DATABASE_URL` is not set, `localstack/local.env`
 //! (written by `localstack/up`) in the current directory fills the gaps. On start it applies
-//! the migrations and prints the brise-glace banner when it creates the first admin.
+//! the migrations as the owner (`DATABASE_URL`), creates or updates the application role
+//! (`APP_DATABASE_USER`, DML rights only) and serves as that role, as the deployed functions
+//! do; it prints the brise-glace banner when it creates the first admin.
 //!
 //! With `BUCKET_NAME` and `QUEUE_URL` (LocalStack) it also runs the pipeline: it polls the
 //! queue and hands each message to the analyzer, and runs the janitor every
@@ -45,8 +47,16 @@ async fn main() -> anyhow::Result<()> {
         HashMap::new()
     };
     let lookup = |k: &str| std::env::var(k).ok().or_else(|| file.get(k).cloned());
-    let settings = match common::Settings::from_lookup(lookup) {
-        Ok(s) => s,
+    let aws = storage::aws::sdk_config(lookup).await;
+    let secrets = storage::secrets::SecretsManager::new(&aws);
+    let loaded = match common::Settings::load(lookup, &secrets).await {
+        Ok(s) => common::ApiKeys::load(lookup, s.environment, &secrets)
+            .await
+            .map(|keys| (s, keys)),
+        Err(e) => Err(e),
+    };
+    let (settings, keys) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("local-gateway: configuration error: {e}");
             std::process::exit(78);
@@ -86,31 +96,33 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(dir = %web_dir.display(), "no index.html there: serving the API only (set WEB_DIR)");
         None
     };
-    let aws = storage::aws::sdk_config(lookup).await;
     let store: Arc<dyn storage::ObjectStore> = Arc::new(storage::s3::S3Store::new(&aws, bucket));
     let analyzer_config = analyzer::Config::from_settings(&settings);
-    let auth = auth_api::State::new(settings)
-        .await
-        .context("building the database pool")?;
-    let pool = auth.pool.clone();
-    let queue: Arc<dyn storage::Queue> = match &queue_url {
-        Some(url) => Arc::new(storage::sqs::SqsQueue::new(&aws, url.clone())),
-        None => anyhow::bail!("QUEUE_URL is not set: run localstack/up"),
-    };
-    let state = tasks_api::State::new(auth, store.clone(), queue.clone());
 
-    let admin_password = state
-        .auth
-        .settings
-        .admin_password
-        .as_ref()
-        .map(|s| s.expose().to_string());
-    match db::upgrade(&state.auth.pool, admin_password.as_deref()).await {
+    let owner = db::connect(&settings.database)
+        .await
+        .context("building the owner's database pool")?;
+    let admin_password = settings.admin_password.as_ref().map(|s| s.expose());
+    match db::upgrade_as_owner(&owner, admin_password, settings.app_role.as_ref()).await {
         Ok(Some(admin)) => println!("{}", admin.banner()),
         Ok(None) => {}
         // A dev server must still start (and answer /api/health with 503) when Postgres is down.
         Err(e) => tracing::warn!(error = %e, "database upgrade skipped"),
     }
+    drop(owner);
+    let serving = match &settings.app_role {
+        Some(role) => settings.database.as_role(role),
+        None => settings.database.clone(),
+    };
+    let pool = db::connect(&serving)
+        .await
+        .context("building the database pool")?;
+    let auth = auth_api::State::with_pool(settings, &keys, pool.clone());
+    let queue: Arc<dyn storage::Queue> = match &queue_url {
+        Some(url) => Arc::new(storage::sqs::SqsQueue::new(&aws, url.clone())),
+        None => anyhow::bail!("QUEUE_URL is not set: run localstack/up"),
+    };
+    let state = tasks_api::State::new(auth, store.clone(), queue.clone());
 
     let analyzer = Arc::new(
         analyzer::State::new(pool.clone(), store.clone(), analyzer_config)

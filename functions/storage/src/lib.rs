@@ -4,6 +4,7 @@
 //! [`s3::S3Store`] and [`sqs::SqsQueue`] are the real adapters (the AWS SDK, pointed at
 //! LocalStack by `AWS_ENDPOINT_URL` with path-style addressing); [`memory`] holds hand-written
 //! fakes for fast unit tests only. Integration tests always use the real services.
+//! [`secrets::SecretsManager`] reads the functions' secrets at cold start.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), storage::StorageError> {
@@ -19,6 +20,7 @@ pub mod aws;
 pub mod memory;
 pub mod reader;
 pub mod s3;
+pub mod secrets;
 pub mod sqs;
 
 use async_trait::async_trait;

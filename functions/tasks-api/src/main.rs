@@ -1,4 +1,5 @@
-//! Lambda entry point of `tasks-api`: settings, logs, pool and AWS clients once, then the loop.
+//! Lambda entry point of `tasks-api`: settings, keys (read from Secrets Manager), logs, pool
+//! and AWS clients once, then the loop.
 
 use anyhow::Context;
 use lambda_http::{service_fn, Request};
@@ -7,7 +8,10 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = common::Settings::load_or_exit("tasks-api");
+    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
+    let secrets = storage::secrets::SecretsManager::new(&aws);
+    let settings = common::Settings::load_or_exit("tasks-api", &secrets).await;
+    let keys = common::ApiKeys::load_or_exit("tasks-api", settings.environment, &secrets).await;
     let bucket = settings
         .bucket_name
         .clone()
@@ -16,8 +20,7 @@ async fn main() -> anyhow::Result<()> {
         .queue_url
         .clone()
         .context("QUEUE_URL is required")?;
-    let aws = storage::aws::sdk_config(|k| std::env::var(k).ok()).await;
-    let auth = auth_api::State::new(settings)
+    let auth = auth_api::State::new(settings, &keys)
         .await
         .context("building the database pool")?;
     let state = tasks_api::State::new(

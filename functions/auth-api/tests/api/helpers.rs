@@ -144,7 +144,7 @@ impl TestApp {
 
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         let db = fresh_database().await;
-        let state = State::with_pool(db.settings(overrides), db.pool.clone());
+        let state = State::with_pool(db.settings(overrides), &db.api_keys(), db.app_pool.clone());
         TestApp { state, db }
     }
 

@@ -288,7 +288,7 @@ async fn forged_expired_and_foreign_tokens_are_all_401() {
     let app = TestApp::spawn().await;
     let user = app.insert_user("ivan", Role::User, true).await;
     let good = app.token("ivan", PASSWORD).await;
-    let ours = TokenService::new(app.state.settings.secret_key.expose().as_bytes());
+    let ours = TokenService::new(app.db.api_keys().secret_key.expose().as_bytes());
 
     let header_none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims(&app, &user)).unwrap());
@@ -594,36 +594,45 @@ async fn sql_ish_and_oversized_inputs_are_refused_without_a_500() {
 // ------------------------------------------------------------------ start-up
 
 #[test]
-fn production_start_without_secret_key_exits_naming_the_variable() {
+fn production_start_without_its_database_secret_exits_naming_the_variable() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-api"))
         .env_clear()
         .env("ENVIRONMENT", "production")
-        .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/none")
-        .env(
-            "CSRF_SECRET_KEY",
-            "fedcba9876543210fedcba9876543210fedcba98",
-        )
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
         .output()
         .expect("run auth-api");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("SECRET_KEY"), "{stderr}");
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_SECRET_ARN is required"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
-fn production_start_with_a_short_csrf_key_exits_naming_the_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-api"))
-        .env_clear()
-        .env("ENVIRONMENT", "production")
-        .env("DATABASE_URL", "postgres://u:p@127.0.0.1:1/none")
-        .env("SECRET_KEY", "0123456789abcdef0123456789abcdef01234567")
-        .env("CSRF_SECRET_KEY", "too-short")
-        .output()
-        .expect("run auth-api");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("CSRF_SECRET_KEY"), "{stderr}");
+fn production_start_with_a_secret_value_in_the_environment_exits_naming_the_variable() {
+    // Checked before any call to Secrets Manager (there is none to reach here).
+    for (var, value) in [
+        ("DATABASE_URL", "postgres://u:s3cr3t@127.0.0.1:1/none"),
+        ("ADMIN_PASSWORD", "s3cr3t-Admin-Password"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_auth-api"))
+            .env_clear()
+            .env("ENVIRONMENT", "production")
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .env(
+                "DATABASE_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:db",
+            )
+            .env(var, value)
+            .output()
+            .expect("run auth-api");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains(&format!("{var} is invalid")), "{stderr}");
+        assert!(!stderr.contains("s3cr3t"), "{stderr}");
+    }
 }
 
 #[tokio::test]

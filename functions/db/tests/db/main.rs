@@ -2,7 +2,7 @@
 
 use db::rate_limits::{self, Attempt};
 use db::tasks;
-use db::test_support::{fresh_database, fresh_database_unmigrated};
+use db::test_support::{app_role, fresh_database, fresh_database_unmigrated};
 use db::users::{self, NewUser, Role};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -91,6 +91,97 @@ async fn concurrent_upgrades_create_exactly_one_admin() {
         .filter(|x| x.is_some())
         .count();
     assert_eq!(created, 1);
+}
+
+/// SQLSTATE 42501: the statement was refused for want of a privilege.
+fn is_permission_denied(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+#[tokio::test]
+async fn the_application_role_changes_rows_but_never_the_schema() {
+    let db = fresh_database().await;
+    let app = db
+        .app_pool
+        .get()
+        .await
+        .expect("connect as the application role");
+
+    // Rows: insert (with its password_history row, numbered by a sequence), read, update, delete.
+    let user = users::insert(&app, &new_user("rita"))
+        .await
+        .expect("INSERT");
+    app.execute(
+        "UPDATE users SET email = 'r@example.com' WHERE id = $1",
+        &[&user.id],
+    )
+    .await
+    .expect("UPDATE");
+    let n: i64 = app
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .expect("SELECT")
+        .get(0);
+    assert_eq!(n, 1);
+    app.execute("DELETE FROM users WHERE id = $1", &[&user.id])
+        .await
+        .expect("DELETE");
+
+    // The schema: every statement is refused for want of the privilege.
+    for ddl in [
+        "CREATE TABLE intruder (id int)",
+        "DROP TABLE users",
+        "ALTER TABLE users ADD COLUMN intruder int",
+        "TRUNCATE users",
+        "TRUNCATE tasks CASCADE",
+        "DELETE FROM refinery_schema_history",
+    ] {
+        let err = app.batch_execute(ddl).await.expect_err(ddl);
+        assert!(is_permission_denied(&err), "{ddl}: {err:?}");
+    }
+    let tables: i64 = db
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'users'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1);
+}
+
+#[tokio::test]
+async fn upgrade_as_owner_grants_the_application_role_tables_created_later() {
+    let db = fresh_database_unmigrated().await;
+    db::upgrade_as_owner(&db.pool, None, Some(&app_role()))
+        .await
+        .expect("upgrade as owner");
+    // A later migration's table, created by the owner: default privileges cover it.
+    db.pool
+        .get()
+        .await
+        .unwrap()
+        .batch_execute("CREATE TABLE later_table (id bigserial PRIMARY KEY, note text)")
+        .await
+        .unwrap();
+
+    let app = db
+        .app_pool
+        .get()
+        .await
+        .expect("connect as the application role");
+    app.batch_execute("INSERT INTO later_table (note) VALUES ('x'); DELETE FROM later_table")
+        .await
+        .expect("DML on a table created after the grants");
+    let err = app
+        .batch_execute("DROP TABLE later_table")
+        .await
+        .expect_err("DROP");
+    assert!(is_permission_denied(&err), "{err:?}");
 }
 
 #[tokio::test]

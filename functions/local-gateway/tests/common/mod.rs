@@ -42,7 +42,8 @@ impl Gateway {
             .get("QUEUE_URL")
             .cloned()
             .expect("QUEUE_URL in localstack/local.env: run localstack/up");
-        let auth = auth_api::State::with_pool(db.settings(&[]), db.pool.clone());
+        let auth =
+            auth_api::State::with_pool(db.settings(&[]), &db.api_keys(), db.app_pool.clone());
         let state = Arc::new(State::new(
             auth,
             Arc::new(storage::s3::S3Store::new(&aws, bucket)),

@@ -1,5 +1,6 @@
 //! `template.yaml` against the code: the same routes in the template, in `local-gateway` and in
-//! `functions/openapi.yaml` (both directions), and a workspace binary behind every function.
+//! `functions/openapi.yaml` (both directions), a workspace binary behind every function, and
+//! no secret value in any function's environment, each allowed to read only its own secrets.
 
 use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
@@ -322,4 +323,194 @@ fn cloudfront_sends_api_paths_to_the_http_api_uncached_with_cookies() {
     );
     let deploy = std::fs::read_to_string(root().join("infra/deploy")).expect("infra/deploy");
     assert!(deploy.contains("\"ApiDomain=$(output \"$APP_STACK\" ApiDomain)\""));
+}
+
+/// The name a `!Ref Name` points at.
+fn ref_name(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(String::from),
+        _ => None,
+    }
+}
+
+/// A YAML scalar or list as a list.
+fn one_or_many(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Sequence(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Every string under `v`, tags looked through (`!Sub`, `!Join` lists...).
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Tagged(t) => strings(&t.value, out),
+        Value::Sequence(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Mapping(m) => m.iter().for_each(|(k, v)| {
+            strings(k, out);
+            strings(v, out);
+        }),
+        _ => {}
+    }
+}
+
+/// Variables that would hold a secret value rather than its ARN.
+const SECRET_VALUE_VARIABLES: [&str; 5] = [
+    "SECRET_KEY",
+    "CSRF_SECRET_KEY",
+    "ADMIN_PASSWORD",
+    "APP_DATABASE_PASSWORD",
+    "DATABASE_PASSWORD",
+];
+
+#[test]
+fn no_function_environment_holds_a_secret_value() {
+    let template = yaml("template.yaml");
+    let mut environments = vec![(
+        "Globals".to_string(),
+        template["Globals"]["Function"]["Environment"]["Variables"].clone(),
+    )];
+    for (id, _, props) in template_functions(&template) {
+        environments.push((id, props["Environment"]["Variables"].clone()));
+    }
+    for (id, env) in environments {
+        let Some(vars) = env.as_mapping() else {
+            continue;
+        };
+        for (name, value) in vars {
+            let name = name.as_str().expect("variable name");
+            let mut texts = Vec::new();
+            strings(value, &mut texts);
+            // A dynamic reference is resolved into the function configuration, readable by
+            // anyone allowed lambda:GetFunctionConfiguration.
+            assert!(
+                !texts.iter().any(|t| t.contains("{{resolve:secretsmanager")
+                    || t.contains("{{resolve:ssm-secure")),
+                "{id}: {name} holds a resolved secret; give its ARN (*_SECRET_ARN) instead"
+            );
+            assert!(
+                !SECRET_VALUE_VARIABLES.contains(&name),
+                "{id}: {name} is a secret value; give {name}_SECRET_ARN instead"
+            );
+        }
+    }
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for (name, _) in globals.as_mapping().expect("Globals variables") {
+        let name = name.as_str().unwrap();
+        assert!(
+            !name.ends_with("_SECRET_ARN"),
+            "Globals hands {name} to every function; name secrets per function"
+        );
+    }
+}
+
+/// The secrets (template parameters) a function's environment names, by variable.
+fn secret_arns_of(props: &Value) -> BTreeSet<(String, String)> {
+    props["Environment"]["Variables"]
+        .as_mapping()
+        .map(|vars| {
+            vars.iter()
+                .filter_map(|(k, v)| {
+                    let k = k.as_str()?;
+                    k.ends_with("_SECRET_ARN").then(|| {
+                        let param = ref_name(v)
+                            .unwrap_or_else(|| panic!("{k} must be a !Ref to a secret parameter"));
+                        (k.to_string(), param)
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The resources a function's policies allow `secretsmanager:GetSecretValue` on (as
+/// parameter names); any other Secrets Manager action or a wildcard fails the test.
+fn readable_secrets_of(id: &str, props: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for policy in one_or_many(&props["Policies"]) {
+        let mut texts = Vec::new();
+        strings(&policy, &mut texts);
+        if policy["Statement"].is_null() {
+            assert!(
+                !texts.iter().any(|t| t.to_lowercase().contains("secret")),
+                "{id}: a managed policy or policy template touches secrets: {policy:?}"
+            );
+            continue;
+        }
+        for statement in one_or_many(&policy["Statement"]) {
+            let actions: Vec<String> = one_or_many(&statement["Action"])
+                .iter()
+                .filter_map(|a| a.as_str().map(String::from))
+                .collect();
+            if !actions.iter().any(|a| a.starts_with("secretsmanager:")) {
+                continue;
+            }
+            assert_eq!(
+                actions,
+                ["secretsmanager:GetSecretValue"],
+                "{id}: only GetSecretValue, in a statement of its own"
+            );
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{id}");
+            for resource in one_or_many(&statement["Resource"]) {
+                let name = ref_name(&resource).unwrap_or_else(|| {
+                    panic!("{id}: GetSecretValue on {resource:?}; name each secret with !Ref, no wildcard")
+                });
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_may_read_exactly_the_secrets_it_uses() {
+    let template = yaml("template.yaml");
+    let owner = "DatabaseSecretArn";
+    let app = "AppDatabaseSecretArn";
+    let api_keys = [
+        ("SECRET_KEY_SECRET_ARN", "SecretKeySecretArn"),
+        ("CSRF_SECRET_KEY_SECRET_ARN", "CsrfSecretKeySecretArn"),
+    ];
+    let expected = |binary: &str| -> BTreeSet<(String, String)> {
+        let mut v: Vec<(&str, &str)> = match binary {
+            "auth-api" | "admin-api" | "tasks-api" => {
+                let mut v = vec![("DATABASE_SECRET_ARN", app)];
+                v.extend(api_keys);
+                v
+            }
+            // The pipeline: its login only, no API key.
+            "analyzer" | "janitor" => vec![("DATABASE_SECRET_ARN", app)],
+            // The owner's login, the role it grants, the first admin password.
+            "migrate" => vec![
+                ("DATABASE_SECRET_ARN", owner),
+                ("APP_DATABASE_SECRET_ARN", app),
+                ("ADMIN_PASSWORD_SECRET_ARN", "AdminPasswordSecretArn"),
+            ],
+            other => panic!("no secrets are expected for {other}"),
+        };
+        v.sort();
+        v.into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    for (id, binary, props) in template_functions(&template) {
+        let named = secret_arns_of(&props);
+        assert_eq!(
+            named,
+            expected(&binary),
+            "{id}: the secrets in its environment"
+        );
+        let used: BTreeSet<String> = named.into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            readable_secrets_of(&id, &props),
+            used,
+            "{id}: GetSecretValue must be allowed on exactly the secrets it names"
+        );
+    }
+    // No secret is readable through the Globals either.
+    let mut texts = Vec::new();
+    strings(&template["Globals"], &mut texts);
+    assert!(!texts.iter().any(|t| t.contains("secretsmanager")));
 }
