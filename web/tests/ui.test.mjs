@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +17,13 @@ const SHOTS = path.join(ROOT, 'target/screenshots');
 const CHROMIUM = '/usr/bin/chromium';
 const GATEWAY = process.env.LOCAL_GATEWAY_BIN ?? path.join(ROOT, 'target/debug/local-gateway');
 const ADMIN_PASSWORD = 'Ui-Test-Admin-Passphrase-42';
-// A 1 MiB limit lets a real capture of a bit more show the too-large error.
-const MAX_UPLOAD_MB = 1;
+// Uploads above 1 MiB go in parts (of 8 MiB, the smallest the API makes); above 40 MiB they are
+// refused before any byte is sent.
+const MAX_UPLOAD_MB = 40;
+const MULTIPART_THRESHOLD_MB = 1;
 const SMALL_CAPTURE = 'cs_http_espn.pcapng';
-const LARGE_CAPTURE = 'cs_ppa1e_ftp-crack.pcap';
+// Repeated into a capture of three parts.
+const PARTS_CAPTURE = 'cs_ppa1e_ftp-crack.pcap';
 // Analysis of a 700 KB capture takes a second or two; the margin is for a loaded 2-core machine.
 const ANALYSIS_TIMEOUT_MS = 120_000;
 
@@ -128,6 +131,7 @@ before(async () => {
       ALLOWED_ORIGINS: origin,
       ADMIN_PASSWORD,
       MAX_UPLOAD_SIZE_MB: String(MAX_UPLOAD_MB),
+      MULTIPART_THRESHOLD_MB: String(MULTIPART_THRESHOLD_MB),
       WEB_DIR: path.join(ROOT, 'web'),
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'text',
@@ -225,8 +229,10 @@ test('a new user registers, is approved by an admin, uploads a capture, reads an
   await visitor.getByRole('heading', { name: 'Upload captures' }).waitFor();
   await visitor.locator('#file-input').setInputFiles(path.join(CAPTURES, SMALL_CAPTURE));
   await visitor.getByText('Uploaded; analysis queued.').waitFor({ timeout: 30_000 });
-  await visitor.locator('#file-input').setInputFiles(path.join(CAPTURES, LARGE_CAPTURE));
-  await visitor.getByText(`${LARGE_CAPTURE} is too large`).waitFor();
+  const huge = Buffer.alloc((MAX_UPLOAD_MB + 1) * 1024 * 1024);
+  Buffer.from('d4c3b2a1', 'hex').copy(huge);
+  await visitor.locator('#file-input').setInputFiles({ name: 'huge.pcap', mimeType: 'application/octet-stream', buffer: huge });
+  await visitor.getByText('huge.pcap is too large').waitFor();
   await visitor.locator('#file-input').setInputFiles({ name: 'notes.pcap', mimeType: 'text/plain', buffer: Buffer.from('these are my notes, not packets') });
   await visitor.getByText('notes.pcap is not a capture').waitFor();
   await shot(visitor, '06-upload');
@@ -322,6 +328,55 @@ test('an admin creates an account with a temporary password, blocks and unblocks
   await shot(admin, '13-admin-bulk');
   await admin.context().close();
   await newcomer.context().close();
+});
+
+/** A pcap of about 17 MiB: the records of a shared capture, over and over (three parts). */
+function partsCapture() {
+  const bytes = readFileSync(path.join(CAPTURES, PARTS_CAPTURE));
+  const records = bytes.subarray(24);
+  const copies = Math.ceil((17 * 1024 * 1024) / records.length);
+  const out = path.join(ROOT, 'target/tmp', `parts-${run}.pcap`);
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, Buffer.concat([bytes.subarray(0, 24), ...Array(copies).fill(records)]));
+  return out;
+}
+
+test('a capture above the multipart threshold goes up in parts, survives a page reload mid-way, and is analysed', async () => {
+  const file = partsCapture();
+  const name = path.basename(file);
+  const page = await newPage('multipart');
+  const puts = new Map();
+  page.on('request', (r) => {
+    const part = r.method() === 'PUT' && new URL(r.url()).searchParams.get('partNumber');
+    if (part) puts.set(part, (puts.get(part) ?? 0) + 1);
+  });
+  await signIn(page, 'admin', ADMIN_PASSWORD);
+  await page.getByRole('heading', { name: 'History' }).waitFor();
+  await page.goto(`${origin}/#/upload`);
+  await page.getByRole('heading', { name: 'Upload captures' }).waitFor();
+
+  // Parts 2 and 3 hang (a cut): part 1 arrives, then the page is reloaded.
+  const hang = (route) => {
+    if (/partNumber=[23]\b/.test(route.request().url())) return; // never answered
+    route.continue();
+  };
+  await page.route(/partNumber=/, hang);
+  const first = page.waitForResponse((r) => /partNumber=1\b/.test(r.url()) && r.ok(), { timeout: 60_000 });
+  await page.locator('#file-input').setInputFiles(file);
+  await first;
+  await page.reload();
+  await page.unroute(/partNumber=/, hang);
+  await page.getByRole('heading', { name: 'Upload captures' }).waitFor();
+
+  // The same file again: the upload resumes from the part the store holds.
+  await page.locator('#file-input').setInputFiles(file);
+  await page.getByText('Uploaded; analysis queued.').waitFor({ timeout: 60_000 });
+  assert.equal(puts.get('1'), 1, 'part 1 was not sent again');
+  assert.ok(puts.get('3') >= 1, 'part 3 was sent');
+  await shot(page, '14-upload-in-parts');
+  await page.getByRole('link', { name: 'Follow it in History' }).click();
+  await page.locator('tbody tr[data-status="completed"]').filter({ hasText: name }).waitFor({ timeout: ANALYSIS_TIMEOUT_MS });
+  await page.context().close();
 });
 
 test('no console error and no CSP violation happened in any page', () => {
