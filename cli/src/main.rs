@@ -1,5 +1,7 @@
 //! `pcap_analyzer`: the command line of pcap-analyzer (drop-in for v5's `pcap_analyzer analyze`).
 //! It only parses arguments, runs the engine and prints; everything else is in the `engine` crate.
+// The doc comments of the arguments are their `--help` texts, where <NAME> means a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};

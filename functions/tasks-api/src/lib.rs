@@ -59,7 +59,7 @@ pub const PROGRESS_HISTORY: i64 = 100;
 
 const MIB: u64 = 1024 * 1024;
 /// Smallest part S3 takes in a multipart upload (all but the last part), and most parts of one
-/// upload (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html).
+/// upload (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html>).
 pub const S3_MIN_PART_BYTES: u64 = 5 * MIB;
 pub const S3_MAX_PARTS: u64 = 10_000;
 /// Part size of a multipart upload unless the file needs larger parts: 8 MiB, the AWS SDKs'
