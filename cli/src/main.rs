@@ -53,8 +53,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum DbCommand {
-    /// Apply the migrations and create the brise-glace admin when no admin exists
-    /// (DATABASE_URL, DATABASE_SSL_MODE, ADMIN_PASSWORD from the environment).
+    /// Apply the migrations as the owner, create or update the application role (DML rights
+    /// only) and create the brise-glace admin when no admin exists (DATABASE_URL,
+    /// DATABASE_SSL_MODE, ADMIN_PASSWORD, APP_DATABASE_USER/PASSWORD from the environment).
     Upgrade,
     /// Import the users, tasks and progress snapshots of a v4/v5 SQLite database in one
     /// transaction, verified before the commit. Re-running imports nothing twice.
@@ -252,7 +253,8 @@ async fn db_upgrade() -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     let admin_password = settings.admin_password.as_ref().map(|s| s.expose());
-    let created = db::upgrade(&pool, admin_password)
+    // As `migrate`: run as the owner, it also creates or updates the application role.
+    let created = db::upgrade_as_owner(&pool, admin_password, settings.app_role.as_ref())
         .await
         .context("database upgrade failed")?;
     println!("{}", db::upgrade_outcome(created));

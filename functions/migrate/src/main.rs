@@ -1,8 +1,7 @@
 //! `migrate`: applies the database migrations as the owner, creates or updates the application
 //! role (DML rights only) and, on first start, creates the brise-glace admin, printing its
-//! password once. Run after each deploy: by hand (`cargo run -p migrate`; `pcap_analyzer db
-//! upgrade` applies the migrations without the role), or as the Lambda function that
-//! `infra/deploy` invokes.
+//! password once. Run after each deploy: by hand (`cargo run -p migrate`, or `pcap_analyzer db
+//! upgrade`, which does the same), or as the Lambda function that `infra/deploy` invokes.
 
 use anyhow::Context;
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
