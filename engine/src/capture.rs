@@ -175,6 +175,8 @@ pub struct CaptureReader<'r> {
     summary: ReadSummary,
     /// Why the decompression ended the stream early, if it did.
     inflate_stopped: Arc<Mutex<Option<String>>>,
+    /// In a pcapng section: its byte order.
+    ng_big_endian: Option<bool>,
 }
 
 impl<'r> CaptureReader<'r> {
@@ -236,6 +238,7 @@ impl<'r> CaptureReader<'r> {
             legacy: None,
             summary: ReadSummary::default(),
             inflate_stopped,
+            ng_big_endian: None,
         })
     }
 
@@ -266,6 +269,15 @@ impl<'r> CaptureReader<'r> {
         let mut over_snaplen = (0u64, 0u32, 0usize);
         loop {
             let consumed_before = self.inner.consumed() as u64;
+            if let Some(big_endian) = self.ng_big_endian {
+                if let Some(len) = short_ng_block(self.inner.data(), big_endian) {
+                    self.summary.warnings.push(format!(
+                        "corrupt data after frame {} at byte {consumed_before}: a pcapng block of {len} bytes (the smallest is 12); reading stopped there",
+                        self.summary.frames
+                    ));
+                    break;
+                }
+            }
             match self.inner.next() {
                 Ok((len, block)) => {
                     let describes = matches!(
@@ -322,7 +334,12 @@ impl<'r> CaptureReader<'r> {
                                 snaplen: iface.snaplen,
                             })
                         }
-                        PcapBlockOwned::NG(block) => ng_block(&mut self.interfaces, block),
+                        PcapBlockOwned::NG(block) => {
+                            if let Block::SectionHeader(shb) = &block {
+                                self.ng_big_endian = Some(shb.big_endian());
+                            }
+                            ng_block(&mut self.interfaces, block)
+                        }
                     };
                     if let Some(Record {
                         linktype,
@@ -465,6 +482,25 @@ struct Record<'b> {
     wire_len: u32,
     /// The snap length of its interface (0: unknown or not to check).
     snaplen: u32,
+}
+
+/// The length of the next pcapng block when it is below the 12 bytes of the smallest block
+/// (type, length, length again). pcap-parser 0.17 subtracts 12 from it unchecked for some block
+/// types (a process information block): a panic with overflow checks, a 4 GiB block without.
+/// Section headers are left to the parser (their byte order may change).
+fn short_ng_block(next: &[u8], big_endian: bool) -> Option<u32> {
+    const SECTION_HEADER: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let head: [u8; 8] = next.get(..8)?.try_into().ok()?;
+    if head[..4] == SECTION_HEADER {
+        return None;
+    }
+    let raw = [head[4], head[5], head[6], head[7]];
+    let len = if big_endian {
+        u32::from_be_bytes(raw)
+    } else {
+        u32::from_le_bytes(raw)
+    };
+    (len < 12).then_some(len)
 }
 
 /// What the first bytes of a file say it is.
@@ -633,6 +669,27 @@ mod tests {
             looks_like_text: false,
         };
         assert_eq!(sniff(&[0, 1, 2, 3]), Err(binary));
+    }
+
+    #[test]
+    fn a_pcapng_block_shorter_than_its_header_stops_reading_with_a_warning() {
+        // Found by fuzzing: a section header, then a process information block of length 0.
+        let data = [
+            10, 13, 13, 10, 28, 0, 0, 0, 77, 60, 43, 26, 26, 3, 135, 171, 194, 199, 198, 253, 255,
+            255, 255, 255, 0, 0, 0, 91, 1, 0, 0, 128, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 13,
+            13, 10, 28, 0,
+        ];
+        let reader = CaptureReader::new(&data[..]).expect("a pcapng header");
+        let summary = reader.for_each_frame(|_, _| {}).expect("a report");
+        assert_eq!(summary.frames, 0);
+        assert!(
+            summary
+                .warnings
+                .iter()
+                .any(|w| w.contains("pcapng block of 5 bytes")),
+            "{:?}",
+            summary.warnings
+        );
     }
 
     #[test]
