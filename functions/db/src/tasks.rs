@@ -309,27 +309,32 @@ pub async fn find_visible(
     task_id: Uuid,
     viewer: Viewer,
 ) -> Result<Option<Task>, DbError> {
-    let row = c
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM tasks t LEFT JOIN users u ON u.id = t.owner_id
-                 WHERE t.task_id = $1 AND ($2 OR t.owner_id = $3)"
-            ),
-            &[&task_id, &viewer.is_admin, &viewer.user_id],
-        )
-        .await?;
-    row.as_ref().map(Task::try_from).transpose()
+    find_where(
+        c,
+        "t.task_id = $1 AND ($2 OR t.owner_id = $3)",
+        &[&task_id, &viewer.is_admin, &viewer.user_id],
+    )
+    .await
 }
 
 #[tracing::instrument(skip(c))]
 pub async fn find(c: &impl GenericClient, task_id: Uuid) -> Result<Option<Task>, DbError> {
+    find_where(c, "t.task_id = $1", &[&task_id]).await
+}
+
+/// The task `condition` (on `tasks t`) finds, with its owner's name.
+async fn find_where(
+    c: &impl GenericClient,
+    condition: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Task>, DbError> {
     let row = c
         .query_opt(
             &format!(
                 "SELECT {COLUMNS} FROM tasks t LEFT JOIN users u ON u.id = t.owner_id
-                 WHERE t.task_id = $1"
+                 WHERE {condition}"
             ),
-            &[&task_id],
+            params,
         )
         .await?;
     row.as_ref().map(Task::try_from).transpose()
@@ -800,16 +805,7 @@ pub async fn delete_pending(
 /// The task whose upload is `s3_key`, whoever owns it (the janitor's sweep of uploads).
 #[tracing::instrument(skip(c))]
 pub async fn find_by_key(c: &impl GenericClient, s3_key: &str) -> Result<Option<Task>, DbError> {
-    let row = c
-        .query_opt(
-            &format!(
-                "SELECT {COLUMNS} FROM tasks t LEFT JOIN users u ON u.id = t.owner_id
-                 WHERE t.s3_key = $1"
-            ),
-            &[&s3_key],
-        )
-        .await?;
-    row.as_ref().map(Task::try_from).transpose()
+    find_where(c, "t.s3_key = $1", &[&s3_key]).await
 }
 
 /// Tasks whose time is up (not processing, not already expired), oldest first.
